@@ -1,0 +1,239 @@
+"""Parameters of feature extraction, the SELDnet model and training.
+
+Do not edit the defaults to run an experiment: add a task-id to ``TASKS`` (a small dict of overrides)
+or override on the command line as ``key=value``::
+
+    python batch_feature_extraction.py 3 dataset_dir=/data/resim
+    python seld.py my-job 3 dataset_dir=/data/resim batch_size=8
+
+Overrides are typed like the default (``pool_size=8,8,2`` or ``pool_size=[8,8,2]``; ``azi_only=true``).
+An unknown key or task-id is an error that lists the valid ones.
+"""
+from __future__ import annotations
+
+import ast
+import copy
+import os
+from typing import Any
+
+from utils import SELDError
+
+# Folder of this project: relative default paths are resolved against the current directory, but the
+# embedded-default dataset is recognised by its resolved path.
+PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
+
+# fmt: off
+DEFAULTS: dict[str, Any] = dict(
+    # ---- run control ----------------------------------------------------------------------------
+    quick_test=False,        # bool: train/test on 2 batches for 2 epochs (smoke test)
+    seed=42,                 # int: seed of training (weight init, shuffling)
+
+    # ---- folders (no machine paths in code: relative to the current directory) -----------------
+    dataset_dir='data/{dataset}',   # folder holding wav_ov*_split*_*db/ and desc_ov*_split*/ ('{dataset}' is filled in)
+    feat_label_dir='data/features', # features, labels and the scaler go in a sub-folder per dataset/ov/split/db/nfft
+    model_dir='runs',               # one run folder per dataset/ov/split/job-id
+
+    # ---- dataset ------------------------------------------------------------------------------
+    dataset='ansim',         # ansim | resim (FOA, 4 ch) | cansim | cresim (circular array, 8 ch) | real (FOA)
+    overlap=1,               # maximum number of overlapping sound events: 1, 2 or 3
+    split=1,                 # cross-validation split: 1, 2 or 3
+    db=30,                   # SNR of the sound events in dB (part of the folder name): 30, 20 or 10
+    fs=44100,                # Hz: sample rate every wav must have
+    clip_len_s=30.0,         # s: audio is zero-padded / cut to this length
+
+    # ---- features -----------------------------------------------------------------------------
+    nfft=512,                # samples: FFT size = window length; hop = nfft / 2
+    n_jobs=1,                # processes for feature extraction (-1: all cores)
+
+    # ---- embedded default: synthesized automatically only for dataset 'ansim' at the default dataset_dir
+    synth_nb_train=60,       # clips in the train part of the embedded synthetic ANSIM look-alike
+    synth_nb_test=16,        # clips in its test part
+    synth_seed=2018,         # seed of its synthesis
+
+    # ---- model (the paper's 3-D setting) ------------------------------------------------------
+    sequence_length=512,     # frames per sequence fed to the network
+    batch_size=16,           # sequences per batch
+    dropout_rate=0.0,        # dropout after every conv block and dense layer
+    nb_cnn2d_filt=64,        # filters of every Conv2D layer
+    pool_size=[8, 8, 2],     # frequency max-pooling per conv block (one entry per block)
+    rnn_size=[128, 128],     # units per bidirectional GRU layer (one entry per layer)
+    fnn_size=[128],          # units per time-distributed dense layer before each output
+    loss_weights=[1.0, 50.0],  # [SED binary cross-entropy, DOA mean squared error]
+    learning_rate=0.001,     # Adam learning rate
+    azi_only=False,          # estimate azimuth only: DOA output is (x, y) per class instead of (x, y, z)
+    xyz_def_zero=True,       # DOA target of an inactive class is (0, 0, 0) (the only supported choice)
+
+    # ---- training -----------------------------------------------------------------------------
+    nb_epochs=1000,          # maximum number of epochs
+    patience=None,           # epochs without improvement before stopping; None = int(0.1 * nb_epochs)
+    sed_threshold=0.5,       # SED probability above which a class is active
+    early_stop_metric='seld_score',  # metric (lower is better) that selects the best model
+    jit_compile=False,       # XLA-compile the training step (faster on CPU; see benchmarks/)
+)
+# fmt: on
+
+# Task-ids: small named overrides of DEFAULTS. Add yours here.
+TASKS: dict[str, dict[str, Any]] = {
+    '1': {},                                                  # the paper's default (ANSIM, ov1, split1)
+    '2': dict(dataset='ansim', sequence_length=512),          # anechoic Ambisonic
+    '3': dict(dataset='resim', sequence_length=256),          # reverberant Ambisonic
+    '4': dict(dataset='cansim', sequence_length=256),         # anechoic circular array
+    '5': dict(dataset='cresim', sequence_length=256),         # reverberant circular array
+    '6': dict(dataset='real', sequence_length=512),           # real-life Ambisonic recordings
+    '7': dict(dataset='cansim', overlap=3, split=1),          # circular array, up to 3 overlapping events
+    '8': dict(dataset='ansim', sequence_length=64, batch_size=32),
+    # The embedded default: the synthetic ANSIM look-alike a fresh clone trains on, sized to finish
+    # synthesis + extraction + training on 2 CPU cores in about 30 minutes (measured in README.md).
+    'embedded': dict(nb_epochs=12, patience=12, jit_compile=True),
+    '999': dict(quick_test=True, nb_epochs=2),                # quick test: 2 epochs on 2 batches
+}
+
+CIRCULAR_DATASETS = ('cansim', 'cresim')
+DATASETS = ('ansim', 'resim', 'cansim', 'cresim', 'real')
+
+
+def _parse_value(key: str, text: str, default: Any) -> Any:
+    """Parse ``text`` into the type of ``default``; raise SELDError naming the key and the rule."""
+    def fail(rule: str) -> SELDError:
+        return SELDError(f'{key}={text!r}: {rule}')
+
+    if isinstance(default, bool):
+        low = text.strip().lower()
+        if low in ('1', 'true', 'yes', 'on'):
+            return True
+        if low in ('0', 'false', 'no', 'off'):
+            return False
+        raise fail('must be a boolean (true/false)')
+    if isinstance(default, int) or default is None:
+        if default is None and text.strip().lower() in ('none', ''):
+            return None
+        try:
+            return int(text)
+        except ValueError as err:
+            raise fail('must be an integer') from err
+    if isinstance(default, float):
+        try:
+            return float(text)
+        except ValueError as err:
+            raise fail('must be a number') from err
+    if isinstance(default, list):
+        src = text.strip()
+        if not src.startswith('['):
+            src = '[' + src + ']'
+        try:
+            value = ast.literal_eval(src)
+        except (ValueError, SyntaxError) as err:
+            raise fail('must be a list such as 8,8,2') from err
+        elem = type(default[0]) if default else float
+        try:
+            return [elem(v) for v in value]
+        except (TypeError, ValueError) as err:
+            raise fail(f'must be a list of {elem.__name__}') from err
+    return text
+
+
+def get_params(task_id: str = '1', overrides: dict[str, Any] | list[str] | None = None,
+               *, verbose: bool = False) -> dict[str, Any]:
+    """Resolve the parameters of a task-id plus overrides.
+
+    Parameters
+    ----------
+    task_id : str
+        A key of ``TASKS``.
+    overrides : dict or list of 'key=value' strings, optional
+        Applied after the task's own overrides. Strings are typed like the default.
+    verbose : bool
+        Print the resolved parameters.
+
+    Returns
+    -------
+    params : dict
+        All keys of ``DEFAULTS`` plus the derived ``task_id``, ``nb_channels`` (4 or 8),
+        ``hop_len`` (samples), ``dataset_dir`` resolved and ``is_embedded_default`` (bool).
+    """
+    task_id = str(task_id)
+    if task_id not in TASKS:
+        raise SELDError(f'unknown task-id {task_id!r}; valid task-ids: {", ".join(TASKS)}')
+    params = copy.deepcopy(DEFAULTS)
+    for key, value in TASKS[task_id].items():
+        if key not in DEFAULTS:  # a typo in TASKS is a bug worth failing loudly for
+            raise SELDError(f'task-id {task_id!r} sets unknown key {key!r}')
+        params[key] = value
+
+    if isinstance(overrides, (list, tuple)):
+        parsed: dict[str, Any] = {}
+        for item in overrides:
+            if '=' not in item:
+                raise SELDError(f'{item!r}: overrides must be written key=value')
+            key, text = item.split('=', 1)
+            key = key.strip()
+            if key not in DEFAULTS:
+                raise SELDError(f'unknown parameter {key!r}; valid keys: {", ".join(sorted(DEFAULTS))}')
+            parsed[key] = _parse_value(key, text, DEFAULTS[key])
+        overrides = parsed
+    for key, value in (overrides or {}).items():
+        if key not in DEFAULTS:
+            raise SELDError(f'unknown parameter {key!r}; valid keys: {", ".join(sorted(DEFAULTS))}')
+        params[key] = value
+
+    _validate(params)
+    if params['patience'] is None:
+        params['patience'] = int(0.1 * params['nb_epochs'])
+    default_dir = DEFAULTS['dataset_dir'].format(dataset='ansim')
+    raw_dir = params['dataset_dir']
+    params['dataset_dir'] = raw_dir.format(dataset=params['dataset']) if '{dataset}' in raw_dir else raw_dir
+    params['is_embedded_default'] = (params['dataset'] == 'ansim'
+                                     and os.path.abspath(params['dataset_dir']) == os.path.abspath(default_dir))
+    params['task_id'] = task_id
+    params['nb_channels'] = 8 if params['dataset'] in CIRCULAR_DATASETS else 4
+    params['hop_len'] = params['nfft'] // 2
+    if verbose:
+        print(f'task-id {task_id}:')
+        for key in sorted(params):
+            print(f'  {key}: {params[key]}')
+    return params
+
+
+def _validate(p: dict[str, Any]) -> None:
+    if p['dataset'] not in DATASETS:
+        raise SELDError(f"dataset={p['dataset']!r}: must be one of {', '.join(DATASETS)}")
+    nfft = p['nfft']
+    if nfft < 16 or nfft % 2:
+        raise SELDError(f'nfft={nfft}: must be an even number of samples >= 16')
+    if not p['pool_size'] or any(v < 1 for v in p['pool_size']):
+        raise SELDError(f"pool_size={p['pool_size']}: must be a non-empty list of positive integers")
+    prod = 1
+    for v in p['pool_size']:
+        prod *= v
+    if (nfft // 2) % prod:
+        raise SELDError(f"pool_size={p['pool_size']}: their product {prod} must divide nfft/2={nfft // 2}")
+    for key in ('sequence_length', 'batch_size', 'nb_epochs', 'fs', 'nb_cnn2d_filt'):
+        if p[key] < 1:
+            raise SELDError(f'{key}={p[key]}: must be >= 1')
+    if not 0 <= p['dropout_rate'] < 1:
+        raise SELDError(f"dropout_rate={p['dropout_rate']}: must be in [0, 1)")
+    if len(p['loss_weights']) != 2:
+        raise SELDError(f"loss_weights={p['loss_weights']}: must be [sed_weight, doa_weight]")
+    if not p['xyz_def_zero']:
+        raise SELDError('xyz_def_zero=False: only (0, 0, 0) targets for inactive classes are supported')
+    if p['clip_len_s'] * p['fs'] < nfft:
+        raise SELDError(f"clip_len_s={p['clip_len_s']}: a clip must hold at least one window of nfft={nfft}")
+    if p['patience'] is not None and p['patience'] < 0:
+        raise SELDError(f"patience={p['patience']}: must be >= 0")
+
+
+def parse_cli(argv: list[str], positional: tuple[str, ...], usage: str) -> tuple[dict[str, str], list[str]]:
+    """Split ``argv`` into positional arguments (those without '=') and ``key=value`` overrides.
+
+    Missing positionals take the defaults ``job_id='1'`` and ``task_id='1'``.
+    """
+    if any(a in ('-h', '--help') for a in argv):
+        print(usage)
+        raise SystemExit(0)
+    pos = [a for a in argv if '=' not in a]
+    overrides = [a for a in argv if '=' in a]
+    if len(pos) > len(positional):
+        raise SELDError(f'too many arguments {pos}; usage: {usage}')
+    values = {name: '1' for name in positional}
+    values.update(dict(zip(positional, pos)))
+    return values, overrides
