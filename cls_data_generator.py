@@ -1,0 +1,177 @@
+"""Streaming batches of normalized features and targets for SELDnet (a ``keras.utils.PyDataset``).
+
+Every file is cut into sequences of ``sequence_length`` frames; the last partial sequence of a file
+is zero-padded and its padded frames get sample weight 0, so no frame is dropped and none is counted
+twice. The last partial batch is padded with all-zero-weight sequences, so every batch has the same
+shape (one compiled graph). Features are read through ``np.load(mmap_mode='r')``: only the slices of
+the current batch are in memory, whatever the size of the dataset.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import keras
+import numpy as np
+
+from cls_feature_class import FeatureClass, split_label
+from utils import SELDError
+
+
+class DataGenerator(keras.utils.PyDataset):
+    """Batches ``(x, {'sed_out', 'doa_out'}, {'sed_out', 'doa_out'} sample weights)``.
+
+    Parameters
+    ----------
+    params : dict
+        Resolved parameters (``sequence_length``, ``batch_size``, ``azi_only``, ``seed``, ``quick_test`` ...).
+    split : {'train', 'test'}
+        Files whose names start with this prefix.
+    shuffle : bool, optional
+        Shuffle sequences between epochs (default: True for train, False for test).
+    feat_class : FeatureClass, optional
+        Reuse an existing instance.
+    max_batches : int, optional
+        Use only the first batches (quick test).
+
+    Notes
+    -----
+    ``x`` has shape (batch, sequence_length, nfft/2, 2*channels), float32 (channels_last).
+    """
+
+    def __init__(self, params: dict[str, Any], *, split: str, shuffle: bool | None = None,
+                 feat_class: FeatureClass | None = None, max_batches: int | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        if split not in ('train', 'test'):
+            raise SELDError(f'split={split!r}: must be train or test')
+        self.fc = feat_class or FeatureClass(params)
+        self.split = split
+        self.seq_len = int(params['sequence_length'])
+        self.batch_size = int(params['batch_size'])
+        self.azi_only = bool(params['azi_only'])
+        self.nb_classes = self.fc.nb_classes
+        self.shuffle = (split == 'train') if shuffle is None else shuffle
+        self._rng = np.random.default_rng(int(params['seed']))
+
+        feat_dir, label_dir = self.fc.feat_dir_norm, self.fc.label_dir
+        if not os.path.isdir(feat_dir) or not os.path.isdir(label_dir):
+            raise SELDError(f'{self.fc.feat_label_dir}: no normalized features/labels; run '
+                            f'`python batch_feature_extraction.py {params.get("task_id", "1")}` with the same '
+                            f'parameters first')
+        self.stems = sorted(os.path.splitext(f)[0] for f in os.listdir(label_dir)
+                            if f.startswith(split) and f.endswith('.npy'))
+        if not self.stems:
+            raise SELDError(f'{label_dir}: no {split} files; run batch_feature_extraction.py first')
+        self._feat, self._label = [], []
+        for s in self.stems:
+            fp = os.path.join(feat_dir, s + '.npy')
+            if not os.path.exists(fp):
+                raise SELDError(f'{fp}: normalized features missing; run batch_feature_extraction.py again')
+            feat = np.load(fp, mmap_mode='r')
+            label = np.load(os.path.join(label_dir, s + '.npy'), mmap_mode='r')
+            if feat.shape[0] != label.shape[0] or label.shape[1] != 4 * self.nb_classes:
+                raise SELDError(f'{fp}: features {feat.shape} and labels {label.shape} do not match '
+                                f'({self.nb_classes} classes); re-run batch_feature_extraction.py')
+            self._feat.append(feat)
+            self._label.append(label)
+        self.feat_shape = self._feat[0].shape[1:]  # (bins, 2*channels)
+        self.nb_frames_per_file = [f.shape[0] for f in self._feat]
+        # Sequence index: (file, first frame, valid frames)
+        idx = []
+        for i, n in enumerate(self.nb_frames_per_file):
+            starts = np.arange(0, n, self.seq_len)
+            idx.append(np.stack([np.full_like(starts, i), starts, np.minimum(self.seq_len, n - starts)], axis=1))
+        self.index = np.concatenate(idx)
+        self._order = np.arange(len(self.index))
+        self._nb_batches = int(np.ceil(len(self.index) / self.batch_size))
+        if max_batches is not None:
+            self._nb_batches = min(self._nb_batches, int(max_batches))
+        if self.shuffle:
+            self._rng.shuffle(self._order)
+
+    # ---- PyDataset API -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._nb_batches
+
+    def __getitem__(self, b: int):
+        if not 0 <= b < self._nb_batches:
+            raise IndexError(b)
+        rows = self._order[b * self.batch_size:(b + 1) * self.batch_size]
+        B, T, C = self.batch_size, self.seq_len, self.nb_classes
+        x = np.zeros((B, T) + self.feat_shape, dtype=np.float32)
+        label = np.zeros((B, T, 4 * C), dtype=np.float32)
+        weight = np.zeros((B, T), dtype=np.float32)
+        for k, (f, start, n) in enumerate(self.index[rows]):
+            x[k, :n] = self._feat[f][start:start + n]
+            label[k, :n] = self._label[f][start:start + n]
+            weight[k, :n] = 1.0
+        sed, doa = split_label(label, nb_classes=C, azi_only=self.azi_only)
+        return x, {'sed_out': sed, 'doa_out': doa}, {'sed_out': weight, 'doa_out': weight}
+
+    def on_epoch_end(self) -> None:
+        if self.shuffle:
+            self._rng.shuffle(self._order)
+
+    # ---- helpers for evaluation ----------------------------------------------------------------
+    def get_data_sizes(self) -> tuple[tuple[int, ...], dict[str, tuple[int, ...]]]:
+        """Input shape and output shapes of one batch."""
+        C = self.nb_classes
+        return ((self.batch_size, self.seq_len) + tuple(self.feat_shape),
+                {'sed_out': (self.batch_size, self.seq_len, C),
+                 'doa_out': (self.batch_size, self.seq_len, (2 if self.azi_only else 3) * C)})
+
+    def nb_sequences_used(self) -> int:
+        return min(len(self.index), self._nb_batches * self.batch_size)
+
+    def files_used(self) -> list[int]:
+        """Indices of files with at least one frame in the batches used (all, unless max_batches)."""
+        used = self.index[self._order[:self.nb_sequences_used()]]
+        return sorted(set(used[:, 0].tolist()))
+
+    def get_labels(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """Ground truth per file, in file order: ``(stem, sed (frames, C), doa (frames, 3C or 2C))``.
+
+        Requires an unshuffled generator; with ``max_batches`` only the frames covered are returned.
+        """
+        self._check_ordered()
+        out = []
+        for f, frames in self._frames_used().items():
+            sed, doa = split_label(np.asarray(self._label[f][:frames]), nb_classes=self.nb_classes,
+                                   azi_only=self.azi_only)
+            out.append((self.stems[f], sed, doa))
+        return out
+
+    def split_predictions(self, pred: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """Cut ``model.predict(self)`` output back into per-file arrays, padding removed.
+
+        Parameters
+        ----------
+        pred : dict
+            ``sed_out`` [shape=(batches*batch_size, T, C)] and ``doa_out`` as returned by predict.
+
+        Returns
+        -------
+        list of ``(stem, sed_prob (frames, C), doa (frames, 3C or 2C))`` in the order of :meth:`get_labels`.
+        """
+        self._check_ordered()
+        n_seq = self.nb_sequences_used()
+        if pred['sed_out'].shape[0] < n_seq:
+            raise SELDError(f'{pred["sed_out"].shape[0]} predicted sequences, expected at least {n_seq}')
+        out = []
+        for f, frames in self._frames_used().items():
+            rows = np.flatnonzero(self.index[:n_seq, 0] == f)
+            sed = np.concatenate([pred['sed_out'][r, :self.index[r, 2]] for r in rows])[:frames]
+            doa = np.concatenate([pred['doa_out'][r, :self.index[r, 2]] for r in rows])[:frames]
+            out.append((self.stems[f], sed, doa))
+        return out
+
+    def _frames_used(self) -> dict[int, int]:
+        used = self.index[:self.nb_sequences_used()]
+        frames: dict[int, int] = {}
+        for f, start, n in used:
+            frames[int(f)] = max(frames.get(int(f), 0), int(start + n))
+        return frames
+
+    def _check_ordered(self) -> None:
+        if self.shuffle:
+            raise SELDError('per-file labels/predictions need an unshuffled generator (shuffle=False)')

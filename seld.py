@@ -1,0 +1,262 @@
+"""Train SELDnet, evaluate it after every epoch, keep the best model, stop early on the SELD score.
+
+Usage::
+
+    python seld.py [job-id] [task-id] [key=value ...]
+    python seld.py 7 999 dataset_dir=/data/ansim feat_label_dir=/tmp/feat model_dir=/tmp/runs
+
+Everything of a run goes in ``<model_dir>/<dataset>_ov<ov>_split<split>_<job-id>/``:
+
+    params.json          resolved parameters, feature description and library versions
+    scaler.npz           the feature scaler (so the folder alone is enough for inference)
+    model.keras          the best model so far (by ``early_stop_metric``)
+    metrics.csv          one row per epoch: losses and all metrics
+    training_curves.png  losses and metrics per epoch
+    logs/                TensorBoard logs
+    results.json         best epoch and its metrics, with named keys
+    predictions/         per-test-file CSVs (frame,class,azi,ele at the model frame rate) of the best model
+    checkpoint/          the last epoch's model and state, to resume
+
+Ctrl-C leaves the best model intact (every file is written to a temporary name, then renamed);
+re-running the same job-id with the same parameters resumes after the last finished epoch.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import sys
+import time
+from typing import Any
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np  # noqa: E402
+
+import parameter  # noqa: E402
+import utils  # noqa: E402
+from utils import SELDError  # noqa: E402
+
+USAGE = 'python seld.py [job-id] [task-id] [key=value ...]'
+# Parameters that may change when a run is resumed (they do not change what is being trained).
+RESUMABLE_CHANGES = {'nb_epochs', 'patience', 'n_jobs'}
+
+
+def run_dir_for(params: dict[str, Any], job_id: str) -> str:
+    return os.path.join(params['model_dir'], f'{params["dataset"]}_ov{params["overlap"]}_split{params["split"]}_{job_id}')
+
+
+def masked_losses(ref_sed: np.ndarray, ref_doa: np.ndarray, sed: np.ndarray, doa: np.ndarray,
+                  loss_weights: list[float]) -> dict[str, float]:
+    """Validation losses over the real (unpadded) frames: binary cross-entropy, MSE and their weighted sum."""
+    p = np.clip(sed, 1e-7, 1 - 1e-7)
+    bce = float(np.mean(-(ref_sed * np.log(p) + (1 - ref_sed) * np.log(1 - p))))
+    mse = float(np.mean((doa - ref_doa) ** 2))
+    return dict(val_loss=loss_weights[0] * bce + loss_weights[1] * mse, val_sed_loss=bce, val_doa_loss=mse)
+
+
+def plot_training_curves(path: str, rows: list[dict[str, float]]) -> None:
+    """Losses and the paper's metrics per epoch, saved atomically as a PNG."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    ep = [r['epoch'] for r in rows]
+    fig, ax = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
+    for key, name in (('loss', 'train loss'), ('val_loss', 'test loss')):
+        ax[0].plot(ep, [r[key] for r in rows], label=name)
+    ax[0].set_ylabel('loss')
+    for key, name in (('error_rate', 'ER'), ('f_score', 'F'), ('frame_recall', 'frame recall'),
+                      ('seld_score', 'SELD score')):
+        ax[1].plot(ep, [r[key] for r in rows], label=name)
+    ax[1].set_ylabel('metric')
+    ax[2].plot(ep, [r['doa_error'] for r in rows], label='DOA error')
+    ax[2].set_ylabel('degrees')
+    ax[2].set_xlabel('epoch')
+    for a in ax:
+        a.grid(True)
+        a.legend(loc='upper right')
+    fig.tight_layout()
+    with utils.atomic_path(path) as tmp:
+        fig.savefig(tmp, format='png', dpi=100)
+    plt.close(fig)
+
+
+def write_metrics_csv(path: str, rows: list[dict[str, float]]) -> None:
+    keys = list(rows[0])
+    for r in rows[1:]:
+        keys += [k for k in r if k not in keys]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, lineterminator='\n')
+    w.writeheader()
+    w.writerows(rows)
+    utils.write_text(path, buf.getvalue())
+
+
+def read_metrics_csv(path: str) -> list[dict[str, float]]:
+    if not os.path.exists(path):
+        return []
+    with open(path, newline='') as f:
+        return [{k: (int(v) if k == 'epoch' else float(v)) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def make_callbacks(*, params: dict[str, Any], run_dir: str, test_gen: Any, history: list[dict[str, float]],
+                   state: dict[str, Any]) -> list[Any]:
+    """Callbacks: per-epoch evaluation, best-model checkpoint, epoch log, resume state, early stopping."""
+    import keras
+
+    import evaluation_metrics
+
+    fc = test_gen.fc
+    metric = params['early_stop_metric']
+    refs = test_gen.get_labels()
+
+    class Evaluate(keras.callbacks.Callback):
+        """Predict the whole test split after each epoch and add every metric to ``logs``."""
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.t0 = time.time()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            pred = self.model.predict(test_gen, verbose=0)
+            self.predictions = test_gen.split_predictions(pred)
+            m = evaluation_metrics.SELDMetrics(nb_classes=fc.nb_classes, frame_rate=fc.frame_rate)
+            ref_sed_all, ref_doa_all, sed_all, doa_all = [], [], [], []
+            for (stem, ref_sed, ref_doa), (_, sed_prob, doa) in zip(refs, self.predictions):
+                m.evaluate(ref_sed, ref_doa, (sed_prob > params['sed_threshold']).astype(np.float32), doa)
+                ref_sed_all.append(ref_sed), ref_doa_all.append(ref_doa)
+                sed_all.append(sed_prob), doa_all.append(doa)
+            res = m.results()
+            logs.update(masked_losses(np.concatenate(ref_sed_all), np.concatenate(ref_doa_all),
+                                      np.concatenate(sed_all), np.concatenate(doa_all), params['loss_weights']))
+            logs.update(res['seld2018'])
+            for name, values in res.items():
+                if name != 'seld2018':
+                    logs.update({f'{name}/{k}': v for k, v in values.items()})
+            if metric not in logs:
+                raise SELDError(f'early_stop_metric={metric!r}: not one of the metrics {sorted(logs)}')
+            logs['epoch_time_s'] = time.time() - self.t0
+
+    evaluate = Evaluate()
+
+    class Checkpoint(keras.callbacks.Callback):
+        """Keep the best model, its test predictions and results.json; log, plot, save resume state."""
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            row = {'epoch': epoch + 1, **{k: float(v) for k, v in logs.items()}}
+            history.append(row)
+            value = row[metric]
+            improved = np.isfinite(value) and value < state['best']
+            if improved:
+                state.update(best=value, best_epoch=epoch + 1, wait=0)
+                with utils.atomic_path(os.path.join(run_dir, 'model.keras')) as tmp:
+                    self.model.save(tmp)
+                pred_dir = os.path.join(run_dir, 'predictions')
+                for (stem, sed_prob, doa) in evaluate.predictions:
+                    evaluation_metrics.write_csv(os.path.join(pred_dir, stem + '.csv'),
+                                                 (sed_prob > params['sed_threshold']).astype(np.float32), doa,
+                                                 fmt='dcase2019', frame_rate=fc.frame_rate)
+                utils.write_json(os.path.join(run_dir, 'results.json'),
+                                 dict(best_epoch=epoch + 1, early_stop_metric=metric, metrics=row,
+                                      frame_rate=fc.frame_rate, nb_test_files=len(refs)))
+            else:
+                state['wait'] += 1
+            state['epoch'] = epoch + 1
+            write_metrics_csv(os.path.join(run_dir, 'metrics.csv'), history)
+            plot_training_curves(os.path.join(run_dir, 'training_curves.png'), history)
+            with utils.atomic_path(os.path.join(run_dir, 'checkpoint', 'last.keras')) as tmp:
+                self.model.save(tmp)
+            utils.write_json(os.path.join(run_dir, 'checkpoint', 'state.json'), state)
+            print(f'epoch {epoch + 1:4d}/{params["nb_epochs"]} {row["epoch_time_s"]:7.1f}s | '
+                  f'loss {row["loss"]:.4f} val {row["val_loss"]:.4f} | ER {row["error_rate"]:.3f} '
+                  f'F {row["f_score"]:.3f} DOA {row["doa_error"]:6.2f} deg FR {row["frame_recall"]:.3f} | '
+                  f'SELD {row["seld_score"]:.4f} | best {metric} {state["best"]:.4f} @ {state["best_epoch"]}'
+                  + (' *' if improved else ''), flush=True)
+            if state['wait'] >= params['patience']:
+                print(f'early stopping: no improvement of {metric} in {params["patience"]} epochs')
+                self.model.stop_training = True
+
+    tensorboard = keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, 'logs'), write_graph=False,
+                                              update_freq='epoch')
+    return [evaluate, Checkpoint(), tensorboard]
+
+
+def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
+    """Train and evaluate one job; returns the contents of results.json."""
+    import keras
+    import tensorflow as tf
+
+    import keras_model
+    from cls_data_generator import DataGenerator
+    from cls_feature_class import FeatureClass
+
+    fc = FeatureClass(params)
+    if not os.path.exists(fc.scaler_file):
+        raise SELDError(f'{fc.feat_label_dir}: no features for these parameters; run '
+                        f'`python batch_feature_extraction.py {params["task_id"]}` (with the same key=value '
+                        f'overrides) first')
+    run_dir = run_dir_for(params, job_id)
+    os.makedirs(run_dir, exist_ok=True)
+    record = dict(params=params, job_id=job_id, features=fc.feature_info(),
+                  versions=dict(python=sys.version.split()[0], numpy=np.__version__, tensorflow=tf.__version__,
+                                keras=keras.__version__))
+    params_file = os.path.join(run_dir, 'params.json')
+    if os.path.exists(params_file):
+        old = utils.read_json(params_file)
+        changed = sorted(k for k in set(old.get('params', {})) | set(params)
+                         if k not in RESUMABLE_CHANGES and old.get('params', {}).get(k) != params.get(k))
+        if changed:
+            raise SELDError(f'{run_dir}: already holds a run of job-id {job_id!r} with other parameters '
+                            f'({", ".join(changed)}); use another job-id or delete the folder')
+    utils.write_json(params_file, record)
+    shutil.copyfile(fc.scaler_file, os.path.join(run_dir, '.scaler.npz.tmp'))
+    os.replace(os.path.join(run_dir, '.scaler.npz.tmp'), os.path.join(run_dir, 'scaler.npz'))
+
+    utils.set_seeds(params['seed'])
+    quick = params['quick_test']
+    train_gen = DataGenerator(params, split='train', feat_class=fc, max_batches=2 if quick else None)
+    test_gen = DataGenerator(params, split='test', feat_class=fc, max_batches=2 if quick else None)
+    print(f'run {run_dir}: {len(train_gen.stems)} train files ({len(train_gen)} batches), {len(test_gen.stems)} test '
+          f'files ({len(test_gen)} batches), {fc.nb_classes} classes, input {train_gen.get_data_sizes()[0]}')
+
+    state = dict(epoch=0, best=float('inf'), best_epoch=0, wait=0)
+    history: list[dict[str, float]] = []
+    state_file = os.path.join(run_dir, 'checkpoint', 'state.json')
+    last_model = os.path.join(run_dir, 'checkpoint', 'last.keras')
+    if os.path.exists(state_file) and os.path.exists(last_model):
+        state = utils.read_json(state_file)
+        history = [r for r in read_metrics_csv(os.path.join(run_dir, 'metrics.csv')) if r['epoch'] <= state['epoch']]
+        model = keras_model.load_model(last_model)
+        print(f'resuming after epoch {state["epoch"]} (best {params["early_stop_metric"]} {state["best"]:.4f} at '
+              f'epoch {state["best_epoch"]})')
+    else:
+        model = keras_model.get_model(
+            nb_frames=params['sequence_length'], nb_bins=fc.nfft // 2, nb_channels=fc.nb_channels,
+            nb_classes=fc.nb_classes, azi_only=params['azi_only'], dropout_rate=params['dropout_rate'],
+            nb_cnn2d_filt=params['nb_cnn2d_filt'], pool_size=params['pool_size'], rnn_size=params['rnn_size'],
+            fnn_size=params['fnn_size'], loss_weights=params['loss_weights'], learning_rate=params['learning_rate'],
+            jit_compile=params['jit_compile'])
+        model.summary(print_fn=lambda line, **_: None)
+    if state['epoch'] >= params['nb_epochs'] or state['wait'] >= params['patience']:
+        print(f'{run_dir}: finished already (epoch {state["epoch"]}); nothing to train')
+    else:
+        callbacks = make_callbacks(params=params, run_dir=run_dir, test_gen=test_gen, history=history, state=state)
+        model.fit(train_gen, epochs=params['nb_epochs'], initial_epoch=state['epoch'], callbacks=callbacks,
+                  verbose=1 if sys.stdout.isatty() else 2)
+    results = utils.read_json(os.path.join(run_dir, 'results.json'))
+    m = results['metrics']
+    print(f'best epoch {results["best_epoch"]}: ER {m["error_rate"]:.3f} F {m["f_score"]:.3f} '
+          f'DOA {m["doa_error"]:.2f} deg FR {m["frame_recall"]:.3f} SELD {m["seld_score"]:.4f} -> {run_dir}')
+    return results
+
+
+def main(argv: list[str]) -> int:
+    values, overrides = parameter.parse_cli(argv, ('job_id', 'task_id'), USAGE)
+    params = parameter.get_params(values['task_id'], overrides)
+    train(params, values['job_id'])
+    return 0
+
+
+if __name__ == '__main__':
+    utils.run_cli(main)

@@ -1,0 +1,222 @@
+"""Features, labels, scaler and bad inputs of cls_feature_class / batch_feature_extraction."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import batch_feature_extraction
+import cls_feature_class as cfc
+import parameter
+from utils import SELDError
+
+import tut_fixture
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def slow_stft(audio: np.ndarray, nfft: int, hop: int, nb_frames: int) -> np.ndarray:
+    """The original scripts' per-frame loop, in complex128."""
+    win = np.hanning(nfft)[:, None]
+    out = np.zeros((nb_frames, nfft // 2, audio.shape[1]), dtype=complex)
+    for i in range(nb_frames):
+        frame = audio[i * hop:i * hop + nfft] * win
+        out[i] = np.fft.fft(frame, n=nfft, axis=0, norm='ortho')[:nfft // 2]
+    return out
+
+
+def small_params(tmp_path, **kw) -> dict:
+    over = dict(dataset_dir=str(tmp_path / 'ds'), feat_label_dir=str(tmp_path / 'feat'), clip_len_s=2.0,
+                sequence_length=64, batch_size=4)
+    over.update(kw)
+    return parameter.get_params('1', over)
+
+
+@pytest.mark.parametrize('nfft, channels', [(512, 4), (256, 8), (1024, 1)])
+def test_stft_matches_per_frame_reference(nfft, channels):
+    rng = np.random.default_rng(0)
+    audio = rng.standard_normal((nfft * 7 + 123, channels)).astype(np.float32)
+    hop = nfft // 2
+    nb = cfc.nb_frames_for(audio.shape[0], nfft=nfft, hop_len=hop)
+    assert nb == int(np.ceil((audio.shape[0] - nfft) / hop))
+    fast = cfc.stft(audio, nfft=nfft, hop_len=hop)
+    ref = slow_stft(audio.astype(np.float64), nfft, hop, nb)
+    assert fast.shape == ref.shape == (nb, nfft // 2, channels)
+    np.testing.assert_allclose(fast, ref, rtol=0, atol=2e-5 * np.abs(ref).max())
+
+
+def test_thirty_second_clip_has_5166_frames():
+    # ceil((30 * 44100 - 512) / 256) = ceil(5165.97) = 5166, as in the original scripts
+    assert cfc.nb_frames_for(30 * 44100, nfft=512, hop_len=256) == 5166
+
+
+def test_features_are_separate_magnitude_and_phase_maps():
+    rng = np.random.default_rng(1)
+    spec = (rng.standard_normal((5, 8, 4)) + 1j * rng.standard_normal((5, 8, 4))).astype(np.complex64)
+    feat = cfc.spectrogram_features(spec)
+    assert feat.shape == (5, 8, 8) and feat.dtype == np.float32
+    # bin 3 of channel 2: magnitude in map 2, phase in map 4 + 2 (no folding of bins into channels)
+    assert feat[1, 3, 2] == pytest.approx(abs(spec[1, 3, 2]), rel=1e-6)
+    assert feat[1, 3, 6] == pytest.approx(np.angle(spec[1, 3, 2]), rel=1e-6)
+
+
+def test_labels_hand_computed(tmp_path):
+    csv = tmp_path / 'a.csv'
+    csv.write_text(tut_fixture.HEADER + 'phone012.wav,0.1,0.2,0,90,2.0\nknock001.wav,0.15,0.3,30,180,1.5\n')
+    desc = cfc.read_desc_file(csv, classes=tut_fixture.CLASSES)
+    fr = 44100 / 256  # 172.265625 frames per second
+    label = cfc.desc_to_labels(desc, nb_classes=11, nb_frames=100, frame_rate=fr)
+    C = 11
+    # phone (class 3): floor(0.1 * fr) = 17 .. ceil(0.2 * fr) = ceil(34.45) = 35, inclusive
+    active = np.flatnonzero(label[:, 3])
+    assert active[0] == 17 and active[-1] == 35 and len(active) == 19
+    # azimuth 90, elevation 0 -> (0, 1, 0)
+    np.testing.assert_allclose(label[20, [C + 3, 2 * C + 3, 3 * C + 3]], [0, 1, 0], atol=1e-6)
+    # knock (class 0): floor(25.84) = 25 .. ceil(51.68) = 52; az 180, el 30 -> (-cos30, 0, sin30)
+    active = np.flatnonzero(label[:, 0])
+    assert active[0] == 25 and active[-1] == 52
+    np.testing.assert_allclose(label[40, [C, 2 * C, 3 * C]], [-np.sqrt(3) / 2, 0, 0.5], atol=1e-6)
+    # inactive frames and classes: zero DOA target
+    assert not label[0].any() and not label[60:].any()
+    sed, doa = cfc.split_label(label, nb_classes=C, azi_only=True)
+    np.testing.assert_allclose(doa[40, [0, C]], [-1, 0], atol=1e-6)  # azimuth-only: unit (x, y)
+
+
+def test_real_dataset_class_names():
+    assert cfc.class_of_recording('100032-3-0-0.wav', real=True) == '3'
+    assert cfc.class_of_recording('keysDrop017.wav', real=False) == 'keysDrop'
+    assert cfc.class_of_recording('cough66.wav', real=False) == ''  # not 3 digits
+
+
+def test_streaming_scaler_equals_sklearn():
+    from sklearn.preprocessing import StandardScaler
+    rng = np.random.default_rng(2)
+    files = [rng.standard_normal((n, 3, 2)) * 5 + 100 for n in (7, 30, 1, 12)]
+    files[0][:, 0, 0] = 3.0  # a constant column in one file
+    n, mean, m2 = cfc.merge_stats(cfc.feature_stats(f) for f in files)
+    mean, scale = cfc.scaler_from_stats(n, mean, m2)
+    ref = StandardScaler().fit(np.concatenate([f.reshape(len(f), -1) for f in files]))
+    np.testing.assert_allclose(mean.ravel(), ref.mean_, rtol=1e-12)
+    np.testing.assert_allclose(scale.ravel(), ref.scale_, rtol=1e-9)
+
+
+def test_extraction_end_to_end_and_incremental(tmp_path):
+    tut_fixture.make_dataset(str(tmp_path / 'ds'), nb_train=3, nb_test=2)
+    p = small_params(tmp_path)
+    fc = batch_feature_extraction.extract(p, progress=False)
+    stems = fc.file_stems()
+    assert len(stems) == 5
+    feat = np.load(os.path.join(fc.feat_dir, stems[0] + '.npy'))
+    assert feat.shape == (fc.nb_frames, 256, 8) and feat.dtype == np.float32
+    # normalized train features have zero mean and unit variance per bin and map
+    train = np.concatenate([np.load(os.path.join(fc.feat_dir_norm, s + '.npy')) for s in stems if 'train' in s])
+    np.testing.assert_allclose(train.mean(0), 0, atol=1e-4)
+    std = train.std(0)
+    assert np.all((np.abs(std - 1) < 1e-3) | (std < 1e-6))
+    # the scaler is stored as plain arrays
+    with np.load(fc.scaler_file, allow_pickle=False) as z:
+        assert z['mean'].shape == (256, 8)
+    # re-running skips every file and leaves them untouched
+    mtimes = {s: os.path.getmtime(os.path.join(fc.feat_dir_norm, s + '.npy')) for s in stems}
+    assert fc.extract_all(progress=False)['extracted'] == 0
+    batch_feature_extraction.extract(p, progress=False)
+    assert mtimes == {s: os.path.getmtime(os.path.join(fc.feat_dir_norm, s + '.npy')) for s in stems}
+    # parallel extraction gives the same bytes
+    p2 = small_params(tmp_path, feat_label_dir=str(tmp_path / 'feat2'), n_jobs=2)
+    fc2 = batch_feature_extraction.extract(p2, progress=False)
+    for s in stems:
+        assert np.array_equal(np.load(os.path.join(fc.feat_dir_norm, s + '.npy')),
+                              np.load(os.path.join(fc2.feat_dir_norm, s + '.npy')))
+
+
+def _no_leftovers(folder) -> None:
+    for dirpath, _, files in os.walk(folder):
+        assert not [f for f in files if '.tmp' in f], dirpath
+
+
+@pytest.mark.parametrize('case, expect', [
+    ('unknown_class', r"has class 'dog', which is not one of"),
+    ('malformed_row', r':3: 4 fields'),
+    ('end_before_start', r'end_time=0.5 must be after start_time=1.0'),
+    ('not_a_number', r'must be numbers'),
+    ('bad_header', r':1: header'),
+    ('wrong_channels', r'2 channel\(s\), dataset .ansim. needs 4'),
+    ('wrong_rate', r'sample rate 48000 Hz, expected fs=44100'),
+    ('corrupt_wav', r'cannot read audio'),
+])
+def test_bad_inputs_name_file_and_rule(tmp_path, case, expect):
+    root = tut_fixture.make_dataset(str(tmp_path / 'ds'), nb_train=2, nb_test=1)
+    desc = os.path.join(root, 'desc_ov1_split1', 'train_1_desc_30_100.csv')
+    wav = os.path.join(root, 'wav_ov1_split1_30db', 'train_1_desc_30_100.wav')
+    if case == 'unknown_class':
+        with open(desc, 'a') as f:
+            f.write('dog001.wav,0.5,1.0,0,10,2.0\n')
+    elif case == 'malformed_row':
+        lines = open(desc).read().splitlines()
+        lines[2] = 'knock001.wav,0.5,1.0,0'
+        open(desc, 'w').write('\n'.join(lines) + '\n')
+    elif case == 'end_before_start':
+        with open(desc, 'a') as f:
+            f.write('knock003.wav,1.0,0.5,0,10,2.0\n')
+    elif case == 'not_a_number':
+        with open(desc, 'a') as f:
+            f.write('knock003.wav,abc,0.5,0,10,2.0\n')
+    elif case == 'bad_header':
+        lines = open(desc).read().splitlines()
+        open(desc, 'w').write('\n'.join(['name,start,end'] + lines[1:]) + '\n')
+    elif case == 'wrong_channels':
+        sf.write(wav, np.zeros((44100, 2)), 44100, subtype='PCM_16')
+    elif case == 'wrong_rate':
+        sf.write(wav, np.zeros((48000, 4)), 48000, subtype='PCM_16')
+    elif case == 'corrupt_wav':
+        with open(wav, 'wb') as f:
+            f.write(b'RIFF\x00\x00\x00\x00WAVEjunk' + bytes(100))
+    p = small_params(tmp_path)
+    with pytest.raises(SELDError, match=expect) as err:
+        batch_feature_extraction.extract(p, progress=False)
+    assert 'train_1_desc_30_100' in str(err.value)
+    fc = cfc.FeatureClass(p)
+    assert not os.path.exists(os.path.join(fc.feat_dir, 'train_1_desc_30_100.npy'))
+    _no_leftovers(tmp_path / 'feat')
+
+
+def test_missing_dataset_and_split_errors(tmp_path):
+    p = small_params(tmp_path, dataset_dir=str(tmp_path / 'nowhere'))
+    with pytest.raises(SELDError, match='synthesize_dataset.py') as err:
+        batch_feature_extraction.extract(p, progress=False)
+    assert 'nowhere' in str(err.value)
+    root = tut_fixture.make_dataset(str(tmp_path / 'ds'), nb_train=2, nb_test=0)
+    with pytest.raises(SELDError, match='has no test files'):
+        batch_feature_extraction.extract(small_params(tmp_path), progress=False)
+    with pytest.raises(SELDError, match='wav_ov2_split1_30db: folder missing'):
+        batch_feature_extraction.extract(small_params(tmp_path, overlap=2), progress=False)
+    os.remove(os.path.join(root, 'wav_ov1_split1_30db', 'train_0_desc_30_100.wav'))
+    with pytest.raises(SELDError, match='no wav for'):
+        batch_feature_extraction.extract(small_params(tmp_path), progress=False)
+
+
+def test_dataset_info_classes_and_rate_mismatch(tmp_path):
+    import json
+    root = tut_fixture.make_dataset(str(tmp_path / 'ds'), nb_train=1, nb_test=1)
+    info = dict(classes=['knock', 'drawer', 'clearthroat', 'phone'], nb_channels=4, fs=44100)
+    (tmp_path / 'ds' / 'dataset_info.json').write_text(json.dumps(info))
+    fc = cfc.FeatureClass(small_params(tmp_path))
+    assert fc.classes == info['classes'] and fc.nb_classes == 4
+    info['fs'] = 48000
+    (tmp_path / 'ds' / 'dataset_info.json').write_text(json.dumps(info))
+    with pytest.raises(SELDError, match='fs=48000'):
+        cfc.FeatureClass(small_params(tmp_path))
+    assert root
+
+
+def test_cli_errors_exit_non_zero(tmp_path):
+    for args, expect in ((['42'], 'unknown task-id'), (['1', 'bogus=1'], 'unknown parameter'),
+                         (['1', f'dataset_dir={tmp_path / "none"}'], 'No dataset at')):
+        r = subprocess.run([sys.executable, 'batch_feature_extraction.py', *args], cwd=ROOT,
+                           capture_output=True, text=True)
+        assert r.returncode == 2, r.stderr
+        assert expect in r.stderr
