@@ -1,0 +1,133 @@
+"""parameter.py, keras_model.py and cls_data_generator.py."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import batch_feature_extraction
+import keras_model
+import parameter
+from cls_data_generator import DataGenerator
+from utils import SELDError
+
+import tut_fixture
+
+
+# ---- parameter.py -------------------------------------------------------------------------------
+def test_defaults_are_the_papers():
+    p = parameter.get_params('1')
+    assert (p['dataset'], p['overlap'], p['split'], p['db'], p['nfft']) == ('ansim', 1, 1, 30, 512)
+    assert (p['sequence_length'], p['batch_size'], p['dropout_rate'], p['nb_cnn2d_filt']) == (512, 16, 0.0, 64)
+    assert p['pool_size'] == [8, 8, 2] and p['rnn_size'] == [128, 128] and p['fnn_size'] == [128]
+    assert p['loss_weights'] == [1.0, 50.0] and p['nb_epochs'] == 1000 and p['patience'] == 100
+    assert p['azi_only'] is False and p['xyz_def_zero'] is True and p['hop_len'] == 256
+    assert [parameter.get_params(t)['sequence_length'] for t in '23456'] == [512, 256, 256, 256, 512]
+    assert [parameter.get_params(t)['nb_channels'] for t in '23456'] == [4, 4, 8, 8, 4]
+
+
+def test_overrides_are_typed_and_checked():
+    p = parameter.get_params('3', ['pool_size=4,4,2', 'azi_only=true', 'dropout_rate=0.1', 'nb_epochs=20',
+                                   'dataset_dir=/x/{dataset}'])
+    assert p['pool_size'] == [4, 4, 2] and p['azi_only'] is True and p['dropout_rate'] == 0.1
+    assert p['patience'] == 2  # int(0.1 * nb_epochs) follows the override
+    assert p['dataset_dir'] == '/x/resim' and not p['is_embedded_default']
+    with pytest.raises(SELDError, match=r"unknown parameter 'batchsize'; valid keys: .*batch_size"):
+        parameter.get_params('1', ['batchsize=3'])
+    with pytest.raises(SELDError, match=r"unknown task-id '77'; valid task-ids: 1, 2"):
+        parameter.get_params('77')
+    with pytest.raises(SELDError, match="batch_size='x': must be an integer"):
+        parameter.get_params('1', ['batch_size=x'])
+    with pytest.raises(SELDError, match=r'product 256 must divide nfft/2=256|product 512'):
+        parameter.get_params('1', ['pool_size=8,8,8'])
+    assert parameter.get_params('1')['is_embedded_default']
+
+
+# ---- keras_model.py -----------------------------------------------------------------------------
+def test_model_has_the_papers_514284_parameters_and_named_outputs():
+    m = keras_model.get_model(nb_frames=512, nb_bins=256, nb_channels=4, nb_classes=11, compile=False)
+    assert m.count_params() == 514284
+    assert set(m.output_names) == {'sed_out', 'doa_out'}
+    assert m.input_shape == (None, 512, 256, 8)
+    out = m(np.zeros((1, 512, 256, 8), np.float32))
+    assert tuple(out['sed_out'].shape) == (1, 512, 11) and tuple(out['doa_out'].shape) == (1, 512, 33)
+    m2 = keras_model.get_model(nb_frames=None, nb_bins=256, nb_channels=8, nb_classes=11, azi_only=True,
+                               compile=False)
+    out = m2(np.zeros((2, 40, 256, 16), np.float32))
+    assert tuple(out['doa_out'].shape) == (2, 40, 22)
+
+
+def test_model_save_load_safe_mode_round_trip(tmp_path):
+    m = keras_model.get_model(nb_frames=8, nb_bins=16, nb_channels=4, nb_classes=3, nb_cnn2d_filt=4,
+                              pool_size=[2, 2], rnn_size=[4], fnn_size=[4])
+    path = str(tmp_path / 'm.keras')
+    m.save(path)
+    m2 = keras_model.load_model(path)
+    x = np.random.default_rng(0).standard_normal((2, 8, 16, 8)).astype(np.float32)
+    np.testing.assert_allclose(m.predict(x, verbose=0)['doa_out'], m2.predict(x, verbose=0)['doa_out'], atol=1e-6)
+    with pytest.raises(SELDError, match='model file not found'):
+        keras_model.load_model(str(tmp_path / 'none.keras'))
+
+
+# ---- cls_data_generator.py ----------------------------------------------------------------------
+@pytest.fixture(scope='module')
+def features(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('gen')
+    tut_fixture.make_dataset(str(tmp / 'ds'), nb_train=3, nb_test=2, clip_len_s=1.0)
+    p = parameter.get_params('1', dict(dataset_dir=str(tmp / 'ds'), feat_label_dir=str(tmp / 'feat'),
+                                       clip_len_s=1.0, sequence_length=64, batch_size=4))
+    batch_feature_extraction.extract(p, progress=False)
+    return p
+
+
+def test_test_generator_covers_every_frame_once(features):
+    p = features
+    gen = DataGenerator(p, split='test')
+    # 1 s clip: ceil((44100 - 512) / 256) = 171 frames = 64 + 64 + 43 -> 3 sequences per file, 6 in all
+    assert gen.nb_frames_per_file == [171, 171]
+    assert len(gen.index) == 6 and len(gen) == 2  # batches of 4: the second is padded
+    x, y, w = gen[1]
+    assert x.shape == (4, 64, 256, 8) and x.dtype == np.float32
+    assert y['sed_out'].shape == (4, 64, 11) and y['doa_out'].shape == (4, 64, 33)
+    assert w['sed_out'][0].sum() == 64 and w['sed_out'][1].sum() == 43 and w['sed_out'][2:].sum() == 0
+    assert not x[2:].any()  # padding sequences are zero
+    # Predicting the labels themselves must give back exactly the per-file ground truth
+    batches = [gen[b] for b in range(len(gen))]
+    fake = {k: np.concatenate([b[1][k] for b in batches]) for k in ('sed_out', 'doa_out')}
+    refs = gen.get_labels()
+    back = gen.split_predictions(fake)
+    assert [r[0] for r in refs] == [b[0] for b in back] == gen.stems
+    for (_, sed, doa), (_, sed2, doa2) in zip(refs, back):
+        assert sed.shape == (171, 11) and doa.shape == (171, 33)
+        np.testing.assert_array_equal(sed, sed2)
+        np.testing.assert_array_equal(doa, doa2)
+    # the labels equal the stored label files
+    stored = np.load(os.path.join(gen.fc.label_dir, gen.stems[1] + '.npy'))
+    np.testing.assert_array_equal(refs[1][1], stored[:, :11])
+
+
+def test_train_generator_shuffles_and_covers_all_sequences(features):
+    gen = DataGenerator(features, split='train')
+    assert len(gen.index) == 9 and len(gen) == 3
+
+    def epoch_keys():
+        keys = []
+        for b in range(len(gen)):
+            x, _, w = gen[b]
+            keys += [float(x[k].sum()) for k in range(len(x)) if w['sed_out'][k].any()]
+        return keys
+
+    first = epoch_keys()
+    gen.on_epoch_end()
+    second = epoch_keys()
+    assert len(first) == len(second) == 9
+    assert sorted(first) == pytest.approx(sorted(second)) and first != second
+    with pytest.raises(SELDError, match='unshuffled'):
+        gen.get_labels()
+
+
+def test_generator_errors_without_features(tmp_path):
+    p = parameter.get_params('1', dict(dataset_dir=str(tmp_path), feat_label_dir=str(tmp_path / 'f')))
+    with pytest.raises(SELDError, match='batch_feature_extraction.py'):
+        DataGenerator(p, split='train')
