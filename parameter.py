@@ -84,7 +84,7 @@ TASKS: dict[str, dict[str, Any]] = {
     '8': dict(dataset='ansim', sequence_length=64, batch_size=32),
     # The embedded default: the synthetic ANSIM look-alike a fresh clone trains on, sized to finish
     # synthesis + extraction + training on 2 CPU cores in about 30 minutes (measured in README.md).
-    'embedded': dict(nb_epochs=12, patience=12, jit_compile=True),
+    'embedded': dict(nb_epochs=12, patience=12),
     '999': dict(quick_test=True, nb_epochs=2),                # quick test: 2 epochs on 2 batches
 }
 

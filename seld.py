@@ -167,19 +167,36 @@ def make_callbacks(*, params: dict[str, Any], run_dir: str, test_gen: Any, histo
             plot_training_curves(os.path.join(run_dir, 'training_curves.png'), history)
             with utils.atomic_path(os.path.join(run_dir, 'checkpoint', 'last.keras')) as tmp:
                 self.model.save(tmp)
-            utils.write_json(os.path.join(run_dir, 'checkpoint', 'state.json'), state)
             print(f'epoch {epoch + 1:4d}/{params["nb_epochs"]} {row["epoch_time_s"]:7.1f}s | '
                   f'loss {row["loss"]:.4f} val {row["val_loss"]:.4f} | ER {row["error_rate"]:.3f} '
                   f'F {row["f_score"]:.3f} DOA {row["doa_error"]:6.2f} deg FR {row["frame_recall"]:.3f} | '
-                  f'SELD {row["seld_score"]:.4f} | best {metric} {state["best"]:.4f} @ {state["best_epoch"]}'
+                  f'SELD {row["seld_score"]:.4f} | 2020: ER20 {row["dcase2020/error_rate"]:.3f} '
+                  f'F20 {row["dcase2020/f_score"]:.3f} LE {row["dcase2020/localization_error"]:6.2f} '
+                  f'LR {row["dcase2020/localization_recall"]:.3f} | best {metric} {state["best"]:.4f} @ {state["best_epoch"]}'
                   + (' *' if improved else ''), flush=True)
-            if state['wait'] >= params['patience']:
-                print(f'early stopping: no improvement of {metric} in {params["patience"]} epochs')
+            if not improved and state['wait'] >= params['patience']:
+                print(f'early stopping: no improvement of {metric} in {state["wait"]} epochs')
+                state['stopped'] = True
                 self.model.stop_training = True
+            utils.write_json(os.path.join(run_dir, 'checkpoint', 'state.json'), state)
+
+    class Progress(keras.callbacks.Callback):
+        """A tqdm bar over the training batches of each epoch (Keras' own would print every metric)."""
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=self.params.get('steps'), desc=f'epoch {epoch + 1}', unit='batch', leave=False)
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            self.bar.update()
+            self.bar.set_postfix(loss=f'{float((logs or {}).get("loss", np.nan)):.4f}')
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            self.bar.close()
 
     tensorboard = keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, 'logs'), write_graph=False,
                                               update_freq='epoch')
-    return [evaluate, Checkpoint(), tensorboard]
+    return [Progress(), evaluate, Checkpoint(), tensorboard]
 
 
 def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
@@ -238,12 +255,12 @@ def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
             fnn_size=params['fnn_size'], loss_weights=params['loss_weights'], learning_rate=params['learning_rate'],
             jit_compile=params['jit_compile'])
         model.summary(print_fn=lambda line, **_: None)
-    if state['epoch'] >= params['nb_epochs'] or state['wait'] >= params['patience']:
+    if state['epoch'] >= params['nb_epochs'] or state.get('stopped'):
         print(f'{run_dir}: finished already (epoch {state["epoch"]}); nothing to train')
     else:
         callbacks = make_callbacks(params=params, run_dir=run_dir, test_gen=test_gen, history=history, state=state)
         model.fit(train_gen, epochs=params['nb_epochs'], initial_epoch=state['epoch'], callbacks=callbacks,
-                  verbose=1 if sys.stdout.isatty() else 2)
+                  verbose=0)
     results = utils.read_json(os.path.join(run_dir, 'results.json'))
     m = results['metrics']
     print(f'best epoch {results["best_epoch"]}: ER {m["error_rate"]:.3f} F {m["f_score"]:.3f} '
