@@ -66,7 +66,7 @@ def get_model(*, nb_frames: int, nb_bins: int, nb_channels: int, nb_classes: int
             h = layers.TimeDistributed(layers.Dense(units), name=f'{name}_fc{j + 1}')(h)
             h = layers.Dropout(dropout_rate, name=f'{name}_drop{j + 1}')(h)
         h = layers.TimeDistributed(layers.Dense(nb_out), name=f'{name}_fc_out')(h)
-        return layers.Activation(activation, name=f'{name}_out')(h)
+        return layers.Activation(activation, name=f'{name}_out', dtype='float32')(h)  # float32 under mixed precision
 
     doa = head('doa', (2 if azi_only else 3) * nb_classes, 'tanh')
     sed = head('sed', nb_classes, 'sigmoid')

@@ -68,7 +68,9 @@ DEFAULTS: dict[str, Any] = dict(
     patience=None,           # epochs without improvement before stopping; None = int(0.1 * nb_epochs)
     sed_threshold=0.5,       # SED probability above which a class is active
     early_stop_metric='seld_score',  # metric (lower is better) that selects the best model
-    jit_compile=False,       # XLA-compile the training step (faster on CPU; see benchmarks/)
+    jit_compile=False,       # XLA-compile the training step (see benchmarks/README.md before turning it on)
+    distribute='none',       # none | mirrored (all local GPUs, or CPUs with tf.config logical devices) | multiworker (TF_CONFIG)
+    mixed_precision=False,   # float16 compute with float32 weights (for GPUs; slower on CPU)
 )
 # fmt: on
 
@@ -218,6 +220,8 @@ def _validate(p: dict[str, Any]) -> None:
         raise SELDError('xyz_def_zero=False: only (0, 0, 0) targets for inactive classes are supported')
     if p['clip_len_s'] * p['fs'] < nfft:
         raise SELDError(f"clip_len_s={p['clip_len_s']}: a clip must hold at least one window of nfft={nfft}")
+    if p['distribute'] not in ('none', 'mirrored', 'multiworker'):
+        raise SELDError(f"distribute={p['distribute']!r}: must be none, mirrored or multiworker")
     if p['patience'] is not None and p['patience'] < 0:
         raise SELDError(f"patience={p['patience']}: must be >= 0")
 

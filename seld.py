@@ -199,12 +199,24 @@ def make_callbacks(*, params: dict[str, Any], run_dir: str, test_gen: Any, histo
     return [Progress(), evaluate, Checkpoint(), tensorboard]
 
 
+def get_strategy(name: str) -> Any:
+    """The tf.distribute strategy of the ``distribute`` parameter (the default one for 'none')."""
+    import tensorflow as tf
+
+    if name == 'mirrored':
+        return tf.distribute.MirroredStrategy()
+    if name == 'multiworker':
+        if 'TF_CONFIG' not in os.environ:
+            raise SELDError('distribute=multiworker needs the TF_CONFIG environment variable (cluster and task)')
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
 def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
     """Train and evaluate one job; returns the contents of results.json."""
     import keras
     import tensorflow as tf
 
-    import keras_model
     from cls_data_generator import DataGenerator
     from cls_feature_class import FeatureClass
 
@@ -237,7 +249,32 @@ def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
     print(f'run {run_dir}: {len(train_gen.stems)} train files ({len(train_gen)} batches), {len(test_gen.stems)} test '
           f'files ({len(test_gen)} batches), {fc.nb_classes} classes, input {train_gen.get_data_sizes()[0]}')
 
-    state = dict(epoch=0, best=float('inf'), best_epoch=0, wait=0)
+    if params['mixed_precision']:
+        keras.mixed_precision.set_global_policy('mixed_float16')
+    strategy = get_strategy(params['distribute'])
+    if strategy.num_replicas_in_sync > 1:
+        print(f'distribute={params["distribute"]}: {strategy.num_replicas_in_sync} replicas; each batch of '
+              f'{params["batch_size"]} sequences is split between them')
+    with strategy.scope():
+        model, state, history = _build_or_resume(params, run_dir, fc)
+    if state['epoch'] >= params['nb_epochs'] or state.get('stopped'):
+        print(f'{run_dir}: finished already (epoch {state["epoch"]}); nothing to train')
+    else:
+        callbacks = make_callbacks(params=params, run_dir=run_dir, test_gen=test_gen, history=history, state=state)
+        model.fit(train_gen, epochs=params['nb_epochs'], initial_epoch=state['epoch'], callbacks=callbacks,
+                  verbose=0)
+    results = utils.read_json(os.path.join(run_dir, 'results.json'))
+    m = results['metrics']
+    print(f'best epoch {results["best_epoch"]}: ER {m["error_rate"]:.3f} F {m["f_score"]:.3f} '
+          f'DOA {m["doa_error"]:.2f} deg FR {m["frame_recall"]:.3f} SELD {m["seld_score"]:.4f} -> {run_dir}')
+    return results
+
+
+def _build_or_resume(params: dict[str, Any], run_dir: str, fc: Any) -> tuple[Any, dict[str, Any], list]:
+    """A new model, or the last checkpoint of this run with its state and history."""
+    import keras_model
+
+    state: dict[str, Any] = dict(epoch=0, best=float('inf'), best_epoch=0, wait=0)
     history: list[dict[str, float]] = []
     state_file = os.path.join(run_dir, 'checkpoint', 'state.json')
     last_model = os.path.join(run_dir, 'checkpoint', 'last.keras')
@@ -254,18 +291,7 @@ def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
             nb_cnn2d_filt=params['nb_cnn2d_filt'], pool_size=params['pool_size'], rnn_size=params['rnn_size'],
             fnn_size=params['fnn_size'], loss_weights=params['loss_weights'], learning_rate=params['learning_rate'],
             jit_compile=params['jit_compile'])
-        model.summary(print_fn=lambda line, **_: None)
-    if state['epoch'] >= params['nb_epochs'] or state.get('stopped'):
-        print(f'{run_dir}: finished already (epoch {state["epoch"]}); nothing to train')
-    else:
-        callbacks = make_callbacks(params=params, run_dir=run_dir, test_gen=test_gen, history=history, state=state)
-        model.fit(train_gen, epochs=params['nb_epochs'], initial_epoch=state['epoch'], callbacks=callbacks,
-                  verbose=0)
-    results = utils.read_json(os.path.join(run_dir, 'results.json'))
-    m = results['metrics']
-    print(f'best epoch {results["best_epoch"]}: ER {m["error_rate"]:.3f} F {m["f_score"]:.3f} '
-          f'DOA {m["doa_error"]:.2f} deg FR {m["frame_recall"]:.3f} SELD {m["seld_score"]:.4f} -> {run_dir}')
-    return results
+    return model, state, history
 
 
 def main(argv: list[str]) -> int:
