@@ -1,0 +1,109 @@
+"""End-to-end training with seld.py on a tiny dataset: run folder, resume, interruption, errors."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import batch_feature_extraction
+import keras_model
+import parameter
+import seld
+from utils import SELDError
+
+import tut_fixture
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(clip_len_s=2.0, sequence_length=64, batch_size=4, nb_cnn2d_filt=8, rnn_size=[16], fnn_size=[16])
+
+
+def tiny_overrides(tmp) -> dict:
+    return dict(dataset_dir=str(tmp / 'ds'), feat_label_dir=str(tmp / 'feat'), model_dir=str(tmp / 'runs'), **TINY)
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('seld')
+    tut_fixture.make_dataset(str(tmp / 'ds'), nb_train=3, nb_test=2, clip_len_s=2.0)
+    batch_feature_extraction.extract(parameter.get_params('999', tiny_overrides(tmp)), progress=False)
+    return tmp
+
+
+def test_quick_run_writes_the_run_folder_and_resumes(tiny):
+    params = parameter.get_params('999', tiny_overrides(tiny))
+    results = seld.train(params, 'e2e')
+    run = os.path.join(tiny, 'runs', 'ansim_ov1_split1_e2e')
+    for name in ('params.json', 'scaler.npz', 'model.keras', 'metrics.csv', 'training_curves.png',
+                 'results.json', 'checkpoint/last.keras', 'checkpoint/state.json'):
+        assert os.path.exists(os.path.join(run, name)), name
+    assert os.listdir(os.path.join(run, 'logs')) and os.listdir(os.path.join(run, 'predictions'))
+    record = json.load(open(os.path.join(run, 'params.json')))
+    assert record['params']['sequence_length'] == 64 and record['features']['nb_classes'] == 11
+    assert 'keras' in record['versions']
+    with open(os.path.join(run, 'metrics.csv')) as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r['epoch']) for r in rows] == [1, 2]
+    for key in ('loss', 'val_loss', 'error_rate', 'f_score', 'doa_error', 'frame_recall', 'seld_score',
+                'dcase2020/localization_error', 'dcase2021/f_score'):
+        assert key in rows[0]
+    # results.json: the best epoch's row with named keys; its score is the minimum in metrics.csv
+    best = min(rows, key=lambda r: float(r['seld_score']))
+    assert results['best_epoch'] == int(best['epoch'])
+    assert results['metrics']['seld_score'] == pytest.approx(float(best['seld_score']))
+    s = results['metrics']
+    assert s['seld_score'] == pytest.approx(np.mean([s['error_rate'], 1 - s['f_score'], s['doa_error'] / 180,
+                                                     1 - s['frame_recall']]))
+    # the best model loads in safe mode
+    assert keras_model.load_model(os.path.join(run, 'model.keras')).count_params() > 0
+    # resuming with more epochs continues after epoch 2 instead of starting over
+    seld.train(parameter.get_params('999', {**tiny_overrides(tiny), 'nb_epochs': 3, 'patience': 5}), 'e2e')
+    with open(os.path.join(run, 'metrics.csv')) as f:
+        assert [int(r['epoch']) for r in csv.DictReader(f)] == [1, 2, 3]
+    # the same job-id with a different model is refused
+    with pytest.raises(SELDError, match=r'other parameters \(batch_size\)'):
+        seld.train(parameter.get_params('999', {**tiny_overrides(tiny), 'batch_size': 2}), 'e2e')
+
+
+def test_seld_without_features_says_what_to_run(tmp_path):
+    params = parameter.get_params('999', tiny_overrides(tmp_path))
+    with pytest.raises(SELDError, match='run `python batch_feature_extraction.py 999'):
+        seld.train(params, 'x')
+
+
+def test_ctrl_c_leaves_the_best_model_intact_and_rerun_resumes(tiny):
+    args = [sys.executable, 'seld.py', 'sigint', '1'] + [
+        f'{k}={",".join(map(str, v)) if isinstance(v, list) else v}' for k, v in tiny_overrides(tiny).items()] + [
+        'nb_epochs=200', 'patience=200']
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run = os.path.join(tiny, 'runs', 'ansim_ov1_split1_sigint')
+    state = os.path.join(run, 'checkpoint', 'state.json')
+    deadline = time.time() + 120
+    while time.time() < deadline and not os.path.exists(state):
+        time.sleep(0.2)
+    assert os.path.exists(state), proc.communicate()[0][-2000:]
+    time.sleep(0.5)  # interrupt in the middle of a later epoch
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode != 0, out[-2000:]
+    assert not [f for f in os.listdir(run) if '.tmp' in f]
+    keras_model.load_model(os.path.join(run, 'model.keras'))  # intact
+    done = json.load(open(state))['epoch']
+    # a rerun with fewer epochs than already done has nothing left to train and exits cleanly
+    r = subprocess.run(args[:-2] + [f'nb_epochs={done}', 'patience=200'], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'nothing to train' in r.stdout
+
+
+def test_cli_errors_exit_2(tmp_path):
+    r = subprocess.run([sys.executable, 'seld.py', '1', 'nope'], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and 'unknown task-id' in r.stderr
+    r = subprocess.run([sys.executable, 'seld.py', '1', '999', f'feat_label_dir={tmp_path}',
+                        f'dataset_dir={tmp_path}'], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 2 and 'batch_feature_extraction.py' in r.stderr
