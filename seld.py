@@ -12,6 +12,7 @@ Everything of a run goes in ``<model_dir>/<dataset>_ov<ov>_split<split>_<job-id>
     model.keras          the best model so far (by ``early_stop_metric``)
     metrics.csv          one row per epoch: losses and all metrics
     training_curves.png  losses and metrics per epoch
+    figures/             spectrogram, SED and DOA (reference and prediction) of the first 3 test files, best model
     logs/                TensorBoard logs
     results.json         best epoch and its metrics, with named keys
     predictions/         per-test-file CSVs (frame,class,azi,ele at the model frame rate) of the best model
@@ -36,6 +37,7 @@ import numpy as np  # noqa: E402
 
 import parameter  # noqa: E402
 import utils  # noqa: E402
+from plots import plot_seld_output, plot_training_curves  # noqa: E402
 from utils import SELDError  # noqa: E402
 
 USAGE = 'python seld.py [job-id] [task-id] [key=value ...]'
@@ -54,33 +56,6 @@ def masked_losses(ref_sed: np.ndarray, ref_doa: np.ndarray, sed: np.ndarray, doa
     bce = float(np.mean(-(ref_sed * np.log(p) + (1 - ref_sed) * np.log(1 - p))))
     mse = float(np.mean((doa - ref_doa) ** 2))
     return dict(val_loss=loss_weights[0] * bce + loss_weights[1] * mse, val_sed_loss=bce, val_doa_loss=mse)
-
-
-def plot_training_curves(path: str, rows: list[dict[str, float]]) -> None:
-    """Losses and the paper's metrics per epoch, saved atomically as a PNG."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    ep = [r['epoch'] for r in rows]
-    fig, ax = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
-    for key, name in (('loss', 'train loss'), ('val_loss', 'test loss')):
-        ax[0].plot(ep, [r[key] for r in rows], label=name)
-    ax[0].set_ylabel('loss')
-    for key, name in (('error_rate', 'ER'), ('f_score', 'F'), ('frame_recall', 'frame recall'),
-                      ('seld_score', 'SELD score')):
-        ax[1].plot(ep, [r[key] for r in rows], label=name)
-    ax[1].set_ylabel('metric')
-    ax[2].plot(ep, [r['doa_error'] for r in rows], label='DOA error')
-    ax[2].set_ylabel('degrees')
-    ax[2].set_xlabel('epoch')
-    for a in ax:
-        a.grid(True)
-        a.legend(loc='upper right')
-    fig.tight_layout()
-    with utils.atomic_path(path) as tmp:
-        fig.savefig(tmp, format='png', dpi=100)
-    plt.close(fig)
 
 
 def write_metrics_csv(path: str, rows: list[dict[str, float]]) -> None:
@@ -157,6 +132,12 @@ def make_callbacks(*, params: dict[str, Any], run_dir: str, test_gen: Any, histo
                     evaluation_metrics.write_csv(os.path.join(pred_dir, stem + '.csv'),
                                                  (sed_prob > params['sed_threshold']).astype(np.float32), doa,
                                                  fmt='dcase2019', frame_rate=fc.frame_rate)
+                for (stem, ref_sed, ref_doa), (_, sed_prob, doa) in list(zip(refs, evaluate.predictions))[:3]:
+                    spec = np.load(os.path.join(fc.feat_dir, stem + '.npy'), mmap_mode='r')[:len(ref_sed), :, 0]
+                    plot_seld_output(os.path.join(run_dir, 'figures', stem + '.png'), spec=spec, classes=fc.classes,
+                                     frame_rate=fc.frame_rate, fs=fc.fs, ref_sed=ref_sed, ref_doa=ref_doa,
+                                     pred_sed=sed_prob > params['sed_threshold'], pred_doa=doa,
+                                     title=f'{stem}: best model (epoch {epoch + 1})')
                 utils.write_json(os.path.join(run_dir, 'results.json'),
                                  dict(best_epoch=epoch + 1, early_stop_metric=metric, metrics=row,
                                       frame_rate=fc.frame_rate, nb_test_files=len(refs)))

@@ -1,0 +1,308 @@
+"""Benchmark: feature extraction end to end (wav on disk -> normalized float32 features and labels on disk).
+
+Measures, in the same run and on the same synthetic dataset (made in a temporary folder):
+
+* the project's pipeline: ``FeatureClass.extract_all`` + ``fit_scaler`` + ``normalize_all``, with n_jobs=1
+  and n_jobs=2 (each from an empty feature folder);
+* the ORIGINAL algorithm of sharathadavanne/seld-net ``cls_feature_class.py``, re-implemented here:
+  scipy wav read to float64, a per-frame Python loop of ``np.fft.fft`` into a complex128 spectrogram saved
+  with ``np.save``; then reload, ``np.concatenate((np.abs(x), np.angle(x)), axis=1)`` in float64,
+  sklearn ``StandardScaler.partial_fit`` on the train files, ``transform`` of every file and ``np.save``
+  of the float64 result; labels from the description files.
+
+Real-time factor (RTF) = seconds of audio / seconds of wall time. ``--profile`` adds a per-stage
+breakdown of the project's per-file work (single process).
+
+    python benchmarks/bench_features.py [--clips 12] [--seconds 30] [--quick] [--profile] [--tmp DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, 'tests')]
+
+import cls_feature_class as cfc  # noqa: E402
+import parameter  # noqa: E402
+import tut_fixture  # noqa: E402
+
+
+# --------------------------------------------------------------------------------------------------
+# The original algorithm (sharathadavanne/seld-net, cls_feature_class.py), kept as close as possible.
+# --------------------------------------------------------------------------------------------------
+class OriginalFeatureClass:
+    def __init__(self, aud_dir: str, desc_dir: str, out_dir: str, *, fs: int = 44100, nfft: int = 512,
+                 clip_len_s: float = 30.0, nb_channels: int = 4, classes: list[str] = tut_fixture.CLASSES):
+        self._aud_dir, self._desc_dir = aud_dir, desc_dir
+        self._feat_dir = os.path.join(out_dir, 'spec')
+        self._feat_dir_norm = os.path.join(out_dir, 'spec_norm')
+        self._label_dir = os.path.join(out_dir, 'label')
+        for d in (self._feat_dir, self._feat_dir_norm, self._label_dir):
+            os.makedirs(d, exist_ok=True)
+        self._fs, self._nfft, self._win_len, self._hop_len = fs, nfft, nfft, nfft // 2
+        self._nb_channels = nb_channels
+        self._eps = np.spacing(np.float64(1e-16))
+        self._audio_max_len_samples = int(clip_len_s * fs)
+        self._max_frames = int(np.ceil((self._audio_max_len_samples - float(self._win_len)) / float(self._hop_len)))
+        self._frame_res = fs / float(self._hop_len)
+        self._unique_classes = {c: i for i, c in enumerate(classes)}
+
+    def _load_audio(self, audio_path: str) -> np.ndarray:
+        from scipy.io import wavfile
+        fs, audio = wavfile.read(audio_path)
+        audio = audio[:, :self._nb_channels] / 32768.0 + self._eps
+        if audio.shape[0] < self._audio_max_len_samples:
+            zero_pad = np.zeros((self._audio_max_len_samples - audio.shape[0], audio.shape[1]))
+            audio = np.vstack((audio, zero_pad))
+        elif audio.shape[0] > self._audio_max_len_samples:
+            audio = audio[:self._audio_max_len_samples, :]
+        return audio
+
+    def _spectrogram(self, audio_input: np.ndarray) -> np.ndarray:
+        _nb_ch = audio_input.shape[1]
+        hann_win = np.repeat(np.hanning(self._win_len)[np.newaxis].T, _nb_ch, 1)
+        nb_bins = self._nfft // 2
+        spectra = np.zeros((self._max_frames, nb_bins, _nb_ch), dtype=complex)
+        for ind in range(self._max_frames):
+            start_ind = ind * self._hop_len
+            aud_frame = audio_input[start_ind + np.arange(0, self._win_len), :] * hann_win
+            spectra[ind] = np.fft.fft(aud_frame, n=self._nfft, axis=0, norm='ortho')[:nb_bins, :]
+        return spectra
+
+    def extract_all_feature(self) -> None:
+        for file_name in sorted(os.listdir(self._aud_dir)):
+            audio_in = self._load_audio(os.path.join(self._aud_dir, file_name))
+            audio_spec = self._spectrogram(audio_in)
+            np.save(os.path.join(self._feat_dir, file_name.split('.')[0] + '.npy'),
+                    audio_spec.reshape(self._max_frames, -1))
+
+    def preprocess_features(self) -> None:
+        from sklearn import preprocessing
+        spec_scaler = preprocessing.StandardScaler()
+        names = sorted(os.listdir(self._desc_dir))
+        for file_name in names:
+            if 'train' in file_name:
+                nfeat = np.load(os.path.join(self._feat_dir, file_name.split('.')[0] + '.npy'))
+                spec_scaler.partial_fit(np.concatenate((np.abs(nfeat), np.angle(nfeat)), axis=1))
+                del nfeat
+        for file_name in names:
+            feat_file = np.load(os.path.join(self._feat_dir, file_name.split('.')[0] + '.npy'))
+            feat_file = spec_scaler.transform(np.concatenate((np.abs(feat_file), np.angle(feat_file)), axis=1))
+            np.save(os.path.join(self._feat_dir_norm, file_name.split('.')[0] + '.npy'), feat_file)
+            del feat_file
+
+    def extract_all_labels(self) -> None:
+        nb = len(self._unique_classes)
+        for file_name in sorted(os.listdir(self._desc_dir)):
+            se_label = np.zeros((self._max_frames, nb))
+            x, y, z = (np.zeros((self._max_frames, nb)) for _ in range(3))
+            with open(os.path.join(self._desc_dir, file_name)) as f:
+                rows = list(csv.reader(f))[1:]
+            for row in rows:
+                cls = self._unique_classes[row[0].split('.')[0][:-3]]
+                start = int(np.floor(float(row[1]) * self._frame_res))
+                end = int(np.ceil(float(row[2]) * self._frame_res))
+                ele, azi = np.deg2rad(float(row[3])), np.deg2rad(float(row[4]))
+                se_label[start:end + 1, cls] = 1
+                x[start:end, cls] = np.cos(azi) * np.cos(ele)
+                y[start:end, cls] = np.sin(azi) * np.cos(ele)
+                z[start:end, cls] = np.sin(ele)
+            np.save(os.path.join(self._label_dir, file_name.split('.')[0] + '.npy'),
+                    np.concatenate((se_label, x, y, z), axis=1))
+
+
+# --------------------------------------------------------------------------------------------------
+# Proposed drop-in replacements for cls_feature_class.stft / spectrogram_features (bit-identical output,
+# checked below); measured end to end with --proposed (n_jobs=1: the functions are patched in this process).
+# --------------------------------------------------------------------------------------------------
+def proposed_stft(audio: np.ndarray, *, nfft: int, hop_len: int, nb_frames: int | None = None) -> np.ndarray:
+    """As cfc.stft, but frames are cut from channel-major audio (unit stride inside a frame) and
+    scipy.fft.rfft (pocketfft C++, native float32) is used; returns a (frames, bins, channels) view."""
+    import scipy.fft
+    audio = np.asarray(audio)
+    if nb_frames is None:
+        nb_frames = cfc.nb_frames_for(audio.shape[0], nfft=nfft, hop_len=hop_len)
+    needed = (nb_frames - 1) * hop_len + nfft
+    if audio.ndim != 2 or audio.shape[0] < needed:
+        return cfc.stft(audio, nfft=nfft, hop_len=hop_len, nb_frames=nb_frames)  # same errors as before
+    chans = np.ascontiguousarray(audio[:needed].T, dtype=np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(chans, nfft, axis=1)[:, ::hop_len]  # (C, frames, nfft)
+    spec = scipy.fft.rfft(frames * np.hanning(nfft).astype(np.float32), axis=-1, norm='ortho')
+    return spec[..., :nfft // 2].transpose(1, 2, 0)
+
+
+def proposed_features(spec: np.ndarray) -> np.ndarray:
+    """As cfc.spectrogram_features, written straight into the output (no concatenate copy)."""
+    frames, bins, ch = spec.shape
+    out = np.empty((frames, bins, 2 * ch), dtype=np.float32)
+    np.abs(spec, out=out[..., :ch])
+    np.arctan2(spec.imag, spec.real, out=out[..., ch:])
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+def make_data(root: str, nb_clips: int, seconds: float) -> str:
+    rng = np.random.default_rng(0)
+    wav_dir, desc_dir = os.path.join(root, 'wav_ov1_split1_30db'), os.path.join(root, 'desc_ov1_split1')
+    nb_test = max(1, nb_clips // 4)
+    for i in range(nb_clips):
+        part, j = ('test', i) if i < nb_test else ('train', i - nb_test)
+        events, t = [], 0.5
+        while t + 1.5 < seconds:
+            cls = str(rng.choice(tut_fixture.CLASSES))
+            events.append((cls, round(t, 3), round(t + 1.0, 3), int(rng.integers(-4, 5) * 10),
+                           int(rng.integers(-18, 18) * 10)))
+            t += 2.0
+        stem = f'{part}_{j}_desc_30_100'
+        tut_fixture.write_clip(os.path.join(wav_dir, stem + '.wav'), os.path.join(desc_dir, stem + '.csv'), events,
+                               clip_len_s=seconds, seed=i)
+    return root
+
+
+def project_run(params: dict, n_jobs: int) -> tuple[float, dict[str, float]]:
+    fc = cfc.FeatureClass(params)
+    t0 = time.perf_counter()
+    fc.extract_all(n_jobs=n_jobs, progress=False)
+    t1 = time.perf_counter()
+    fc.fit_scaler()
+    t2 = time.perf_counter()
+    fc.normalize_all(n_jobs=n_jobs, progress=False)
+    t3 = time.perf_counter()
+    return t3 - t0, dict(extract=t1 - t0, scaler=t2 - t1, normalize=t3 - t2)
+
+
+def profile_project(params: dict) -> dict[str, float]:
+    """Per-stage time of the project's per-file work, summed over files (one process)."""
+    fc = cfc.FeatureClass(params)
+    out = os.path.join(params['feat_label_dir'], 'profile')
+    os.makedirs(out, exist_ok=True)
+    mean = scale = None
+    t = dict.fromkeys(['wav read', 'stft', 'abs/angle', 'stats', 'save feat+label', 'normalize read',
+                       'normalize compute', 'normalize save'], 0.0)
+    for s in fc.file_stems():
+        a = time.perf_counter()
+        audio = fc.load_audio(os.path.join(fc.aud_dir, s + '.wav'))
+        b = time.perf_counter()
+        spec = cfc.stft(audio, nfft=fc.nfft, hop_len=fc.hop_len, nb_frames=fc.nb_frames)
+        c = time.perf_counter()
+        feat = cfc.spectrogram_features(spec)
+        d = time.perf_counter()
+        stats = cfc.feature_stats(feat)
+        e = time.perf_counter()
+        cfc.utils.save_npy(os.path.join(out, s + '.npy'), feat)
+        f = time.perf_counter()
+        if mean is None:
+            mean, scale = cfc.scaler_from_stats(*stats)
+            mean, scale = mean.astype(np.float32), scale.astype(np.float32)
+        x = np.load(os.path.join(out, s + '.npy'), mmap_mode='r')
+        g = time.perf_counter()
+        y = ((x - mean) / scale).astype(np.float32)
+        h = time.perf_counter()
+        cfc.utils.save_npy(os.path.join(out, s + '.norm.npy'), y)
+        i = time.perf_counter()
+        for k, v in zip(t, (b - a, c - b, d - c, e - d, f - e, g - f, h - g, i - h)):
+            t[k] += v
+    shutil.rmtree(out)
+    return t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--clips', type=int, default=12)
+    ap.add_argument('--seconds', type=float, default=30.0)
+    ap.add_argument('--quick', action='store_true', help='4 clips of 30 s')
+    ap.add_argument('--profile', action='store_true', help='per-stage breakdown of the project pipeline')
+    ap.add_argument('--proposed', action='store_true',
+                    help='also time n_jobs=1 with the proposed stft/spectrogram_features patched in')
+    ap.add_argument('--no-original', action='store_true', help='skip the (slow) original algorithm')
+    ap.add_argument('--tmp', default=None, help='parent folder of the temporary dataset (default: system temp)')
+    args = ap.parse_args()
+    if args.quick:
+        args.clips = 4
+    load = os.getloadavg()
+    print(f'feature extraction benchmark: {args.clips} clips x {args.seconds:.0f} s, 4 ch, 44.1 kHz, nfft 512; '
+          f'{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}')
+    tmp = tempfile.mkdtemp(prefix='bench_features_', dir=args.tmp)
+    try:
+        t0 = time.perf_counter()
+        make_data(os.path.join(tmp, 'ds'), args.clips, args.seconds)
+        audio_s = args.clips * args.seconds
+        print(f'dataset: {audio_s:.0f} s of audio written in {time.perf_counter() - t0:.1f} s')
+        base = dict(dataset_dir=os.path.join(tmp, 'ds'), clip_len_s=args.seconds)
+        rtf = {}
+        for n_jobs in (1, 2):
+            params = parameter.get_params('1', dict(base, feat_label_dir=os.path.join(tmp, f'feat{n_jobs}')))
+            total, parts = project_run(params, n_jobs)
+            rtf[n_jobs] = audio_s / total
+            print(f'project  n_jobs={n_jobs}: {total:6.2f} s  RTF {rtf[n_jobs]:7.1f}x real time  '
+                  f'(extract {parts["extract"]:.2f} s, scaler {parts["scaler"]:.3f} s, '
+                  f'normalize {parts["normalize"]:.2f} s)', flush=True)
+        if args.proposed:
+            rng = np.random.default_rng(0)
+            audio = rng.standard_normal((int(44100 * 3), 4)).astype(np.float32)
+            a = cfc.spectrogram_features(cfc.stft(audio, nfft=512, hop_len=256))
+            b = proposed_features(proposed_stft(audio, nfft=512, hop_len=256))
+            print(f'proposed stft + features bit-identical to the current ones: {np.array_equal(a, b)}')
+            saved = cfc.stft, cfc.spectrogram_features
+            cfc.stft, cfc.spectrogram_features = proposed_stft, proposed_features
+            try:
+                pp = parameter.get_params('1', dict(base, feat_label_dir=os.path.join(tmp, 'feat_proposed')))
+                total, parts = project_run(pp, 1)
+            finally:
+                cfc.stft, cfc.spectrogram_features = saved
+            rtf['proposed'] = audio_s / total
+            print(f'proposed n_jobs=1: {total:6.2f} s  RTF {rtf["proposed"]:7.1f}x real time  '
+                  f'(extract {parts["extract"]:.2f} s, scaler {parts["scaler"]:.3f} s, '
+                  f'normalize {parts["normalize"]:.2f} s)', flush=True)
+        # sanity: repeat of n_jobs=1 (page cache warm for both); the files must be identical to n_jobs=2's
+        a = np.load(os.path.join(cfc.FeatureClass(params).feat_dir_norm, 'train_0_desc_30_100.npy'))
+        p1 = parameter.get_params('1', dict(base, feat_label_dir=os.path.join(tmp, 'feat1')))
+        b = np.load(os.path.join(cfc.FeatureClass(p1).feat_dir_norm, 'train_0_desc_30_100.npy'))
+        print(f'n_jobs=1 and n_jobs=2 normalized features identical: {np.array_equal(a, b)}')
+        if args.profile:
+            prof = profile_project(p1)
+            tot = sum(prof.values())
+            print('project per-stage time (1 process, summed over files):')
+            for k, v in prof.items():
+                print(f'  {k:18s} {v:6.3f} s  {100 * v / tot:5.1f} %')
+        if not args.no_original:
+            orig = OriginalFeatureClass(os.path.join(tmp, 'ds', 'wav_ov1_split1_30db'),
+                                        os.path.join(tmp, 'ds', 'desc_ov1_split1'), os.path.join(tmp, 'orig'),
+                                        clip_len_s=args.seconds)
+            t0 = time.perf_counter()
+            orig.extract_all_feature()
+            t1 = time.perf_counter()
+            orig.extract_all_labels()
+            t2 = time.perf_counter()
+            orig.preprocess_features()
+            t3 = time.perf_counter()
+            rtf_orig = audio_s / (t3 - t0)
+            print(f'original (1 process): {t3 - t0:6.2f} s  RTF {rtf_orig:7.1f}x real time  (spectrogram {t1 - t0:.2f} s, '
+                  f'labels {t2 - t1:.2f} s, scaler+normalize {t3 - t2:.2f} s)')
+            # same STFT magnitudes: original (frames, bins*ch) column b*C+c == project feat[:, b, c]
+            spec = np.load(os.path.join(tmp, 'orig', 'spec', 'train_0_desc_30_100.npy'))
+            feat = np.load(os.path.join(cfc.FeatureClass(p1).feat_dir, 'train_0_desc_30_100.npy'))
+            diff = np.max(np.abs(np.abs(spec).reshape(feat.shape[0], -1, 4) - feat[..., :4]))
+            print(f'check: |STFT| of project vs original, max abs difference {diff:.2e}')
+            extra = (f'; proposed patch {rtf["proposed"]:.0f}x (1 job) = {rtf["proposed"] / rtf_orig:.1f}x original'
+                     if 'proposed' in rtf else '')
+            print(f'SUMMARY features: project RTF {rtf[1]:.0f}x (1 job) / {rtf[2]:.0f}x (2 jobs) real time; original '
+                  f'{rtf_orig:.0f}x; speed-up {rtf[1] / rtf_orig:.1f}x (1 job) / {rtf[2] / rtf_orig:.1f}x (2 jobs)'
+                  f'{extra}; targets >= 500x real time and >= 5x original; load average {os.getloadavg()[0]:.2f}')
+        else:
+            print(f'SUMMARY features: project RTF {rtf[1]:.0f}x (1 job) / {rtf[2]:.0f}x (2 jobs) real time; '
+                  f'original not run')
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    main()

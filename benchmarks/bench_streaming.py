@@ -1,0 +1,226 @@
+"""Benchmark: memory and speed of the training data generator (cls_data_generator.DataGenerator).
+
+1. Peak memory while iterating one epoch of ``DataGenerator(params, split='train')`` over a feature set
+   and over its 4x copy (the same files copied under new names), each in a fresh subprocess. Printed:
+   ``ru_maxrss`` (peak resident set, which counts file pages mapped through ``np.load(mmap_mode='r')``)
+   and the peak of anonymous memory (``RssAnon`` of /proc/self/status, sampled after every batch: the
+   memory the process itself allocates, which is what must not grow with the dataset).
+2. Batches/s the generator produces (one process, shuffled train order, page cache warm) vs batches/s the
+   default model consumes with ``train_on_batch`` (4 channels, 512 frames, 256 bins, batch 16).
+
+The features are synthetic (random normal float32 of the real shape, 5167 frames x 256 bins x 8 maps
+per 30-s file, written directly in the layout batch_feature_extraction.py produces).
+
+    python benchmarks/bench_streaming.py [--files 16] [--steps 5] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, 'tests')]
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+FRAMES, BINS, MAPS, CLASSES = 5167, 256, 8, 11
+
+
+def params_for(feat_label_dir: str, tmp: str) -> dict:
+    import parameter
+    return parameter.get_params('1', dict(feat_label_dir=feat_label_dir, dataset_dir=os.path.join(tmp, 'no_wavs')))
+
+
+def write_features(feat_label_dir: str, tmp: str, nb_files: int) -> None:
+    from cls_feature_class import FeatureClass
+    fc = FeatureClass(params_for(feat_label_dir, tmp))
+    os.makedirs(fc.feat_dir_norm, exist_ok=True)
+    os.makedirs(fc.label_dir, exist_ok=True)
+    rng = np.random.default_rng(0)
+    feat = rng.standard_normal((FRAMES, BINS, MAPS), dtype=np.float32)
+    for i in range(nb_files):
+        label = np.zeros((FRAMES, 4 * CLASSES), dtype=np.float32)
+        label[(i * 100) % FRAMES:, i % CLASSES] = 1
+        np.save(os.path.join(fc.feat_dir_norm, f'train_{i}_desc_30_100.npy'), np.roll(feat, i, axis=0))
+        np.save(os.path.join(fc.label_dir, f'train_{i}_desc_30_100.npy'), label)
+
+
+def copy_features(src: str, dst: str, tmp: str, times: int) -> None:
+    from cls_feature_class import FeatureClass
+    a, b = FeatureClass(params_for(src, tmp)), FeatureClass(params_for(dst, tmp))
+    for d_src, d_dst in ((a.feat_dir_norm, b.feat_dir_norm), (a.label_dir, b.label_dir)):
+        os.makedirs(d_dst, exist_ok=True)
+        for f in sorted(os.listdir(d_src)):
+            stem = os.path.splitext(f)[0]
+            for k in range(times):
+                shutil.copyfile(os.path.join(d_src, f), os.path.join(d_dst, f'{stem}_copy{k}.npy'))
+
+
+def rss_anon_kb() -> int:
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('RssAnon:'):
+                return int(line.split()[1])
+    return -1
+
+
+def pread_generator_class():
+    """A prototype of the change proposed for cls_data_generator.py: read each sequence with os.pread at its
+    offset in the .npy file instead of slicing a long-lived np.memmap (whose touched pages stay mapped and
+    count in the process's RSS until the mapping is dropped). Same batches, bit for bit."""
+    import cls_data_generator
+
+    class PreadGenerator(cls_data_generator.DataGenerator):
+        def _read(self, arr: np.memmap, start: int, n: int) -> np.ndarray:
+            row = arr.dtype.itemsize * int(np.prod(arr.shape[1:]))
+            fd = os.open(arr.filename, os.O_RDONLY)
+            try:
+                buf = os.pread(fd, n * row, arr.offset + start * row)
+            finally:
+                os.close(fd)
+            return np.frombuffer(buf, dtype=arr.dtype).reshape((n,) + arr.shape[1:])
+
+        def __getitem__(self, b: int):
+            if not 0 <= b < self._nb_batches:
+                raise IndexError(b)
+            rows = self._order[b * self.batch_size:(b + 1) * self.batch_size]
+            B, T, C = self.batch_size, self.seq_len, self.nb_classes
+            x = np.zeros((B, T) + self.feat_shape, dtype=np.float32)
+            label = np.zeros((B, T, 4 * C), dtype=np.float32)
+            weight = np.zeros((B, T), dtype=np.float32)
+            for k, (f, start, n) in enumerate(self.index[rows]):
+                x[k, :n] = self._read(self._feat[f], start, n)
+                label[k, :n] = self._read(self._label[f], start, n)
+                weight[k, :n] = 1.0
+            sed, doa = cls_data_generator.split_label(label, nb_classes=C, azi_only=self.azi_only)
+            return x, {'sed_out': sed, 'doa_out': doa}, {'sed_out': weight, 'doa_out': weight}
+
+    return PreadGenerator
+
+
+def child(feat_label_dir: str, tmp: str, reader: str) -> None:
+    """One epoch over the train generator; print peak memory as JSON (run in a fresh process)."""
+    import cls_data_generator  # imports keras
+    params = params_for(feat_label_dir, tmp)
+    base_max = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cls = pread_generator_class() if reader == 'pread' else cls_data_generator.DataGenerator
+    gen = cls(params, split='train')
+    anon0 = rss_anon_kb()
+    peak_anon = anon0
+    t0 = time.perf_counter()
+    for b in range(len(gen)):
+        batch = gen[b]
+        peak_anon = max(peak_anon, rss_anon_kb())
+        del batch
+    dt = time.perf_counter() - t0
+    print(json.dumps(dict(batches=len(gen), files=len(gen.stems), seconds=dt, import_maxrss_kb=base_max,
+                          anon_start_kb=anon0, peak_anon_kb=peak_anon,
+                          maxrss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                          dataset_mb=sum(f.nbytes for f in gen._feat) / 2 ** 20)))
+
+
+def run_child(feat_label_dir: str, tmp: str, reader: str) -> dict:
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), '--child', feat_label_dir, '--tmp', tmp,
+                          '--reader', reader],
+                         capture_output=True, text=True, cwd=ROOT, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def consumption(steps: int) -> tuple[float, float]:
+    """(first train_on_batch seconds, median seconds per later step) of the default model."""
+    import keras_model
+    model = keras_model.get_model(nb_frames=512, nb_bins=256, nb_channels=4, nb_classes=CLASSES)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 512, 256, 8), dtype=np.float32)
+    y = {'sed_out': (rng.random((16, 512, CLASSES)) > 0.9).astype(np.float32),
+         'doa_out': rng.uniform(-1, 1, (16, 512, 3 * CLASSES)).astype(np.float32)}
+    t0 = time.perf_counter()
+    model.train_on_batch(x, y)
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        model.train_on_batch(x, y)
+        times.append(time.perf_counter() - t0)
+    return first, float(np.median(times))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--files', type=int, default=16, help='train files of the base set (30 s each)')
+    ap.add_argument('--steps', type=int, default=5, help='timed train_on_batch steps')
+    ap.add_argument('--quick', action='store_true', help='4 files, 2 timed steps')
+    ap.add_argument('--tmp', default=None)
+    ap.add_argument('--child', default=None, help=argparse.SUPPRESS)
+    ap.add_argument('--reader', default='mmap', help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child, args.tmp, args.reader)
+        return
+    if args.quick:
+        args.files, args.steps = 4, 2
+    load = os.getloadavg()
+    print(f'streaming benchmark: {args.files} train files of {FRAMES} frames x {BINS} bins x {MAPS} maps (float32); '
+          f'{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}')
+    tmp = tempfile.mkdtemp(prefix='bench_streaming_', dir=args.tmp)
+    try:
+        one, four = os.path.join(tmp, 'x1'), os.path.join(tmp, 'x4')
+        write_features(one, tmp, args.files)
+        copy_features(one, four, tmp, 4)
+        res = {}
+        for reader in ('mmap', 'pread'):
+            label = 'DataGenerator (np.memmap)' if reader == 'mmap' else 'proposed pread reader'
+            for name, d in (('1x', one), ('4x', four)):
+                r = res[reader, name] = run_child(d, tmp, reader)
+                print(f'{label:26s} dataset {name}: {r["files"]:3d} files, {r["dataset_mb"]:6.0f} MB of features, '
+                      f'{r["batches"]:4d} batches in {r["seconds"]:5.1f} s | peak RSS (ru_maxrss) '
+                      f'{r["maxrss_kb"] / 1024:6.0f} MB | anonymous memory {r["anon_start_kb"] / 1024:.0f} MB after '
+                      f'setup, peak {r["peak_anon_kb"] / 1024:.0f} MB', flush=True)
+        ratio = {k: res[k, '4x']['maxrss_kb'] / res[k, '1x']['maxrss_kb'] for k in ('mmap', 'pread')}
+        anon_ratio = res['mmap', '4x']['peak_anon_kb'] / res['mmap', '1x']['peak_anon_kb']
+        rss_ratio = ratio['mmap']
+        print(f'peak ratio 4x/1x dataset (dataset ratio {res["mmap", "4x"]["dataset_mb"] / res["mmap", "1x"]["dataset_mb"]:.1f}): '
+              f'DataGenerator ru_maxrss {ratio["mmap"]:.2f}, anonymous {anon_ratio:.2f}; pread reader ru_maxrss '
+              f'{ratio["pread"]:.2f}')
+        res['1x'], res['4x'] = res['mmap', '1x'], res['mmap', '4x']
+
+        import cls_data_generator
+        gen = cls_data_generator.DataGenerator(params_for(four, tmp), split='train')
+        n = min(len(gen), 200)
+        for b in range(min(n, 10)):  # warm-up
+            gen[b]
+        t0 = time.perf_counter()
+        for b in range(n):
+            gen[b]
+        produce = n / (time.perf_counter() - t0)
+        print(f'generator: {produce:.1f} batches/s ({n} shuffled batches of 16 x 512 frames, page cache warm)',
+              flush=True)
+        pgen = pread_generator_class()(params_for(four, tmp), split='train')
+        same = all(np.array_equal(gen[b][0], pgen[b][0]) for b in range(min(n, 3)))
+        t0 = time.perf_counter()
+        for b in range(n):
+            pgen[b]
+        print(f'proposed pread reader: {n / (time.perf_counter() - t0):.1f} batches/s; same batches: {same}', flush=True)
+        first, step = consumption(args.steps)
+        consume = 1 / step
+        print(f'model: train_on_batch {consume:.3f} batches/s ({step:.2f} s per step, median of {args.steps}; first '
+              f'step {first:.1f} s)')
+        print(f'SUMMARY streaming: peak RSS {res["1x"]["maxrss_kb"] / 1024:.0f} MB (1x) vs '
+              f'{res["4x"]["maxrss_kb"] / 1024:.0f} MB (4x), ratio {rss_ratio:.2f} (pread reader {ratio["pread"]:.2f}); '
+              f'anonymous peak ratio {anon_ratio:.2f}; '
+              f'generator {produce:.1f} batches/s vs model {consume:.2f} batches/s = {produce / consume:.0f}x '
+              f'(target >= 10x); load average {os.getloadavg()[0]:.2f}')
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,235 @@
+"""Benchmark: training throughput of the default SELDnet (4 channels -> 8 input maps, 512 frames, 256 bins,
+batch 16, 11 classes) as steps/s, sequences/s and achieved FLOP/s as a share of this machine's float32
+matmul peak (measured in the same process, same thread settings), plus the time to the first step.
+
+Every variant runs in a fresh subprocess (thread settings and the mixed-precision policy must be set
+before TensorFlow starts; the first step includes graph tracing):
+
+* ``reference``  the model as written before issue 5: stock ``keras.layers.BatchNormalization``, ReLU before
+  max-pooling, ``TimeDistributed(Dense)`` (built here, same weights and function as keras_model.py);
+* ``ref+dense``  the reference with ``Dense`` on the 3-D sequence instead of ``TimeDistributed(Dense)``;
+* ``ref+dense+fusedbn``  and with keras_model.FusedBatchNormalization;
+* ``project``    ``keras_model.get_model`` (all three: Dense, fused BatchNorm kernel, ReLU after pooling);
+* ``project-inter1``  the same with ``tf.config.threading.set_inter_op_parallelism_threads(1)``;
+* ``project-noonednn`` the same with ``TF_ENABLE_ONEDNN_OPTS=0``;
+* ``project-mixed``   the same under the ``mixed_float16`` policy (the ``mixed_precision`` parameter).
+
+FLOP convention (printed): forward FLOPs = 2 x multiply-accumulates of every convolution, GRU and dense
+matmul, plus the GRU's element-wise gate arithmetic (~15 per unit per step, transcendental = 1);
+BatchNorm, ReLU, pooling, biases and the loss are not counted. Training FLOPs = 3 x forward (backward =
+gradient w.r.t. inputs + w.r.t. weights). The count without conv1's input gradient (never computed) is
+printed too. Steps use ``train_on_batch`` on one in-memory batch (the input pipeline is measured in
+bench_streaming.py).
+
+    python benchmarks/bench_training.py [--steps 5] [--quick] [--variants reference,project,...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT]
+
+B, T, BINS, CH, NC = 16, 512, 256, 4, 11
+FILT, POOL, RNN, FNN = 64, (8, 8, 2), (128, 128), (128,)
+VARIANTS = ('reference', 'ref+dense', 'ref+dense+fusedbn', 'project', 'project-inter1', 'project-noonednn',
+            'project-mixed')
+REFERENCES = {  # models built here: the pre-issue-5 layer choices, then one change at a time
+    'reference': dict(time_distributed=True, fused_bn=False, relu_after_pool=False),
+    'ref+dense': dict(time_distributed=False, fused_bn=False, relu_after_pool=False),
+    'ref+dense+fusedbn': dict(time_distributed=False, fused_bn=True, relu_after_pool=False),
+}
+
+
+def flops_per_sequence() -> dict[str, float]:
+    """Analytic forward FLOPs of one sequence of the default model, per layer group."""
+    out: dict[str, float] = {}
+    f, cin = BINS, 2 * CH
+    for i, p in enumerate(POOL):
+        out[f'conv{i + 1}'] = 2 * 3 * 3 * cin * FILT * T * f  # 'same' padding: output T x f
+        f, cin = f // p, FILT
+    feat = f * FILT
+    for i, u in enumerate(RNN):
+        mm = 2 * 3 * (feat * u + u * u)  # per step per direction
+        elem = 15 * u
+        out[f'bigru{i + 1}'] = 2 * T * (mm + elem) + T * u  # 2 directions + the 'mul' merge
+        feat = u
+    for name, nb_out in (('doa', 3 * NC), ('sed', NC)):
+        d = feat
+        tot = 0
+        for u in FNN:
+            tot += 2 * d * u * T
+            d = u
+        out[f'{name}_dense'] = tot + 2 * d * nb_out * T
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+def reference_model(*, time_distributed: bool = True, fused_bn: bool = False, relu_after_pool: bool = False):
+    """SELDnet as keras_model.py built it before issue 5 (stock layers), or with some of the changes."""
+    import keras
+    from keras import layers
+
+    import keras_model
+    x = inp = keras.Input(shape=(T, BINS, 2 * CH), name='spec')
+    for i, p in enumerate(POOL):
+        x = layers.Conv2D(FILT, (3, 3), padding='same', name=f'conv{i + 1}')(x)
+        x = (keras_model.FusedBatchNormalization if fused_bn else layers.BatchNormalization)(name=f'bn{i + 1}')(x)
+        if relu_after_pool:
+            x = layers.MaxPooling2D(pool_size=(1, p), name=f'pool{i + 1}')(x)
+            x = layers.Activation('relu', name=f'relu{i + 1}')(x)
+        else:
+            x = layers.Activation('relu', name=f'relu{i + 1}')(x)
+            x = layers.MaxPooling2D(pool_size=(1, p), name=f'pool{i + 1}')(x)
+        x = layers.Dropout(0.0, name=f'drop{i + 1}')(x)
+    x = layers.Reshape((T, (BINS // 128) * FILT), name='to_sequence')(x)
+    for i, u in enumerate(RNN):
+        x = layers.Bidirectional(layers.GRU(u, activation='tanh', return_sequences=True), merge_mode='mul',
+                                 name=f'bigru{i + 1}')(x)
+
+    def dense(units, name):
+        return layers.TimeDistributed(layers.Dense(units), name=name) if time_distributed \
+            else layers.Dense(units, name=name)
+
+    def head(name, nb_out, act):
+        h = x
+        for j, u in enumerate(FNN):
+            h = dense(u, f'{name}_fc{j + 1}')(h)
+            h = layers.Dropout(0.0, name=f'{name}_drop{j + 1}')(h)
+        h = dense(nb_out, f'{name}_fc_out')(h)
+        return layers.Activation(act, name=f'{name}_out', dtype='float32')(h)
+
+    doa, sed = head('doa', 3 * NC, 'tanh'), head('sed', NC, 'sigmoid')
+    model = keras.Model(inputs=inp, outputs={'sed_out': sed, 'doa_out': doa}, name='seldnet')
+    keras_model.compile_model(model)
+    return model
+
+
+def matmul_peak(n: int = 4096, runs: int = 7) -> float:
+    import tensorflow as tf
+    a = tf.random.normal((n, n))
+    b = tf.random.normal((n, n))
+    f = tf.function(lambda a, b: tf.linalg.matmul(a, b))
+    f(a, b).numpy()
+    best = float('inf')
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        f(a, b).numpy()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best
+
+
+def child(variant: str, steps: int) -> None:
+    t_start = time.perf_counter()
+    import numpy as np
+    import tensorflow as tf
+    if variant.endswith('inter1'):
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    import keras
+    import keras_model
+    if variant.endswith('mixed'):
+        keras.mixed_precision.set_global_policy('mixed_float16')
+    t_import = time.perf_counter() - t_start
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((B, T, BINS, 2 * CH), dtype=np.float32)
+    y = {'sed_out': (rng.random((B, T, NC)) > 0.9).astype(np.float32),
+         'doa_out': rng.uniform(-1, 1, (B, T, 3 * NC)).astype(np.float32)}
+    t0 = time.perf_counter()
+    if variant in REFERENCES:
+        model = reference_model(**REFERENCES[variant])
+    else:
+        model = keras_model.get_model(nb_frames=T, nb_bins=BINS, nb_channels=CH, nb_classes=NC)
+    t_build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    model.train_on_batch(x, y)
+    t_first = time.perf_counter() - t0
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        model.train_on_batch(x, y)
+        times.append(time.perf_counter() - t0)
+    check = None
+    if variant == 'project':  # same function as the reference model, same weights: compare one forward pass
+        ref = reference_model()
+        ref.set_weights(model.get_weights())
+        a = model(x[:2], training=True)
+        b = ref(x[:2], training=True)
+        check = max(float(np.max(np.abs(a[k].numpy() - b[k].numpy()))) for k in a)
+    peak = matmul_peak()
+    print('RESULT ' + json.dumps(dict(variant=variant, params=model.count_params(), import_s=t_import,
+                                      build_s=t_build, first_step_s=t_first, steps=times, peak_flops=peak,
+                                      check_max_abs_diff=check, intra=tf.config.threading.get_intra_op_parallelism_threads(),
+                                      inter=tf.config.threading.get_inter_op_parallelism_threads())))
+
+
+def run_variant(variant: str, steps: int) -> dict:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+    if variant.endswith('noonednn'):
+        env['TF_ENABLE_ONEDNN_OPTS'] = '0'
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), '--child', variant, '--steps', str(steps)],
+                         capture_output=True, text=True, cwd=ROOT, env=env)
+    if out.returncode:
+        raise SystemExit(f'{variant} failed:\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}')
+    res = json.loads(out.stdout.split('RESULT ', 1)[1].splitlines()[0])
+    res['process_s'] = time.perf_counter() - t0
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--steps', type=int, default=5, help='timed steps after the first')
+    ap.add_argument('--quick', action='store_true', help='3 timed steps; reference and project only')
+    ap.add_argument('--variants', default=None, help=f'comma-separated subset of {",".join(VARIANTS)}')
+    ap.add_argument('--child', default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child, args.steps)
+        return
+    variants = args.variants.split(',') if args.variants else list(VARIANTS)
+    if args.quick:
+        args.steps = 3
+        variants = args.variants.split(',') if args.variants else ['reference', 'project']
+    import numpy as np
+    fl = flops_per_sequence()
+    fwd = sum(fl.values())
+    train_seq = 3 * fwd
+    needed = train_seq - fl['conv1']  # conv1's gradient w.r.t. the input features is never computed
+    print(f'training benchmark: batch {B} x {T} frames x {BINS} bins x {2 * CH} maps, {NC} classes; '
+          f'{os.cpu_count()} CPUs; load average {" ".join(f"{v:.2f}" for v in os.getloadavg())}')
+    print('forward GFLOP per sequence: ' + ', '.join(f'{k} {v / 1e9:.3f}' for k, v in fl.items())
+          + f'; total {fwd / 1e9:.3f}')
+    print(f'training GFLOP per sequence (3 x forward): {train_seq / 1e9:.3f} ({train_seq * B / 1e9:.1f} per step); '
+          f'without conv1 input gradient: {needed / 1e9:.3f}')
+    results = {}
+    for v in variants:
+        r = results[v] = run_variant(v, args.steps)
+        step = float(np.median(r['steps']))
+        r['step_s'] = step
+        r['share'] = train_seq * B / step / r['peak_flops']
+        print(f'{v:17s} params {r["params"]:,} | first step {r["first_step_s"]:5.1f} s (build {r["build_s"]:.1f} s, '
+              f'imports {r["import_s"]:.1f} s) | {1 / step:.3f} steps/s = {B / step:5.2f} seq/s '
+              f'({step:.2f} s/step, median of {len(r["steps"])}: {" ".join(f"{s:.2f}" for s in r["steps"])}) | '
+              f'{train_seq * B / step / 1e9:6.1f} GFLOP/s = {100 * r["share"]:4.1f} % of matmul peak '
+              f'{r["peak_flops"] / 1e9:.0f} GFLOP/s (intra {r["intra"]}, inter {r["inter"]})'
+              + (f' | max |project - reference| forward {r["check_max_abs_diff"]:.1e}'
+                 if r['check_max_abs_diff'] is not None else ''), flush=True)
+    if 'reference' in results and 'project' in results:
+        a, b = results['reference'], results['project']
+        print(f'project vs reference: step {a["step_s"] / b["step_s"]:.2f}x faster, first step '
+              f'{a["first_step_s"]:.1f} s -> {b["first_step_s"]:.1f} s')
+    best = min(results.values(), key=lambda r: r['step_s'])
+    print(f'SUMMARY training: best {best["variant"]}: {1 / best["step_s"]:.3f} steps/s, {B / best["step_s"]:.2f} seq/s, '
+          f'{100 * best["share"]:.1f} % of the {best["peak_flops"] / 1e9:.0f} GFLOP/s float32 matmul peak '
+          f'(target >= 60 %), first step {best["first_step_s"]:.1f} s (target <= 10 s); load average '
+          f'{os.getloadavg()[0]:.2f}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,504 @@
+"""Run a trained SELDnet on your own recordings: per-frame detections, an event list and a figure per file.
+
+Usage::
+
+    python predict.py RUN_FOLDER INPUT [INPUT ...] [--out DIR] [--format dcase2019|dcase2020] [--threshold P]
+    python predict.py runs/ansim_ov1_split1_7 my_recording.wav recordings/
+
+``RUN_FOLDER`` is a folder written by seld.py (``params.json``, ``model.keras``, ``scaler.npz``);
+``INPUT`` are wav files (anything libsndfile reads) and/or folders of ``.wav`` files. For every file
+``<stem>`` the folder ``--out`` (default ``RUN_FOLDER/inference/``) receives:
+
+    <stem>.csv          detections per frame, headerless: ``frame,class,azi,ele`` (dcase2019, at the
+                        model frame rate fs / hop, e.g. 172.27 frames/s) or ``frame,class,track,azi,ele``
+                        (dcase2020, 100-ms frames); angles in integer degrees
+    <stem>_events.csv   one row per event (a run of consecutive active frames of a class):
+                        ``class,onset_s,offset_s,azimuth_deg,elevation_deg`` (mean direction of the run)
+    <stem>.png          spectrogram of channel 1, SED and DOA versus time (plots.plot_seld_output)
+
+A file of any length is processed whole: ``max(1, ceil((samples - nfft) / hop))`` frames (the
+training features' count; a file shorter than one window is zero-padded to one window), computed
+and predicted in blocks of ``batch_size`` sequences of ``sequence_length`` frames (the last sequence
+zero-padded as in training, the padding dropped afterwards), so memory does not grow with the length
+beyond the audio itself. Another sample rate is resampled to the model's (``scipy.signal.resample_poly``);
+extra channels are dropped (the first ``nb_channels`` are used, as in training).
+
+From Python::
+
+    import predict
+    run = predict.load_run('runs/ansim_ov1_split1_7')
+    result = predict.predict_file(run, 'my_recording.wav')  # sed_prob, sed, doa, spec, frame_rate, ...
+    predict.write_outputs(result, out_dir='out')            # the three files above
+    events = predict.events_of(result['sed'], result['doa'], frame_rate=result['frame_rate'])
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+import sys
+import time
+from typing import Any
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+from scipy.signal import resample_poly  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+import evaluation_metrics  # noqa: E402
+import plots  # noqa: E402
+import utils  # noqa: E402
+from cls_feature_class import load_scaler, nb_frames_for, spectrogram_features, stft  # noqa: E402
+from utils import SELDError  # noqa: E402
+
+USAGE = 'python predict.py RUN_FOLDER INPUT [INPUT ...] [--out DIR] [--format dcase2019|dcase2020] [--threshold P]'
+FORMATS = ('dcase2019', 'dcase2020')
+RUN_FILES = ('params.json', 'model.keras', 'scaler.npz')
+EVENTS_HEADER = 'class,onset_s,offset_s,azimuth_deg,elevation_deg'
+
+
+@dataclasses.dataclass
+class Run:
+    """What inference needs from a seld.py run folder (see :func:`load_run`).
+
+    Attributes
+    ----------
+    folder : str
+    model : keras.Model
+        Input (batch, sequence_length, nb_bins, 2*nb_channels); outputs ``sed_out``, ``doa_out``.
+    classes : list of str
+    fs : int
+        Sample rate of the model's features, Hz.
+    nfft, hop_len : int
+        STFT window and hop, samples.
+    frame_rate : float
+        Frames per second, ``fs / hop_len``.
+    nb_channels, nb_bins, sequence_length, batch_size : int
+    threshold : float
+        SED probability above which a class is active (the run's ``sed_threshold``).
+    azi_only : bool
+        DOA output is (x, y) per class.
+    mean, scale : np.ndarray [shape=(nb_bins, 2*nb_channels)], float32
+        The feature scaler.
+    params : dict
+        The run's resolved parameters.
+    """
+    folder: str
+    model: Any
+    classes: list[str]
+    fs: int
+    nfft: int
+    hop_len: int
+    frame_rate: float
+    nb_channels: int
+    nb_bins: int
+    sequence_length: int
+    batch_size: int
+    threshold: float
+    azi_only: bool
+    mean: np.ndarray
+    scale: np.ndarray
+    params: dict[str, Any]
+
+    @property
+    def nb_classes(self) -> int:
+        return len(self.classes)
+
+
+def read_run_settings(run_folder: str | os.PathLike) -> dict[str, Any]:
+    """Check a run folder and read its ``params.json`` (cheap: no TensorFlow, no model).
+
+    Parameters
+    ----------
+    run_folder : str
+
+    Returns
+    -------
+    settings : dict
+        ``folder``, ``classes``, ``fs``, ``nfft``, ``hop_len``, ``frame_rate``, ``nb_channels``,
+        ``nb_bins``, ``sequence_length``, ``batch_size``, ``threshold``, ``azi_only``, ``params``
+        (the keyword arguments of :class:`Run` but the model and the scaler).
+
+    Raises
+    ------
+    SELDError
+        The folder or any of ``params.json``, ``model.keras``, ``scaler.npz`` is missing (all
+        missing ones are named), or ``params.json`` lacks an entry.
+    """
+    folder = os.fspath(run_folder)
+    if not os.path.isdir(folder):
+        raise SELDError(f'{folder}: run folder not found (a folder written by seld.py holding '
+                        f'{", ".join(RUN_FILES)})')
+    missing = [name for name in RUN_FILES if not os.path.isfile(os.path.join(folder, name))]
+    if missing:
+        raise SELDError(f'{folder}: not a complete seld.py run folder: {", ".join(missing)} missing'
+                        + (' (no epoch has finished yet?)' if missing == ['model.keras'] else ''))
+    params_file = os.path.join(folder, 'params.json')
+    record = utils.read_json(params_file)
+    try:
+        p, feat = record['params'], record['features']
+        settings = dict(folder=folder, classes=[str(c) for c in feat['classes']], fs=int(p['fs']),
+                        nfft=int(p['nfft']), hop_len=int(p['hop_len']), nb_channels=int(feat['nb_channels']),
+                        nb_bins=int(feat['nb_bins']), sequence_length=int(p['sequence_length']),
+                        batch_size=int(p['batch_size']), threshold=float(p['sed_threshold']),
+                        azi_only=bool(p['azi_only']), params=p)
+    except (KeyError, TypeError, ValueError) as err:
+        raise SELDError(f'{params_file}: missing or invalid entry {err} (expected the "params" and "features" '
+                        f'written by seld.py)') from err
+    settings['frame_rate'] = settings['fs'] / settings['hop_len']
+    return settings
+
+
+def load_run(run_folder: str | os.PathLike) -> Run:
+    """Load the best model, parameters and scaler of a seld.py run folder.
+
+    Parameters
+    ----------
+    run_folder : str
+        Holds ``params.json``, ``model.keras`` (loaded with Keras safe mode) and ``scaler.npz``.
+
+    Returns
+    -------
+    run : Run
+
+    Raises
+    ------
+    SELDError
+        The folder or any of its three files is missing (all missing ones are named), or they do
+        not agree with each other (model input and outputs, scaler shape, feature description).
+    """
+    import keras_model  # TensorFlow: loaded only here, so argument and file errors are reported fast
+
+    s = read_run_settings(run_folder)
+    folder, nb_bins, nb_channels = s['folder'], s['nb_bins'], s['nb_channels']
+    params_file = os.path.join(folder, 'params.json')
+    scaler_file = os.path.join(folder, 'scaler.npz')
+    mean, scale = load_scaler(scaler_file)
+    if mean.shape != (nb_bins, 2 * nb_channels) or scale.shape != mean.shape:
+        raise SELDError(f'{scaler_file}: shape {mean.shape} does not match the features of {params_file} '
+                        f'({nb_bins} bins, {2 * nb_channels} maps)')
+    model_file = os.path.join(folder, 'model.keras')
+    model = keras_model.load_model(model_file)
+    expected_in = (s['sequence_length'], nb_bins, 2 * nb_channels)
+    got_in = tuple(model.input_shape[1:])
+    if len(got_in) != 3 or any(g is not None and g != e for g, e in zip(got_in, expected_in)):
+        raise SELDError(f'{model_file}: input shape {got_in} does not match {params_file} '
+                        f'(sequence_length, bins, 2*channels) = {expected_in}')
+    expected_out = dict(sed_out=len(s['classes']), doa_out=(2 if s['azi_only'] else 3) * len(s['classes']))
+    got_out = {name: out.shape[-1] for name, out in zip(model.output_names, model.outputs)}
+    if got_out != expected_out:
+        raise SELDError(f'{model_file}: outputs {got_out} do not match the {len(s["classes"])} classes of '
+                        f'{params_file} (expected {expected_out})')
+    return Run(model=model, mean=mean, scale=scale, **s)
+
+
+# --------------------------------------------------------------------------------------------------
+# Audio
+# --------------------------------------------------------------------------------------------------
+def audio_info(path: str, *, nb_channels: int) -> tuple[int, int, int]:
+    """Check a file's header before any work: readable, enough channels.
+
+    Returns
+    -------
+    fs, channels, samples : int
+    """
+
+    try:
+        info = sf.info(path)
+    except Exception as err:  # libsndfile raises several types for unreadable files
+        raise SELDError(f'{path}: cannot read audio ({err})') from err
+    if info.channels < nb_channels:
+        raise SELDError(f'{path}: {info.channels} channel(s), but the model expects {nb_channels} '
+                        f'(fewer channels cannot be used)')
+    return int(info.samplerate), int(info.channels), int(info.frames)
+
+
+def read_audio(path: str, *, fs: int, nb_channels: int) -> tuple[np.ndarray, list[str]]:
+    """Read a recording for the model: the first ``nb_channels`` channels at ``fs`` Hz.
+
+    Parameters
+    ----------
+    path : str
+    fs : int
+        Model sample rate in Hz; other rates are resampled (polyphase, ``scipy.signal.resample_poly``).
+    nb_channels : int
+        Channels the model expects; fewer is an error, more are cut (with a note).
+
+    Returns
+    -------
+    audio : np.ndarray [shape=(samples, nb_channels)], float32
+    notes : list of str
+        What was changed (resampling, channels dropped), one sentence each, naming the file.
+    """
+
+    fs_in, channels, _ = audio_info(path, nb_channels=nb_channels)
+    try:
+        audio, fs_in = sf.read(path, dtype='float32', always_2d=True)
+    except Exception as err:
+        raise SELDError(f'{path}: cannot read audio ({err})') from err
+    if audio.shape[0] == 0:
+        raise SELDError(f'{path}: no audio samples')
+    if not np.all(np.isfinite(audio)):
+        raise SELDError(f'{path}: audio holds NaN or infinite samples')
+    notes = []
+    if channels > nb_channels:
+        audio = audio[:, :nb_channels]
+        notes.append(f'{path}: {channels} channels; using the first {nb_channels} as in training')
+    if fs_in != fs:
+        g = math.gcd(int(fs_in), int(fs))
+        audio = resample_poly(audio, fs // g, fs_in // g, axis=0).astype(np.float32)
+        notes.append(f'{path}: resampled from {fs_in} Hz to the model\'s {fs} Hz')
+    return np.ascontiguousarray(audio), notes
+
+
+def nb_frames_of(nb_samples: int, *, nfft: int, hop_len: int) -> int:
+    """Frames of a recording: ``ceil((samples - nfft) / hop)`` as in training, at least 1."""
+    return max(1, nb_frames_for(max(nb_samples, nfft), nfft=nfft, hop_len=hop_len))
+
+
+# --------------------------------------------------------------------------------------------------
+# Inference
+# --------------------------------------------------------------------------------------------------
+def predict_audio(run: Run, audio: np.ndarray) -> dict[str, np.ndarray]:
+    """Run the model over a whole recording.
+
+    The features of frames ``[f0, f1)`` are ``stft(audio[f0*hop : (f1-1)*hop + nfft])``, identical to
+    those of one STFT of the whole file; they are computed and predicted one block of
+    ``batch_size * sequence_length`` frames at a time, the last sequence zero-padded (after
+    normalization, as the training generator pads) and the padding dropped.
+
+    Parameters
+    ----------
+    run : Run
+    audio : np.ndarray [shape=(samples, nb_channels)] at ``run.fs``
+
+    Returns
+    -------
+    dict with
+        ``sed_prob`` np.ndarray [shape=(frames, classes)], float32 - SED probabilities;
+        ``doa`` np.ndarray [shape=(frames, 3*classes) or (frames, 2*classes)], float32 - the network's
+        DOA output in blocks [x.., y.., z..] (meaningful only where the class is active);
+        ``spec`` np.ndarray [shape=(frames, nfft/2)], float32 - STFT magnitude of channel 1.
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 2 or audio.shape[1] != run.nb_channels:
+        raise SELDError(f'audio has shape {audio.shape}: expected (samples, {run.nb_channels})')
+    if audio.shape[0] < run.nfft:
+        audio = np.pad(audio, ((0, run.nfft - audio.shape[0]), (0, 0)))
+    n = nb_frames_of(audio.shape[0], nfft=run.nfft, hop_len=run.hop_len)
+    T, hop = run.sequence_length, run.hop_len
+    block = T * run.batch_size
+    sed, doa, spec = [], [], []
+    for f0 in range(0, n, block):
+        f1 = min(f0 + block, n)
+        s = stft(audio[f0 * hop:(f1 - 1) * hop + run.nfft], nfft=run.nfft, hop_len=hop, nb_frames=f1 - f0)
+        spec.append(np.abs(s[..., 0]))
+        x = (spectrogram_features(s) - run.mean) / run.scale
+        nb_seq = -(-(f1 - f0) // T)
+        x = np.pad(x, ((0, nb_seq * T - (f1 - f0)), (0, 0), (0, 0)))
+        out = run.model.predict_on_batch(x.reshape(nb_seq, T, run.nb_bins, 2 * run.nb_channels))
+        sed.append(np.asarray(out['sed_out']).reshape(nb_seq * T, -1)[:f1 - f0])
+        doa.append(np.asarray(out['doa_out']).reshape(nb_seq * T, -1)[:f1 - f0])
+    return dict(sed_prob=np.concatenate(sed).astype(np.float32), doa=np.concatenate(doa).astype(np.float32),
+                spec=np.concatenate(spec).astype(np.float32))
+
+
+def predict_file(run: Run, path: str | os.PathLike, *, threshold: float | None = None) -> dict[str, Any]:
+    """Predict one recording.
+
+    Parameters
+    ----------
+    run : Run
+        From :func:`load_run`.
+    path : str
+        Audio file of any length, sample rate and at least ``run.nb_channels`` channels.
+    threshold : float, optional
+        SED threshold (default: the run's ``sed_threshold``).
+
+    Returns
+    -------
+    result : dict
+        ``sed_prob`` [shape=(frames, classes)] probabilities; ``sed`` [shape=(frames, classes)]
+        float32 in {0, 1}; ``doa`` [shape=(frames, 3*classes) or (frames, 2*classes)] the network's
+        DOA output; ``spec`` [shape=(frames, nfft/2)] magnitude of channel 1; ``frame_rate``
+        (frames/s); ``nb_frames``; ``nb_samples`` (at ``fs``, before padding); ``fs`` (Hz);
+        ``duration_s``; ``classes``; ``path``; ``notes`` (list of str: resampling, dropped channels).
+    """
+    path = os.fspath(path)
+    threshold = run.threshold if threshold is None else float(threshold)
+    audio, notes = read_audio(path, fs=run.fs, nb_channels=run.nb_channels)
+    out = predict_audio(run, audio)
+    out.update(sed=(out['sed_prob'] > threshold).astype(np.float32), frame_rate=run.frame_rate,
+               nb_frames=int(out['sed_prob'].shape[0]), nb_samples=int(audio.shape[0]), fs=run.fs,
+               duration_s=audio.shape[0] / run.fs, classes=list(run.classes), path=path, notes=notes,
+               threshold=threshold)
+    return out
+
+
+def events_of(sed: np.ndarray, doa: np.ndarray, *, frame_rate: float) -> dict[str, np.ndarray]:
+    """Events = runs of consecutive active frames of a class, with their mean direction.
+
+    Parameters
+    ----------
+    sed : np.ndarray [shape=(frames, classes)], values in {0, 1}
+    doa : np.ndarray [shape=(frames, 3*classes) or (frames, 2*classes)], blocks [x.., y.., (z..)]
+    frame_rate : float
+        Frames per second; frame ``i`` covers ``[i, i + 1) / frame_rate`` seconds.
+
+    Returns
+    -------
+    events : dict of np.ndarray [shape=(events,)], sorted by onset then class
+        ``cls`` (int), ``onset_s``, ``offset_s`` (end of the last active frame), ``azimuth``,
+        ``elevation`` (degrees; the mean of the run's unit vectors, renormalized; elevation 0 for
+        an azimuth-only model), ``first``, ``last`` (frame indices, inclusive).
+    """
+    act = np.asarray(sed) > 0.5
+    C = act.shape[1]
+    vec = evaluation_metrics.doa_vectors(doa, nb_classes=C)  # (frames, classes, k)
+    norm = np.linalg.norm(vec, axis=-1, keepdims=True)
+    unit = np.divide(vec, norm, out=np.zeros_like(vec), where=norm > 0) * act[..., None]
+    edges = np.diff(np.pad(act.T.astype(np.int8), ((0, 0), (1, 1))), axis=1)  # (classes, frames + 1)
+    cls, first = np.nonzero(edges == 1)
+    _, stop = np.nonzero(edges == -1)  # row-major order pairs each onset with its offset
+    csum = np.concatenate([np.zeros((1,) + unit.shape[1:]), np.cumsum(unit, axis=0)])  # (frames + 1, C, k)
+    mean = csum[stop, cls] - csum[first, cls]
+    if mean.shape[-1] == 2:
+        mean = np.concatenate([mean, np.zeros(mean.shape[:-1] + (1,))], axis=-1)
+    azi, ele, _ = utils.cart2sph(mean)
+    order = np.lexsort((cls, first))
+    return dict(cls=cls[order], first=first[order], last=stop[order] - 1, onset_s=first[order] / frame_rate,
+                offset_s=stop[order] / frame_rate, azimuth=azi[order], elevation=ele[order])
+
+
+def write_events_csv(path: str | os.PathLike, events: dict[str, np.ndarray], *, classes: list[str]) -> None:
+    """Write :func:`events_of` as ``class,onset_s,offset_s,azimuth_deg,elevation_deg`` (atomically)."""
+    rows = [EVENTS_HEADER]
+    rows += [f'{classes[c]},{on:.3f},{off:.3f},{az:.1f},{el:.1f}'
+             for c, on, off, az, el in zip(events['cls'], events['onset_s'], events['offset_s'],
+                                           events['azimuth'], events['elevation'])]
+    utils.write_text(path, '\n'.join(rows) + '\n')
+
+
+def write_outputs(result: dict[str, Any], *, out_dir: str, fmt: str = 'dcase2019') -> dict[str, Any]:
+    """Write the CSV, the event list and the figure of one :func:`predict_file` result.
+
+    Returns
+    -------
+    written : dict with ``csv``, ``events_csv``, ``figure`` (paths) and ``events`` (:func:`events_of`)
+    """
+    if fmt not in FORMATS:
+        raise SELDError(f'--format {fmt}: must be one of {", ".join(FORMATS)}')
+    stem = os.path.splitext(os.path.basename(result['path']))[0]
+    paths = dict(csv=os.path.join(out_dir, stem + '.csv'), events_csv=os.path.join(out_dir, stem + '_events.csv'),
+                 figure=os.path.join(out_dir, stem + '.png'))
+    fr = result['frame_rate']
+    out_rate = fr if fmt == 'dcase2019' else evaluation_metrics.FORMAT_FRAME_RATE[fmt]
+    evaluation_metrics.write_csv(paths['csv'], result['sed'], result['doa'], fmt=fmt, frame_rate=fr,
+                                 out_frame_rate=out_rate, angle_decimals=0)
+    events = events_of(result['sed'], result['doa'], frame_rate=fr)
+    write_events_csv(paths['events_csv'], events, classes=result['classes'])
+    plots.plot_seld_output(paths['figure'], spec=result['spec'], classes=result['classes'], frame_rate=fr,
+                           pred_sed=result['sed'], pred_doa=result['doa'], fs=result['fs'],
+                           title=f'{os.path.basename(result["path"])}: SELDnet prediction '
+                                 f'(threshold {result["threshold"]:g})')
+    return dict(paths, events=events)
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------
+def collect_inputs(inputs: list[str]) -> tuple[list[str], bool]:
+    """Expand folders to their ``.wav`` files (sorted); refuse missing paths, empty folders, stem clashes.
+
+    Returns
+    -------
+    files : list of str
+    any_folder : bool
+    """
+    files: list[str] = []
+    any_folder = False
+    for item in inputs:
+        if os.path.isdir(item):
+            any_folder = True
+            wavs = sorted(os.path.join(item, f) for f in os.listdir(item)
+                          if f.lower().endswith('.wav') and os.path.isfile(os.path.join(item, f)))
+            if not wavs:
+                raise SELDError(f'{item}: folder holds no .wav files')
+            files += wavs
+        elif os.path.isfile(item):
+            files.append(item)
+        else:
+            raise SELDError(f'{item}: no such file or folder')
+    unique: list[str] = []
+    by_stem: dict[str, str] = {}
+    for f in files:
+        stem = os.path.splitext(os.path.basename(f))[0]
+        if stem in by_stem and os.path.samefile(f, by_stem[stem]):
+            continue  # the same file given twice
+        if stem in by_stem:
+            raise SELDError(f'{f} and {by_stem[stem]}: same name {stem!r}, their outputs would overwrite each '
+                            f'other; run them into different --out folders')
+        by_stem[stem] = f
+        unique.append(f)
+    return unique, any_folder
+
+
+def _threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a number') from err
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f'{value} must be strictly between 0 and 1')
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog='predict.py', usage=USAGE,
+        description='Run a trained SELDnet (a seld.py run folder) on wav files: per-frame DCASE CSV, event list '
+                    'and figure per file.')
+    ap.add_argument('run_folder', metavar='RUN_FOLDER', help='run folder written by seld.py')
+    ap.add_argument('inputs', metavar='INPUT', nargs='+', help='wav files and/or folders of wav files')
+    ap.add_argument('--out', metavar='DIR', help='output folder (default: RUN_FOLDER/inference)')
+    ap.add_argument('--format', choices=FORMATS, default='dcase2019',
+                    help='per-frame CSV: dcase2019 = frame,class,azi,ele at the model frame rate (default); '
+                         'dcase2020 = frame,class,track,azi,ele in 100-ms frames')
+    ap.add_argument('--threshold', type=_threshold, metavar='P',
+                    help="SED probability threshold in (0, 1) (default: the run's sed_threshold)")
+    return ap
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    t0 = time.time()
+    files, any_folder = collect_inputs(args.inputs)
+    settings = read_run_settings(args.run_folder)
+    for f in files:  # fail on an unreadable file or too few channels before loading TensorFlow
+        audio_info(f, nb_channels=settings['nb_channels'])
+    run = load_run(args.run_folder)
+    out_dir = args.out or os.path.join(run.folder, 'inference')
+    os.makedirs(out_dir, exist_ok=True)
+    nb_events, seconds = 0, 0.0
+    bar = tqdm(files, desc='predict', unit='file', disable=not (any_folder or len(files) > 1), file=sys.stderr)
+    for f in bar:
+        result = predict_file(run, f, threshold=args.threshold)
+        for note in result['notes']:
+            tqdm.write(f'note: {note}', file=sys.stdout)
+        written = write_outputs(result, out_dir=out_dir, fmt=args.format)
+        nb_events += len(written['events']['cls'])
+        seconds += result['duration_s']
+    bar.close()
+    rate = (f'{run.frame_rate:.2f} frames/s (model frame rate)' if args.format == 'dcase2019'
+            else '10 frames/s (100 ms)')
+    threshold = run.threshold if args.threshold is None else args.threshold
+    print(f'predict: {len(files)} file(s), {seconds:.1f} s of audio, {nb_events} event(s) at threshold '
+          f'{threshold:g}; {args.format} CSVs at {rate}, events and figures in {out_dir} ({time.time() - t0:.1f} s)')
+    return 0
+
+
+if __name__ == '__main__':
+    utils.run_cli(main)
