@@ -49,8 +49,8 @@ DEFAULTS: dict[str, Any] = dict(
     stage='all',             # all | extract (features, labels, stats only) | normalize (scaler + normalized features, once after all shards)
 
     # ---- embedded default: synthesized automatically only for dataset 'ansim' at the default dataset_dir
-    synth_nb_train=60,       # clips in the train part of the embedded synthetic ANSIM look-alike
-    synth_nb_test=16,        # clips in its test part
+    synth_nb_train=80,       # clips in the train part of the embedded synthetic ANSIM look-alike
+    synth_nb_test=20,        # clips in its test part
     synth_seed=2018,         # seed of its synthesis
 
     # ---- model (the paper's 3-D setting) ------------------------------------------------------
@@ -89,7 +89,7 @@ TASKS: dict[str, dict[str, Any]] = {
     '8': dict(dataset='ansim', sequence_length=64, batch_size=32),
     # The embedded default: the synthetic ANSIM look-alike a fresh clone trains on, sized to finish
     # synthesis + extraction + training on 2 CPU cores in about 30 minutes (measured in README.md).
-    'embedded': dict(nb_epochs=12, patience=12),
+    'embedded': dict(nb_epochs=16, patience=16),
     '999': dict(quick_test=True, nb_epochs=2),                # quick test: 2 epochs on 2 batches
 }
 
