@@ -3,8 +3,9 @@
 Every file is cut into sequences of ``sequence_length`` frames; the last partial sequence of a file
 is zero-padded and its padded frames get sample weight 0, so no frame is dropped and none is counted
 twice. The last partial batch is padded with all-zero-weight sequences, so every batch has the same
-shape (one compiled graph). Features are read through ``np.load(mmap_mode='r')``: only the slices of
-the current batch are in memory, whatever the size of the dataset.
+shape (one compiled graph). Files are opened with ``np.load(mmap_mode='r')`` for their shapes and
+offsets, and each sequence is read with ``os.pread``: only the current batch is in memory, whatever
+the size of the dataset.
 """
 from __future__ import annotations
 
@@ -102,11 +103,29 @@ class DataGenerator(keras.utils.PyDataset):
         label = np.zeros((B, T, 4 * C), dtype=np.float32)
         weight = np.zeros((B, T), dtype=np.float32)
         for k, (f, start, n) in enumerate(self.index[rows]):
-            x[k, :n] = self._feat[f][start:start + n]
-            label[k, :n] = self._label[f][start:start + n]
+            x[k, :n] = self._read(self._feat[f], start, n)
+            label[k, :n] = self._read(self._label[f], start, n)
             weight[k, :n] = 1.0
         sed, doa = split_label(label, nb_classes=C, azi_only=self.azi_only)
         return x, {'sed_out': sed, 'doa_out': doa}, {'sed_out': weight, 'doa_out': weight}
+
+    @staticmethod
+    def _read(arr: np.memmap, start: int, n: int) -> np.ndarray:
+        """Rows ``start:start+n`` of a memory-mapped ``.npy`` file, read with ``os.pread``.
+
+        Slicing the long-lived memmap would leave every page it touched mapped, and counted in the
+        process's resident memory, until the mapping is dropped: peak memory would then grow with the
+        dataset (benchmarks/bench_streaming.py). A positioned read keeps only the batch in memory.
+        """
+        row = arr.dtype.itemsize * int(np.prod(arr.shape[1:]))
+        fd = os.open(arr.filename, os.O_RDONLY)
+        try:
+            buf = os.pread(fd, n * row, arr.offset + start * row)
+        finally:
+            os.close(fd)
+        if len(buf) != n * row:
+            raise SELDError(f'{arr.filename}: file is shorter than its header says; re-run batch_feature_extraction.py')
+        return np.frombuffer(buf, dtype=arr.dtype).reshape((n,) + arr.shape[1:])
 
     def on_epoch_end(self) -> None:
         if self.shuffle:

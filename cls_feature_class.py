@@ -373,6 +373,10 @@ class FeatureClass:
         self.check_dataset()
         descs = {os.path.splitext(f)[0] for f in os.listdir(self.desc_dir) if f.endswith('.csv')}
         wavs = {os.path.splitext(f)[0] for f in os.listdir(self.aud_dir) if f.endswith('.wav')}
+        # One desc folder may serve several SNRs: descriptions named for another db have no wav here.
+        other_db = re.compile(r'_desc_(\d+)_')
+        descs = {d for d in descs if not ((m := other_db.search(d)) and m.group(1) != str(self.params['db'])
+                                          and d not in wavs)}
         if descs - wavs:
             raise SELDError(f'{self.aud_dir}: no wav for description(s) {sorted(descs - wavs)[:5]}')
         if wavs - descs:

@@ -72,38 +72,17 @@ def rss_anon_kb() -> int:
     return -1
 
 
-def pread_generator_class():
-    """A prototype of the change proposed for cls_data_generator.py: read each sequence with os.pread at its
-    offset in the .npy file instead of slicing a long-lived np.memmap (whose touched pages stay mapped and
-    count in the process's RSS until the mapping is dropped). Same batches, bit for bit."""
+def mmap_generator_class():
+    """The generator as it was before: batches sliced from long-lived np.memmap arrays (whose touched
+    pages stay mapped and count in the process's RSS until the mapping is dropped). Same batches."""
     import cls_data_generator
 
-    class PreadGenerator(cls_data_generator.DataGenerator):
-        def _read(self, arr: np.memmap, start: int, n: int) -> np.ndarray:
-            row = arr.dtype.itemsize * int(np.prod(arr.shape[1:]))
-            fd = os.open(arr.filename, os.O_RDONLY)
-            try:
-                buf = os.pread(fd, n * row, arr.offset + start * row)
-            finally:
-                os.close(fd)
-            return np.frombuffer(buf, dtype=arr.dtype).reshape((n,) + arr.shape[1:])
+    class MmapGenerator(cls_data_generator.DataGenerator):
+        @staticmethod
+        def _read(arr: np.memmap, start: int, n: int) -> np.ndarray:
+            return np.asarray(arr[start:start + n])
 
-        def __getitem__(self, b: int):
-            if not 0 <= b < self._nb_batches:
-                raise IndexError(b)
-            rows = self._order[b * self.batch_size:(b + 1) * self.batch_size]
-            B, T, C = self.batch_size, self.seq_len, self.nb_classes
-            x = np.zeros((B, T) + self.feat_shape, dtype=np.float32)
-            label = np.zeros((B, T, 4 * C), dtype=np.float32)
-            weight = np.zeros((B, T), dtype=np.float32)
-            for k, (f, start, n) in enumerate(self.index[rows]):
-                x[k, :n] = self._read(self._feat[f], start, n)
-                label[k, :n] = self._read(self._label[f], start, n)
-                weight[k, :n] = 1.0
-            sed, doa = cls_data_generator.split_label(label, nb_classes=C, azi_only=self.azi_only)
-            return x, {'sed_out': sed, 'doa_out': doa}, {'sed_out': weight, 'doa_out': weight}
-
-    return PreadGenerator
+    return MmapGenerator
 
 
 def child(feat_label_dir: str, tmp: str, reader: str) -> None:
@@ -111,7 +90,7 @@ def child(feat_label_dir: str, tmp: str, reader: str) -> None:
     import cls_data_generator  # imports keras
     params = params_for(feat_label_dir, tmp)
     base_max = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    cls = pread_generator_class() if reader == 'pread' else cls_data_generator.DataGenerator
+    cls = cls_data_generator.DataGenerator if reader == 'pread' else mmap_generator_class()
     gen = cls(params, split='train')
     anon0 = rss_anon_kb()
     peak_anon = anon0
@@ -177,7 +156,7 @@ def main() -> None:
         copy_features(one, four, tmp, 4)
         res = {}
         for reader in ('mmap', 'pread'):
-            label = 'DataGenerator (np.memmap)' if reader == 'mmap' else 'proposed pread reader'
+            label = 'old memmap slicing' if reader == 'mmap' else 'DataGenerator (os.pread)'
             for name, d in (('1x', one), ('4x', four)):
                 r = res[reader, name] = run_child(d, tmp, reader)
                 print(f'{label:26s} dataset {name}: {r["files"]:3d} files, {r["dataset_mb"]:6.0f} MB of features, '
@@ -185,12 +164,12 @@ def main() -> None:
                       f'{r["maxrss_kb"] / 1024:6.0f} MB | anonymous memory {r["anon_start_kb"] / 1024:.0f} MB after '
                       f'setup, peak {r["peak_anon_kb"] / 1024:.0f} MB', flush=True)
         ratio = {k: res[k, '4x']['maxrss_kb'] / res[k, '1x']['maxrss_kb'] for k in ('mmap', 'pread')}
-        anon_ratio = res['mmap', '4x']['peak_anon_kb'] / res['mmap', '1x']['peak_anon_kb']
-        rss_ratio = ratio['mmap']
+        anon_ratio = res['pread', '4x']['peak_anon_kb'] / res['pread', '1x']['peak_anon_kb']
+        rss_ratio = ratio['pread']
         print(f'peak ratio 4x/1x dataset (dataset ratio {res["mmap", "4x"]["dataset_mb"] / res["mmap", "1x"]["dataset_mb"]:.1f}): '
-              f'DataGenerator ru_maxrss {ratio["mmap"]:.2f}, anonymous {anon_ratio:.2f}; pread reader ru_maxrss '
-              f'{ratio["pread"]:.2f}')
-        res['1x'], res['4x'] = res['mmap', '1x'], res['mmap', '4x']
+              f'DataGenerator ru_maxrss {ratio["pread"]:.2f}, anonymous {anon_ratio:.2f}; old memmap slicing ru_maxrss '
+              f'{ratio["mmap"]:.2f}')
+        res['1x'], res['4x'] = res['pread', '1x'], res['pread', '4x']
 
         import cls_data_generator
         gen = cls_data_generator.DataGenerator(params_for(four, tmp), split='train')
@@ -203,18 +182,18 @@ def main() -> None:
         produce = n / (time.perf_counter() - t0)
         print(f'generator: {produce:.1f} batches/s ({n} shuffled batches of 16 x 512 frames, page cache warm)',
               flush=True)
-        pgen = pread_generator_class()(params_for(four, tmp), split='train')
+        pgen = mmap_generator_class()(params_for(four, tmp), split='train')
         same = all(np.array_equal(gen[b][0], pgen[b][0]) for b in range(min(n, 3)))
         t0 = time.perf_counter()
         for b in range(n):
             pgen[b]
-        print(f'proposed pread reader: {n / (time.perf_counter() - t0):.1f} batches/s; same batches: {same}', flush=True)
+        print(f'old memmap slicing: {n / (time.perf_counter() - t0):.1f} batches/s; same batches: {same}', flush=True)
         first, step = consumption(args.steps)
         consume = 1 / step
         print(f'model: train_on_batch {consume:.3f} batches/s ({step:.2f} s per step, median of {args.steps}; first '
               f'step {first:.1f} s)')
         print(f'SUMMARY streaming: peak RSS {res["1x"]["maxrss_kb"] / 1024:.0f} MB (1x) vs '
-              f'{res["4x"]["maxrss_kb"] / 1024:.0f} MB (4x), ratio {rss_ratio:.2f} (pread reader {ratio["pread"]:.2f}); '
+              f'{res["4x"]["maxrss_kb"] / 1024:.0f} MB (4x), ratio {rss_ratio:.2f} (old memmap slicing {ratio["mmap"]:.2f}); '
               f'anonymous peak ratio {anon_ratio:.2f}; '
               f'generator {produce:.1f} batches/s vs model {consume:.2f} batches/s = {produce / consume:.0f}x '
               f'(target >= 10x); load average {os.getloadavg()[0]:.2f}')

@@ -220,3 +220,13 @@ def test_cli_errors_exit_non_zero(tmp_path):
                            capture_output=True, text=True)
         assert r.returncode == 2, r.stderr
         assert expect in r.stderr
+
+
+def test_descriptions_of_another_snr_in_the_shared_desc_folder_are_ignored(tmp_path):
+    root = tut_fixture.make_dataset(str(tmp_path / 'ds'), nb_train=2, nb_test=1, db=30)
+    tut_fixture.make_dataset(str(tmp_path / 'ds'), nb_train=2, nb_test=1, db=20)  # same desc folder
+    fc = cfc.FeatureClass(small_params(tmp_path, db=20))
+    assert fc.file_stems() == ['test_0_desc_20_100', 'train_0_desc_20_100', 'train_1_desc_20_100']
+    os.remove(os.path.join(root, 'wav_ov1_split1_20db', 'train_1_desc_20_100.wav'))
+    with pytest.raises(SELDError, match='no wav for'):
+        fc.file_stems()
