@@ -46,11 +46,12 @@ def ensure_dataset(params: dict[str, Any]) -> None:
     print(f'{params["dataset_dir"]}: no data yet; synthesizing the embedded default, a SYNTHETIC ANSIM look-alike '
           f'({params["synth_nb_train"]} train + {params["synth_nb_test"]} test clips of {params["clip_len_s"]} s, '
           f'seed {params["synth_seed"]}). To use the real TUT data, pass dataset_dir=<folder of the unzipped data>.')
-    synthesize_dataset.synthesize(
+    summary = synthesize_dataset.synthesize(
         dataset_dir=params['dataset_dir'], dataset='ansim', overlap=params['overlap'], split=params['split'],
         db=params['db'], nb_train=params['synth_nb_train'], nb_test=params['synth_nb_test'],
         clip_len_s=params['clip_len_s'], fs=params['fs'], seed=params['synth_seed'],
         n_jobs=params['n_jobs'])
+    print(synthesize_dataset.summary_line(summary))
 
 
 STAGES = ('all', 'extract', 'normalize')

@@ -886,11 +886,15 @@ def main(argv: list[str]) -> int:
     if any(a in ('-h', '--help') for a in argv):
         print(__doc__)
         return 0
-    summary = synthesize(**parse_overrides(argv))
-    print(f"{summary['split_key']}: {summary['nb_clips']} clips ({summary['nb_skipped']} already complete), "
-          f"{summary['nb_events']} events, {summary['audio_minutes']:.1f} min of audio in "
-          f"{summary['seconds']:.1f} s -> {summary['dataset_dir']}")
+    print(summary_line(synthesize(**parse_overrides(argv))))
     return 0
+
+
+def summary_line(summary: dict) -> str:
+    """The one-line summary of a :func:`synthesize` call."""
+    return (f"{summary['split_key']}: {summary['nb_clips']} clips ({summary['nb_skipped']} already complete), "
+            f"{summary['nb_events']} events, {summary['audio_minutes']:.1f} min of synthetic audio in "
+            f"{summary['seconds']:.1f} s -> {summary['dataset_dir']}")
 
 
 if __name__ == '__main__':

@@ -107,3 +107,20 @@ def test_cli_errors_exit_2(tmp_path):
     r = subprocess.run([sys.executable, 'seld.py', '1', '999', f'feat_label_dir={tmp_path}',
                         f'dataset_dir={tmp_path}'], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 2 and 'batch_feature_extraction.py' in r.stderr
+
+
+def test_embedded_default_is_synthesized_then_extracted_and_trained(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default dataset_dir data/ansim is relative to the current folder
+    params = parameter.get_params('999', dict(synth_nb_train=2, synth_nb_test=1, **TINY))
+    assert params['is_embedded_default'] and params['dataset_dir'] == 'data/ansim'
+    fc = batch_feature_extraction.extract(params, progress=False)
+    info = json.load(open(tmp_path / 'data' / 'ansim' / 'dataset_info.json'))
+    assert info['synthetic'] is True and fc.classes == info['classes']  # class set read from the data
+    assert len(fc.file_stems()) == 3
+    results = seld.train(params, 'embedded')
+    assert np.isfinite(results['metrics']['seld_score'])
+    # any other missing dataset is an error, never synthesized
+    other = parameter.get_params('999', dict(dataset_dir='data/mine', **TINY))
+    with pytest.raises(SELDError, match='No dataset at data/mine'):
+        batch_feature_extraction.extract(other, progress=False)
+    assert not os.path.exists(tmp_path / 'data' / 'mine')
