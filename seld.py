@@ -27,7 +27,9 @@ import csv
 import io
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -77,7 +79,7 @@ def read_metrics_csv(path: str) -> list[dict[str, float]]:
 
 
 def make_callbacks(*, params: dict[str, Any], run_dir: str, test_gen: Any, history: list[dict[str, float]],
-                   state: dict[str, Any]) -> list[Any]:
+                   state: dict[str, Any], interrupt: dict[str, bool] | None = None) -> list[Any]:
     """Callbacks: per-epoch evaluation, best-model checkpoint, epoch log, resume state, early stopping."""
     import keras
 
@@ -85,6 +87,7 @@ def make_callbacks(*, params: dict[str, Any], run_dir: str, test_gen: Any, histo
 
     fc = test_gen.fc
     metric = params['early_stop_metric']
+    interrupt = interrupt if interrupt is not None else {'flag': False}
     refs = test_gen.get_labels()
 
     class Evaluate(keras.callbacks.Callback):
@@ -94,6 +97,8 @@ def make_callbacks(*, params: dict[str, Any], run_dir: str, test_gen: Any, histo
             self.t0 = time.time()
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if interrupt['flag']:  # a partial epoch is neither evaluated nor checkpointed
+                return
             pred = self.model.predict(test_gen, verbose=0)
             self.predictions = test_gen.split_predictions(pred)
             m = evaluation_metrics.SELDMetrics(nb_classes=fc.nb_classes, frame_rate=fc.frame_rate)
@@ -118,7 +123,13 @@ def make_callbacks(*, params: dict[str, Any], run_dir: str, test_gen: Any, histo
     class Checkpoint(keras.callbacks.Callback):
         """Keep the best model, its test predictions and results.json; log, plot, save resume state."""
 
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            if interrupt['flag']:
+                self.model.stop_training = True
+
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if interrupt['flag']:
+                return
             row = {'epoch': epoch + 1, **{k: float(v) for k, v in logs.items()}}
             history.append(row)
             value = row[metric]
@@ -241,9 +252,26 @@ def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
     if state['epoch'] >= params['nb_epochs'] or state.get('stopped'):
         print(f'{run_dir}: finished already (epoch {state["epoch"]}); nothing to train')
     else:
-        callbacks = make_callbacks(params=params, run_dir=run_dir, test_gen=test_gen, history=history, state=state)
-        model.fit(train_gen, epochs=params['nb_epochs'], initial_epoch=state['epoch'], callbacks=callbacks,
-                  verbose=0)
+        interrupt = {'flag': False}
+        callbacks = make_callbacks(params=params, run_dir=run_dir, test_gen=test_gen, history=history, state=state,
+                                   interrupt=interrupt)
+
+        def on_sigint(signum: int, frame: Any) -> None:  # first Ctrl-C: stop cleanly after the current batch
+            interrupt['flag'] = True
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts at once
+            print('\ninterrupted: stopping after this batch; the best model and the last finished epoch are kept '
+                  '(re-run the same command to resume)', file=sys.stderr, flush=True)
+
+        main_thread = threading.current_thread() is threading.main_thread()  # signals only work there
+        previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+        try:
+            model.fit(train_gen, epochs=params['nb_epochs'], initial_epoch=state['epoch'], callbacks=callbacks,
+                      verbose=0)
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGINT, previous)
+        if interrupt['flag']:
+            raise KeyboardInterrupt
     results = utils.read_json(os.path.join(run_dir, 'results.json'))
     m = results['metrics']
     print(f'best epoch {results["best_epoch"]}: ER {m["error_rate"]:.3f} F {m["f_score"]:.3f} '

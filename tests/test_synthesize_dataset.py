@@ -429,5 +429,5 @@ def test_cli(tmp_path):
     ok = subprocess.run(cmd + ['nb_train=1', 'nb_test=0', 'clip_len_s=1.5', 'progress=false',
                                f'dataset_dir={tmp_path}'], capture_output=True, text=True, cwd=ROOT)
     assert ok.returncode == 0, ok.stderr
-    assert re.search(r'1 clips .* events, 0\.0 min of audio in [\d.]+ s', ok.stdout)
+    assert re.search(r'1 clips .* events, 0\.0 min of synthetic audio in [\d.]+ s', ok.stdout)
     assert (tmp_path / 'wav_ov1_split1_30db' / 'train_0_desc_30_100.wav').exists()
