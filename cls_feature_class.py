@@ -35,6 +35,7 @@ import re
 from typing import Any, Iterable
 
 import numpy as np
+import scipy.fft
 import soundfile as sf
 
 import utils
@@ -89,11 +90,11 @@ def stft(audio: np.ndarray, *, nfft: int, hop_len: int, nb_frames: int | None = 
     needed = (nb_frames - 1) * hop_len + nfft
     if audio.shape[0] < needed:
         raise SELDError(f'{audio.shape[0]} samples is too short for {nb_frames} frames (needs {needed})')
-    frames = np.lib.stride_tricks.sliding_window_view(audio, nfft, axis=0)[:needed - nfft + 1:hop_len]
-    # frames: (nb_frames, channels, nfft); window in float32 keeps the work (and memory) single precision
-    win = np.hanning(nfft).astype(np.float32)
-    spec = np.fft.rfft(frames.astype(np.float32, copy=False) * win, n=nfft, axis=-1, norm='ortho')
-    return np.ascontiguousarray(spec[..., :nfft // 2].astype(np.complex64).transpose(0, 2, 1))
+    # Channel-major copy: every frame is then contiguous, and scipy's pocketfft works in native float32.
+    chans = np.ascontiguousarray(audio[:needed].T, dtype=np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(chans, nfft, axis=1)[:, ::hop_len]  # (channels, frames, nfft)
+    spec = scipy.fft.rfft(frames * np.hanning(nfft).astype(np.float32), axis=-1, norm='ortho')
+    return spec[..., :nfft // 2].astype(np.complex64, copy=False).transpose(1, 2, 0)
 
 
 def spectrogram_features(spec: np.ndarray) -> np.ndarray:
@@ -108,7 +109,11 @@ def spectrogram_features(spec: np.ndarray) -> np.ndarray:
     feat : np.ndarray [shape=(frames, bins, 2*channels)], float32
         ``feat[..., :channels]`` is the magnitude, ``feat[..., channels:]`` the phase in radians.
     """
-    return np.concatenate([np.abs(spec), np.angle(spec)], axis=-1).astype(np.float32)
+    frames, bins, ch = spec.shape
+    feat = np.empty((frames, bins, 2 * ch), dtype=np.float32)
+    np.abs(spec, out=feat[..., :ch])
+    np.arctan2(spec.imag, spec.real, out=feat[..., ch:])  # = np.angle, written in place
+    return feat
 
 
 def class_of_recording(name: str, *, real: bool) -> str:
@@ -262,9 +267,13 @@ def split_label(label: np.ndarray, *, nb_classes: int, azi_only: bool = False) -
 # --------------------------------------------------------------------------------------------------
 def feature_stats(feat: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     """Count, mean and sum of squared deviations (M2) over frames, in float64."""
-    x = np.asarray(feat, dtype=np.float64)
-    mean = x.mean(axis=0)
-    return x.shape[0], mean, ((x - mean) ** 2).sum(axis=0)
+    x = np.asarray(feat)
+    mean = x.mean(axis=0, dtype=np.float64)
+    m2 = np.zeros_like(mean)
+    for i in range(0, x.shape[0], 1024):  # float64 in blocks of frames: no full-size float64 copies
+        d = x[i:i + 1024].astype(np.float64) - mean
+        m2 += np.einsum('i...,i...->...', d, d)
+    return x.shape[0], mean, m2
 
 
 def merge_stats(stats: Iterable[tuple[int, np.ndarray, np.ndarray]]) -> tuple[int, np.ndarray, np.ndarray]:
