@@ -120,35 +120,6 @@ class OriginalFeatureClass:
 
 
 # --------------------------------------------------------------------------------------------------
-# Proposed drop-in replacements for cls_feature_class.stft / spectrogram_features (bit-identical output,
-# checked below); measured end to end with --proposed (n_jobs=1: the functions are patched in this process).
-# --------------------------------------------------------------------------------------------------
-def proposed_stft(audio: np.ndarray, *, nfft: int, hop_len: int, nb_frames: int | None = None) -> np.ndarray:
-    """As cfc.stft, but frames are cut from channel-major audio (unit stride inside a frame) and
-    scipy.fft.rfft (pocketfft C++, native float32) is used; returns a (frames, bins, channels) view."""
-    import scipy.fft
-    audio = np.asarray(audio)
-    if nb_frames is None:
-        nb_frames = cfc.nb_frames_for(audio.shape[0], nfft=nfft, hop_len=hop_len)
-    needed = (nb_frames - 1) * hop_len + nfft
-    if audio.ndim != 2 or audio.shape[0] < needed:
-        return cfc.stft(audio, nfft=nfft, hop_len=hop_len, nb_frames=nb_frames)  # same errors as before
-    chans = np.ascontiguousarray(audio[:needed].T, dtype=np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(chans, nfft, axis=1)[:, ::hop_len]  # (C, frames, nfft)
-    spec = scipy.fft.rfft(frames * np.hanning(nfft).astype(np.float32), axis=-1, norm='ortho')
-    return spec[..., :nfft // 2].transpose(1, 2, 0)
-
-
-def proposed_features(spec: np.ndarray) -> np.ndarray:
-    """As cfc.spectrogram_features, written straight into the output (no concatenate copy)."""
-    frames, bins, ch = spec.shape
-    out = np.empty((frames, bins, 2 * ch), dtype=np.float32)
-    np.abs(spec, out=out[..., :ch])
-    np.arctan2(spec.imag, spec.real, out=out[..., ch:])
-    return out
-
-
-# --------------------------------------------------------------------------------------------------
 def make_data(root: str, nb_clips: int, seconds: float) -> str:
     rng = np.random.default_rng(0)
     wav_dir, desc_dir = os.path.join(root, 'wav_ov1_split1_30db'), os.path.join(root, 'desc_ov1_split1')
@@ -220,8 +191,6 @@ def main() -> None:
     ap.add_argument('--seconds', type=float, default=30.0)
     ap.add_argument('--quick', action='store_true', help='4 clips of 30 s')
     ap.add_argument('--profile', action='store_true', help='per-stage breakdown of the project pipeline')
-    ap.add_argument('--proposed', action='store_true',
-                    help='also time n_jobs=1 with the proposed stft/spectrogram_features patched in')
     ap.add_argument('--no-original', action='store_true', help='skip the (slow) original algorithm')
     ap.add_argument('--tmp', default=None, help='parent folder of the temporary dataset (default: system temp)')
     args = ap.parse_args()
@@ -243,23 +212,6 @@ def main() -> None:
             total, parts = project_run(params, n_jobs)
             rtf[n_jobs] = audio_s / total
             print(f'project  n_jobs={n_jobs}: {total:6.2f} s  RTF {rtf[n_jobs]:7.1f}x real time  '
-                  f'(extract {parts["extract"]:.2f} s, scaler {parts["scaler"]:.3f} s, '
-                  f'normalize {parts["normalize"]:.2f} s)', flush=True)
-        if args.proposed:
-            rng = np.random.default_rng(0)
-            audio = rng.standard_normal((int(44100 * 3), 4)).astype(np.float32)
-            a = cfc.spectrogram_features(cfc.stft(audio, nfft=512, hop_len=256))
-            b = proposed_features(proposed_stft(audio, nfft=512, hop_len=256))
-            print(f'proposed stft + features bit-identical to the current ones: {np.array_equal(a, b)}')
-            saved = cfc.stft, cfc.spectrogram_features
-            cfc.stft, cfc.spectrogram_features = proposed_stft, proposed_features
-            try:
-                pp = parameter.get_params('1', dict(base, feat_label_dir=os.path.join(tmp, 'feat_proposed')))
-                total, parts = project_run(pp, 1)
-            finally:
-                cfc.stft, cfc.spectrogram_features = saved
-            rtf['proposed'] = audio_s / total
-            print(f'proposed n_jobs=1: {total:6.2f} s  RTF {rtf["proposed"]:7.1f}x real time  '
                   f'(extract {parts["extract"]:.2f} s, scaler {parts["scaler"]:.3f} s, '
                   f'normalize {parts["normalize"]:.2f} s)', flush=True)
         # sanity: repeat of n_jobs=1 (page cache warm for both); the files must be identical to n_jobs=2's
@@ -292,11 +244,9 @@ def main() -> None:
             feat = np.load(os.path.join(cfc.FeatureClass(p1).feat_dir, 'train_0_desc_30_100.npy'))
             diff = np.max(np.abs(np.abs(spec).reshape(feat.shape[0], -1, 4) - feat[..., :4]))
             print(f'check: |STFT| of project vs original, max abs difference {diff:.2e}')
-            extra = (f'; proposed patch {rtf["proposed"]:.0f}x (1 job) = {rtf["proposed"] / rtf_orig:.1f}x original'
-                     if 'proposed' in rtf else '')
             print(f'SUMMARY features: project RTF {rtf[1]:.0f}x (1 job) / {rtf[2]:.0f}x (2 jobs) real time; original '
                   f'{rtf_orig:.0f}x; speed-up {rtf[1] / rtf_orig:.1f}x (1 job) / {rtf[2] / rtf_orig:.1f}x (2 jobs)'
-                  f'{extra}; targets >= 500x real time and >= 5x original; load average {os.getloadavg()[0]:.2f}')
+                  f'; targets >= 500x real time and >= 5x original; load average {os.getloadavg()[0]:.2f}')
         else:
             print(f'SUMMARY features: project RTF {rtf[1]:.0f}x (1 job) / {rtf[2]:.0f}x (2 jobs) real time; '
                   f'original not run')
