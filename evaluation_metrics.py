@@ -95,8 +95,8 @@ Conventions for undefined values (documented choices)
 Quirks of the official code that are documented but NOT reproduced
 ------------------------------------------------------------------
 * seld-net / DCASE 2019: block slicing ``[i*bs : i*bs+bs-1]`` drops a frame per segment (reproduced
-  only in ``seld2018_legacy``); ``np.float`` (removed in numpy 1.24) and ``from IPython import
-  embed`` make the original files fail to import today.
+  only in ``seld2018_legacy``); ``np.float`` (removed in numpy 1.24) and a leftover import of an
+  interactive debugging shell make the original files fail to import today.
 * DCASE 2020 code: the fourth metric it returns is ``DE_F = 2 DE_TP / (N_ref + N_sys)`` (an F-score),
   printed as "localization recall"; here LR_CD = DE_TP / N_ref as in the task definition. Its
   Cartesian distance clipped the chord to [-1, 1] before ``2 arcsin(d/2)``, capping errors at 60
