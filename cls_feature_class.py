@@ -30,9 +30,10 @@ Differences from the original scripts, on purpose:
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import re
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import scipy.fft
@@ -469,9 +470,6 @@ class FeatureClass:
         -------
         summary : dict with ``files``, ``extracted``, ``skipped``.
         """
-        from joblib import Parallel, delayed
-        from tqdm import tqdm
-
         all_stems = self.file_stems()
         stems = all_stems if stems is None else stems
         cfg = self.config()
@@ -489,16 +487,7 @@ class FeatureClass:
         utils.write_json(self.manifest_file, dict(config=cfg, dataset_dir=os.path.abspath(self.dataset_dir),
                                                   dataset_info=self.info or None))
         todo = [s for s in stems if not self._is_done(s)]
-        bar = tqdm(total=len(todo), desc='features', unit='file', disable=not progress or not todo)
-        if n_jobs == 1:
-            for s in todo:
-                self.extract_file(s)
-                bar.update()
-        else:
-            for _ in Parallel(n_jobs=n_jobs, return_as='generator_unordered')(
-                    delayed(_extract_one)(self.params, s) for s in todo):
-                bar.update()
-        bar.close()
+        _map_files(self.extract_file, todo, n_jobs=n_jobs, desc='features', progress=progress)
         return dict(files=len(stems), extracted=len(todo), skipped=len(stems) - len(todo))
 
     def fit_scaler(self) -> tuple[np.ndarray, np.ndarray]:
@@ -524,26 +513,15 @@ class FeatureClass:
 
     def normalize_all(self, *, n_jobs: int = 1, progress: bool = True) -> int:
         """Write standardized features of every file (train and test) with the saved scaler."""
-        from joblib import Parallel, delayed
-        from tqdm import tqdm
-
         os.makedirs(self.feat_dir_norm, exist_ok=True)
         stems = self.file_stems()
         scaler_mtime = os.path.getmtime(self.scaler_file)
         todo = [s for s in stems
                 if not os.path.exists(p := os.path.join(self.feat_dir_norm, s + '.npy'))
                 or os.path.getmtime(p) < max(scaler_mtime, os.path.getmtime(os.path.join(self.feat_dir, s + '.npy')))]
-        bar = tqdm(total=len(todo), desc='normalize', unit='file', disable=not progress or not todo)
-        if n_jobs == 1:
-            mean, scale = load_scaler(self.scaler_file)
-            for s in todo:
-                self.normalize_file(s, mean, scale)
-                bar.update()
-        else:
-            for _ in Parallel(n_jobs=n_jobs, return_as='generator_unordered')(
-                    delayed(_normalize_one)(self.params, s) for s in todo):
-                bar.update()
-        bar.close()
+        mean, scale = load_scaler(self.scaler_file)
+        _map_files(functools.partial(self.normalize_file, mean=mean, scale=scale), todo, n_jobs=n_jobs,
+                   desc='normalize', progress=progress)
         return len(todo)
 
     def normalize_file(self, stem: str, mean: np.ndarray, scale: np.ndarray) -> None:
@@ -574,12 +552,16 @@ def load_scaler(path: str) -> tuple[np.ndarray, np.ndarray]:
         raise SELDError(f'{path}: not a valid scaler file ({err})') from err
 
 
-def _extract_one(params: dict[str, Any], stem: str) -> None:
-    FeatureClass(params).extract_file(stem)
+def _map_files(func: Callable[[str], Any], stems: list[str], *, n_jobs: int, desc: str, progress: bool) -> None:
+    """Call ``func(stem)`` for every file, in ``n_jobs`` processes (joblib), with a progress bar."""
+    from joblib import Parallel, delayed
+    from tqdm import tqdm
 
-
-def _normalize_one(params: dict[str, Any], stem: str) -> None:
-    fc = FeatureClass(params)
-    mean, scale = load_scaler(fc.scaler_file)
-    fc.normalize_file(stem, mean, scale)
-
+    with tqdm(total=len(stems), desc=desc, unit='file', disable=not progress or not stems) as bar:
+        if n_jobs == 1:
+            for s in stems:
+                func(s)
+                bar.update()
+        else:
+            for _ in Parallel(n_jobs=n_jobs, return_as='generator_unordered')(delayed(func)(s) for s in stems):
+                bar.update()

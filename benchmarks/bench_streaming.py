@@ -121,14 +121,8 @@ def consumption(steps: int) -> tuple[float, float]:
     x = rng.standard_normal((16, 512, 256, 8), dtype=np.float32)
     y = {'sed_out': (rng.random((16, 512, CLASSES)) > 0.9).astype(np.float32),
          'doa_out': rng.uniform(-1, 1, (16, 512, 3 * CLASSES)).astype(np.float32)}
-    t0 = time.perf_counter()
-    model.train_on_batch(x, y)
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        model.train_on_batch(x, y)
-        times.append(time.perf_counter() - t0)
+    from bench_training import time_train_steps  # same folder
+    first, times = time_train_steps(model, x, y, steps)
     return first, float(np.median(times))
 
 

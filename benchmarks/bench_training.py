@@ -46,6 +46,19 @@ REFERENCES = {  # models built here: the pre-issue-5 layer choices, then one cha
 }
 
 
+def time_train_steps(model, x, y, steps: int) -> tuple[float, list[float]]:
+    """Seconds of the first ``train_on_batch`` (graph tracing included) and of each of ``steps`` later ones."""
+    t0 = time.perf_counter()
+    model.train_on_batch(x, y)
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        model.train_on_batch(x, y)
+        times.append(time.perf_counter() - t0)
+    return first, times
+
+
 def flops_per_sequence() -> dict[str, float]:
     """Analytic forward FLOPs of one sequence of the default model, per layer group."""
     out: dict[str, float] = {}
@@ -146,14 +159,7 @@ def child(variant: str, steps: int) -> None:
     else:
         model = keras_model.get_model(nb_frames=T, nb_bins=BINS, nb_channels=CH, nb_classes=NC)
     t_build = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    model.train_on_batch(x, y)
-    t_first = time.perf_counter() - t0
-    times = []
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        model.train_on_batch(x, y)
-        times.append(time.perf_counter() - t0)
+    t_first, times = time_train_steps(model, x, y, steps)
     check = None
     if variant == 'project':  # same function as the reference model, same weights: compare one forward pass
         ref = reference_model()
