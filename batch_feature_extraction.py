@@ -80,7 +80,7 @@ def normalize(params: dict[str, Any], *, progress: bool = True) -> FeatureClass:
     Run once after all extraction shards have finished; a missing file (a shard not finished) is an error.
     """
     fc = FeatureClass(params)
-    missing = [s for s in fc.file_stems() if not os.path.exists(os.path.join(fc.feat_dir, s + '.npy'))]
+    missing = [s for s in fc.file_stems() if not fc.is_extracted(s)]
     if missing:
         raise utils.SELDError(f'{fc.feat_dir}: {len(missing)} file(s) not extracted yet (e.g. {missing[:3]}); wait '
                               f'for every shard to finish (or re-run the missing shard), then run stage=normalize')

@@ -89,6 +89,8 @@ def make_callbacks(*, params: dict[str, Any], run_dir: str, test_gen: Any, histo
     metric = params['early_stop_metric']
     interrupt = interrupt if interrupt is not None else {'flag': False}
     refs = test_gen.get_labels()
+    from cls_feature_class import load_scaler
+    scaler = load_scaler(fc.scaler_file)  # (mean, scale): to draw the spectrogram of the best model's figures
 
     class Evaluate(keras.callbacks.Callback):
         """Predict the whole test split after each epoch and add every metric to ``logs``."""
@@ -144,7 +146,9 @@ def make_callbacks(*, params: dict[str, Any], run_dir: str, test_gen: Any, histo
                                                  (sed_prob > params['sed_threshold']).astype(np.float32), doa,
                                                  fmt='dcase2019', frame_rate=fc.frame_rate)
                 for (stem, ref_sed, ref_doa), (_, sed_prob, doa) in list(zip(refs, evaluate.predictions))[:3]:
-                    spec = np.load(os.path.join(fc.feat_dir, stem + '.npy'), mmap_mode='r')[:len(ref_sed), :, 0]
+                    # magnitude map of channel 0, un-standardized (the features are stored normalized only)
+                    spec = np.load(os.path.join(fc.feat_dir_norm, stem + '.npy'), mmap_mode='r')[:len(ref_sed), :, 0]
+                    spec = spec * scaler[1][:, 0] + scaler[0][:, 0]
                     plot_seld_output(os.path.join(run_dir, 'figures', stem + '.png'), spec=spec, classes=fc.classes,
                                      frame_rate=fc.frame_rate, fs=fc.fs, ref_sed=ref_sed, ref_doa=ref_doa,
                                      pred_sed=sed_prob > params['sed_threshold'], pred_doa=doa,

@@ -151,35 +151,34 @@ def project_run(params: dict, n_jobs: int) -> tuple[float, dict[str, float]]:
 
 
 def profile_project(params: dict) -> dict[str, float]:
-    """Per-stage time of the project's per-file work, summed over files (one process)."""
+    """Per-stage time of the project's per-file work, summed over files (one process), as extract_file and
+    normalize_file do it (one-pass features + statistics, buffers reused, in-place standardization)."""
     fc = cfc.FeatureClass(params)
     out = os.path.join(params['feat_label_dir'], 'profile')
     os.makedirs(out, exist_ok=True)
     mean = scale = None
-    t = dict.fromkeys(['wav read', 'stft', 'abs/angle', 'stats', 'save feat+label', 'normalize read',
-                       'normalize compute', 'normalize save'], 0.0)
+    t = dict.fromkeys(['wav read', 'features+stats', 'labels', 'save feat+label+stats', 'standardize in place'], 0.0)
+    shape = (fc.nb_frames, fc.nfft // 2, 2 * fc.nb_channels)
     for s in fc.file_stems():
         a = time.perf_counter()
-        audio = fc.load_audio(os.path.join(fc.aud_dir, s + '.wav'))
+        audio = fc.load_audio(os.path.join(fc.aud_dir, s + '.wav'), reuse_buffer=True)
         b = time.perf_counter()
-        spec = cfc.stft(audio, nfft=fc.nfft, hop_len=fc.hop_len, nb_frames=fc.nb_frames)
+        feat, stats = cfc.extract_features(audio, nfft=fc.nfft, hop_len=fc.hop_len, nb_frames=fc.nb_frames,
+                                           out=cfc._scratch('feat', shape))
         c = time.perf_counter()
-        feat = cfc.spectrogram_features(spec)
+        desc = cfc.read_desc_file(os.path.join(fc.desc_dir, s + '.csv'), classes=fc.classes)
+        label = cfc.desc_to_labels(desc, nb_classes=fc.nb_classes, nb_frames=fc.nb_frames, frame_rate=fc.frame_rate)
         d = time.perf_counter()
-        stats = cfc.feature_stats(feat)
-        e = time.perf_counter()
+        cfc.utils.save_npy(os.path.join(out, s + '.label.npy'), label)
+        cfc.utils.save_npz(os.path.join(out, s + '.npz'), n=stats[0], mean=stats[1], m2=stats[2])
         cfc.utils.save_npy(os.path.join(out, s + '.npy'), feat)
-        f = time.perf_counter()
+        e = time.perf_counter()
         if mean is None:
             mean, scale = cfc.scaler_from_stats(*stats)
             mean, scale = mean.astype(np.float32), scale.astype(np.float32)
-        x = np.load(os.path.join(out, s + '.npy'), mmap_mode='r')
-        g = time.perf_counter()
-        y = ((x - mean) / scale).astype(np.float32)
-        h = time.perf_counter()
-        cfc.utils.save_npy(os.path.join(out, s + '.norm.npy'), y)
-        i = time.perf_counter()
-        for k, v in zip(t, (b - a, c - b, d - c, e - d, f - e, g - f, h - g, i - h)):
+        cfc.standardize_npy_inplace(os.path.join(out, s + '.npy'), mean=mean, scale=scale)
+        f = time.perf_counter()
+        for k, v in zip(t, (b - a, c - b, d - c, e - d, f - e)):
             t[k] += v
     shutil.rmtree(out)
     return t
@@ -239,11 +238,13 @@ def main() -> None:
             rtf_orig = audio_s / (t3 - t0)
             print(f'original (1 process): {t3 - t0:6.2f} s  RTF {rtf_orig:7.1f}x real time  (spectrogram {t1 - t0:.2f} s, '
                   f'labels {t2 - t1:.2f} s, scaler+normalize {t3 - t2:.2f} s)')
-            # same STFT magnitudes: original (frames, bins*ch) column b*C+c == project feat[:, b, c]
-            spec = np.load(os.path.join(tmp, 'orig', 'spec', 'train_0_desc_30_100.npy'))
-            feat = np.load(os.path.join(cfc.FeatureClass(p1).feat_dir, 'train_0_desc_30_100.npy'))
-            diff = np.max(np.abs(np.abs(spec).reshape(feat.shape[0], -1, 4) - feat[..., :4]))
-            print(f'check: |STFT| of project vs original, max abs difference {diff:.2e}')
+            # same normalized magnitude maps: original (frames, [abs | angle] x bins*ch), column b*C+c of the
+            # abs half == project feat_norm[:, b, c]
+            orig_norm = np.load(os.path.join(tmp, 'orig', 'spec_norm', 'train_0_desc_30_100.npy'))
+            feat = np.load(os.path.join(cfc.FeatureClass(p1).feat_dir_norm, 'train_0_desc_30_100.npy'))
+            mag = orig_norm[:, :orig_norm.shape[1] // 2].reshape(feat.shape[0], -1, 4)
+            diff = np.max(np.abs(mag - feat[..., :4]))
+            print(f'check: normalized magnitude maps of project vs original, max abs difference {diff:.2e}')
             print(f'SUMMARY features: project RTF {rtf[1]:.0f}x (1 job) / {rtf[2]:.0f}x (2 jobs) real time; original '
                   f'{rtf_orig:.0f}x; speed-up {rtf[1] / rtf_orig:.1f}x (1 job) / {rtf[2] / rtf_orig:.1f}x (2 jobs)'
                   f'; targets >= 500x real time and >= 5x original; load average {os.getloadavg()[0]:.2f}')

@@ -88,7 +88,8 @@ def test_two_shards_then_normalize_equal_one_run(tiny):
     a, b = FeatureClass(one), FeatureClass(parameter.get_params('999', overrides(tiny, 'feat_shards')))
     stems = a.file_stems()
     assert batch_feature_extraction.shard_stems(stems, 2, 0) == stems[0::2]
-    for sub in ('feat', 'feat_norm', 'label'):
+    assert os.listdir(a.feat_dir) == os.listdir(b.feat_dir) == []  # moved to feat_norm when normalized
+    for sub in ('feat_norm', 'label'):
         names = sorted(os.listdir(os.path.join(a.feat_label_dir, sub)))
         assert names == sorted(os.listdir(os.path.join(b.feat_label_dir, sub))) == [s + '.npy' for s in stems]
         match, mismatch, errors = filecmp.cmpfiles(os.path.join(a.feat_label_dir, sub),

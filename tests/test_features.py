@@ -110,8 +110,27 @@ def test_extraction_end_to_end_and_incremental(tmp_path):
     fc = batch_feature_extraction.extract(p, progress=False)
     stems = fc.file_stems()
     assert len(stems) == 5
-    feat = np.load(os.path.join(fc.feat_dir, stems[0] + '.npy'))
-    assert feat.shape == (fc.nb_frames, 256, 8) and feat.dtype == np.float32
+    # Independent reference: the per-frame STFT loop, magnitude/phase maps and sklearn's StandardScaler
+    from sklearn.preprocessing import StandardScaler
+    raw = {}
+    for s in stems:
+        audio, _ = sf.read(os.path.join(fc.aud_dir, s + '.wav'), dtype='float64', always_2d=True)
+        spec = slow_stft(audio[:fc.clip_len_samples], fc.nfft, fc.hop_len, fc.nb_frames)
+        raw[s] = np.concatenate([np.abs(spec), np.angle(spec)], axis=-1)
+    sk = StandardScaler().fit(np.concatenate([raw[s].reshape(fc.nb_frames, -1) for s in stems if 'train' in s]))
+    mean, scale = cfc.load_scaler(fc.scaler_file)
+    for s in stems:
+        feat = np.load(os.path.join(fc.feat_dir_norm, s + '.npy'))
+        assert feat.shape == (fc.nb_frames, 256, 8) and feat.dtype == np.float32
+        ref = sk.transform(raw[s].reshape(fc.nb_frames, -1)).reshape(feat.shape)
+        np.testing.assert_allclose(feat[..., :4], ref[..., :4], rtol=0, atol=2e-3)  # magnitude maps
+        # phase maps, where the phase is defined (not in near-silence), as angles: no +-pi wrap
+        phase = (feat * scale + mean)[..., 4:]
+        loud = raw[s][..., :4] > 1e-4 * raw[s][..., :4].max()
+        err = np.angle(np.exp(1j * (phase - raw[s][..., 4:])))[loud]
+        assert loud.mean() > 0.05 and np.abs(err).max() < 1e-3, (loud.mean(), np.abs(err).max())
+    # the features are stored once: nothing is left in feat/ after normalization
+    assert os.listdir(fc.feat_dir) == []
     # normalized train features have zero mean and unit variance per bin and map
     train = np.concatenate([np.load(os.path.join(fc.feat_dir_norm, s + '.npy')) for s in stems if 'train' in s])
     np.testing.assert_allclose(train.mean(0), 0, atol=1e-4)
@@ -131,6 +150,60 @@ def test_extraction_end_to_end_and_incremental(tmp_path):
     for s in stems:
         assert np.array_equal(np.load(os.path.join(fc.feat_dir_norm, s + '.npy')),
                               np.load(os.path.join(fc2.feat_dir_norm, s + '.npy')))
+    before = {s: np.load(os.path.join(fc.feat_dir_norm, s + '.npy')) for s in stems}
+    # a normalization interrupted after the move (the file is in neither folder) is extracted again
+    os.remove(os.path.join(fc.feat_dir_norm, stems[1] + '.npy'))
+    # a normalized file older than the scaler (made with another scaler) is extracted again
+    for s in stems:  # sources well before everything
+        for path in (os.path.join(fc.aud_dir, s + '.wav'), os.path.join(fc.desc_dir, s + '.csv')):
+            os.utime(path, (os.path.getmtime(path) - 1000,) * 2)
+    old = os.path.getmtime(fc.scaler_file) - 10
+    os.utime(os.path.join(fc.feat_dir_norm, stems[2] + '.npy'), (old, old))
+    # a wav newer than its features is extracted again
+    new = os.path.getmtime(os.path.join(fc.feat_dir_norm, stems[3] + '.npy')) + 10
+    os.utime(os.path.join(fc.aud_dir, stems[3] + '.wav'), (new, new))
+    assert fc.extract_all(progress=False)['extracted'] == 2  # stems[1] (gone) and stems[3] (source changed)
+    assert fc.normalize_all(progress=False) == 3
+    for s in stems:
+        assert np.array_equal(np.load(os.path.join(fc.feat_dir_norm, s + '.npy')), before[s]), s
+    assert os.listdir(fc.feat_dir) == []
+    _no_leftovers(tmp_path / 'feat')
+
+
+def test_one_pass_features_equal_two_step_features_and_statistics():
+    rng = np.random.default_rng(3)
+    audio = (rng.standard_normal((44100, 3)) * 0.1).astype(np.float32)
+    audio[:, 2] = 0.25  # a constant channel: constant magnitude and phase maps
+    two_step = cfc.spectrogram_features(cfc.stft(audio, nfft=512, hop_len=256))
+    n_ref, mean_ref, m2_ref = cfc.feature_stats(two_step)
+    for block in (1, 7, 128, 1000):
+        feat, (n, mean, m2) = cfc.extract_features(audio, nfft=512, hop_len=256, block_frames=block)
+        assert np.array_equal(feat, two_step), block
+        assert n == n_ref == len(feat)
+        np.testing.assert_allclose(mean, mean_ref, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(m2, m2_ref, rtol=1e-9, atol=1e-20)
+    # the scaler treats the constant maps as sklearn does (scale 1)
+    from sklearn.preprocessing import StandardScaler
+    _, scale = cfc.scaler_from_stats(n, mean, m2)
+    np.testing.assert_allclose(scale.ravel(), StandardScaler().fit(feat.reshape(len(feat), -1)).scale_, rtol=1e-9)
+    out = np.empty_like(feat)
+    assert cfc.extract_features(audio, nfft=512, hop_len=256, out=out)[0] is out
+    with pytest.raises(SELDError, match='out has shape'):
+        cfc.extract_features(audio, nfft=512, hop_len=256, out=out[1:])
+
+
+def test_in_place_standardization_equals_numpy(tmp_path):
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((1001, 16, 6)) * 3 + 1).astype(np.float32)
+    mean = x.mean(0)
+    scale = x.std(0) + 0.5
+    path = str(tmp_path / 'x.npy')
+    np.save(path, x)
+    cfc.standardize_npy_inplace(path, mean=mean, scale=scale, block_bytes=5000)  # 13 rows per block
+    assert np.array_equal(np.load(path), ((x - mean) / scale).astype(np.float32))
+    np.save(path, x.astype(np.float64))
+    with pytest.raises(SELDError, match='float32 C-order features'):
+        cfc.standardize_npy_inplace(path, mean=mean, scale=scale)
 
 
 def _no_leftovers(folder) -> None:
