@@ -551,7 +551,7 @@ class FeatureClass:
         Parameters
         ----------
         n_jobs : int
-            Parallel processes (joblib); -1 = all cores.
+            Processes (this one and n_jobs - 1 loky workers); -1 = all cores.
         stems : list of str, optional
             Subset of files (e.g. one shard of a multi-machine run); default all.
 
@@ -714,15 +714,54 @@ def load_scaler(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _map_files(func: Callable[[str], Any], stems: list[str], *, n_jobs: int, desc: str, progress: bool) -> None:
-    """Call ``func(stem)`` for every file, in ``n_jobs`` processes (joblib), with a progress bar."""
-    from joblib import Parallel, delayed
+    """Call ``func(stem)`` for every file, in ``n_jobs`` processes, with a progress bar.
+
+    The calling process is one of the ``n_jobs``: it works through the list itself while the other ``n_jobs - 1``
+    (joblib's loky process pool, reused between calls) start, and each worker takes one file at a time once it
+    has started. A short run therefore never waits for the workers to start (about 1 s for Python, numpy and
+    scipy).
+    """
+    import concurrent.futures
+
     from tqdm import tqdm
 
+    if n_jobs < 0:
+        n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)  # joblib's convention: -1 = all cores
     with tqdm(total=len(stems), desc=desc, unit='file', disable=not progress or not stems) as bar:
-        if n_jobs == 1:
+        if n_jobs <= 1 or len(stems) < 2:
             for s in stems:
                 func(s)
                 bar.update()
-        else:
-            for _ in Parallel(n_jobs=n_jobs, return_as='generator_unordered')(delayed(func)(s) for s in stems):
+            return
+        from joblib.externals.loky import get_reusable_executor
+        pool = get_reusable_executor(max_workers=n_jobs - 1)
+        starting = {pool.submit(_worker_ready) for _ in range(n_jobs - 1)}
+        todo, running, ready = iter(stems), set(), 0
+
+        def collect(timeout: float | None) -> None:
+            done, _ = concurrent.futures.wait(running, timeout=timeout, return_when=concurrent.futures.FIRST_COMPLETED)
+            for f in done:
+                running.discard(f)
+                f.result()  # re-raises a worker's error here
                 bar.update()
+
+        while True:
+            collect(timeout=0)
+            for f in [f for f in starting if f.done()]:
+                starting.discard(f)
+                f.result()
+                ready += 1
+            while len(running) < ready and (s := next(todo, None)) is not None:
+                running.add(pool.submit(func, s))
+            s = next(todo, None)
+            if s is None:
+                break
+            func(s)
+            bar.update()
+        while running:
+            collect(timeout=None)
+
+
+def _worker_ready() -> int:
+    """A no-op task: its completion says that a worker process has started (and imported this module)."""
+    return os.getpid()
