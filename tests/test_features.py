@@ -303,3 +303,24 @@ def test_descriptions_of_another_snr_in_the_shared_desc_folder_are_ignored(tmp_p
     os.remove(os.path.join(root, 'wav_ov1_split1_20db', 'train_1_desc_20_100.wav'))
     with pytest.raises(SELDError, match='no wav for'):
         fc.file_stems()
+
+
+def _record_pid(stem: str, *, folder: str) -> None:
+    import time
+    if stem == 'bad':
+        raise SELDError(f'{stem}: refused')
+    time.sleep(0.1)
+    with open(os.path.join(folder, stem), 'x') as f:  # 'x': a file processed twice fails
+        f.write(str(os.getpid()))
+
+
+def test_parallel_map_uses_the_caller_and_the_workers_once_per_file(tmp_path):
+    import functools
+    stems = [f's{i:02d}' for i in range(40)]
+    cfc._map_files(functools.partial(_record_pid, folder=str(tmp_path)), stems, n_jobs=2, desc='t', progress=False)
+    assert sorted(os.listdir(tmp_path)) == stems
+    pids = {(tmp_path / s).read_text() for s in stems}
+    assert str(os.getpid()) in pids and len(pids) == 2  # the caller and one worker both took files
+    with pytest.raises(SELDError, match='bad: refused'):  # an error in any process reaches the caller
+        cfc._map_files(functools.partial(_record_pid, folder=str(tmp_path / 'x')), ['bad'] * 6, n_jobs=2,
+                       desc='t', progress=False)
