@@ -551,7 +551,7 @@ class FeatureClass:
         Parameters
         ----------
         n_jobs : int
-            Processes (this one and n_jobs - 1 loky workers); -1 = all cores.
+            Processes (this one and ``n_jobs - 1`` workers); -1 = all cores.
         stems : list of str, optional
             Subset of files (e.g. one shard of a multi-machine run); default all.
 
@@ -717,9 +717,9 @@ def _map_files(func: Callable[[str], Any], stems: list[str], *, n_jobs: int, des
     """Call ``func(stem)`` for every file, in ``n_jobs`` processes, with a progress bar.
 
     The calling process is one of the ``n_jobs``: it works through the list itself while the other ``n_jobs - 1``
-    (joblib's loky process pool, reused between calls) start, and each worker takes one file at a time once it
-    has started. A short run therefore never waits for the workers to start (about 1 s for Python, numpy and
-    scipy).
+    (loky processes, started fresh: safe beside TensorFlow's threads) start, and each worker is fed files once it
+    has started (one in progress, one queued). A short run therefore never waits for the workers to start (about 1 s for Python,
+    numpy and scipy).
     """
     import concurrent.futures
 
@@ -733,8 +733,8 @@ def _map_files(func: Callable[[str], Any], stems: list[str], *, n_jobs: int, des
                 func(s)
                 bar.update()
             return
-        from joblib.externals.loky import get_reusable_executor
-        pool = get_reusable_executor(max_workers=n_jobs - 1)
+        from joblib.externals.loky.process_executor import ProcessPoolExecutor  # not joblib's shared pool
+        pool = ProcessPoolExecutor(n_jobs - 1)
         starting = {pool.submit(_worker_ready) for _ in range(n_jobs - 1)}
         todo, running, ready = iter(stems), set(), 0
 
@@ -745,21 +745,27 @@ def _map_files(func: Callable[[str], Any], stems: list[str], *, n_jobs: int, des
                 f.result()  # re-raises a worker's error here
                 bar.update()
 
-        while True:
-            collect(timeout=0)
-            for f in [f for f in starting if f.done()]:
-                starting.discard(f)
-                f.result()
-                ready += 1
-            while len(running) < ready and (s := next(todo, None)) is not None:
-                running.add(pool.submit(func, s))
-            s = next(todo, None)
-            if s is None:
-                break
-            func(s)
-            bar.update()
-        while running:
-            collect(timeout=None)
+        try:
+            while True:
+                collect(timeout=0)
+                for f in [f for f in starting if f.done()]:
+                    starting.discard(f)
+                    f.result()
+                    ready += 1
+                # two files per started worker: the next one is queued while it works on one
+                while len(running) < 2 * ready and (s := next(todo, None)) is not None:
+                    running.add(pool.submit(func, s))
+                s = next(todo, None)
+                if s is None:
+                    break
+                func(s)
+                bar.update()
+            while running:
+                collect(timeout=None)
+        except BaseException:  # an error or Ctrl-C: stop the workers (their outputs are atomic)
+            pool.shutdown(wait=False, kill_workers=True)
+            raise
+        pool.shutdown(wait=False)  # a worker still starting is not waited for
 
 
 def _worker_ready() -> int:
