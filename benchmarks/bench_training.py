@@ -9,10 +9,17 @@ before TensorFlow starts; the first step includes graph tracing):
   max-pooling, ``TimeDistributed(Dense)`` (built here, same weights and function as keras_model.py);
 * ``ref+dense``  the reference with ``Dense`` on the 3-D sequence instead of ``TimeDistributed(Dense)``;
 * ``ref+dense+fusedbn``  and with keras_model.FusedBatchNormalization;
-* ``project``    ``keras_model.get_model`` (all three: Dense, fused BatchNorm kernel, ReLU after pooling);
+* ``ref+dense+fusedbn+relupool``  and with the ReLU after max-pooling: the project model before
+  keras_model.FusedBidirectionalGRU (stock ``Bidirectional(GRU)`` layers);
+* ``project``    ``keras_model.get_model`` (Dense, fused BatchNorm kernel, ReLU after pooling,
+  keras_model.FusedBidirectionalGRU);
+* ``project-gruxla``  the same with the GRU's training forward loop compiled by XLA
+  (``keras_model._GRU_FORWARD_XLA = True``);
 * ``project-inter1``  the same with ``tf.config.threading.set_inter_op_parallelism_threads(1)``;
 * ``project-noonednn`` the same with ``TF_ENABLE_ONEDNN_OPTS=0``;
-* ``project-mixed``   the same under the ``mixed_float16`` policy (the ``mixed_precision`` parameter).
+* ``project-mixed``   the same under the ``mixed_float16`` policy (the ``mixed_precision`` parameter);
+* ``<variant>-xla``   any of the above compiled with ``jit_compile=True`` (XLA for the whole train step), e.g.
+  ``project-xla``, ``ref+dense+fusedbn+relupool-xla``.
 
 FLOP convention (printed): forward FLOPs = 2 x multiply-accumulates of every convolution, GRU and dense
 matmul, plus the GRU's element-wise gate arithmetic (~15 per unit per step, transcendental = 1);
@@ -21,7 +28,7 @@ gradient w.r.t. inputs + w.r.t. weights). The count without conv1's input gradie
 printed too. Steps use ``train_on_batch`` on one in-memory batch (the input pipeline is measured in
 bench_streaming.py).
 
-    python benchmarks/bench_training.py [--steps 5] [--quick] [--variants reference,project,...]
+    python benchmarks/bench_training.py [--steps 5] [--quick] [--variants reference,project,...] [--rounds 2]
 """
 from __future__ import annotations
 
@@ -37,12 +44,13 @@ sys.path[:0] = [ROOT]
 
 B, T, BINS, CH, NC = 16, 512, 256, 4, 11
 FILT, POOL, RNN, FNN = 64, (8, 8, 2), (128, 128), (128,)
-VARIANTS = ('reference', 'ref+dense', 'ref+dense+fusedbn', 'project', 'project-inter1', 'project-noonednn',
-            'project-mixed')
+VARIANTS = ('reference', 'ref+dense', 'ref+dense+fusedbn', 'ref+dense+fusedbn+relupool', 'project',
+            'project-gruxla', 'project-inter1', 'project-noonednn', 'project-mixed', 'project-xla')
 REFERENCES = {  # models built here: the pre-issue-5 layer choices, then one change at a time
     'reference': dict(time_distributed=True, fused_bn=False, relu_after_pool=False),
     'ref+dense': dict(time_distributed=False, fused_bn=False, relu_after_pool=False),
     'ref+dense+fusedbn': dict(time_distributed=False, fused_bn=True, relu_after_pool=False),
+    'ref+dense+fusedbn+relupool': dict(time_distributed=False, fused_bn=True, relu_after_pool=True),
 }
 
 
@@ -83,8 +91,10 @@ def flops_per_sequence() -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------------------------------
-def reference_model(*, time_distributed: bool = True, fused_bn: bool = False, relu_after_pool: bool = False):
-    """SELDnet as keras_model.py built it before issue 5 (stock layers), or with some of the changes."""
+def reference_model(*, time_distributed: bool = True, fused_bn: bool = False, relu_after_pool: bool = False,
+                    jit_compile: bool = False):
+    """SELDnet as keras_model.py built it before issue 5 (stock layers), or with some of the changes (the
+    bidirectional GRUs are always the stock Keras layers)."""
     import keras
     from keras import layers
 
@@ -119,7 +129,7 @@ def reference_model(*, time_distributed: bool = True, fused_bn: bool = False, re
 
     doa, sed = head('doa', 3 * NC, 'tanh'), head('sed', NC, 'sigmoid')
     model = keras.Model(inputs=inp, outputs={'sed_out': sed, 'doa_out': doa}, name='seldnet')
-    keras_model.compile_model(model)
+    keras_model.compile_model(model, jit_compile=jit_compile)
     return model
 
 
@@ -139,14 +149,18 @@ def matmul_peak(n: int = 4096, runs: int = 7) -> float:
 
 def child(variant: str, steps: int) -> None:
     t_start = time.perf_counter()
+    xla = variant.endswith('-xla')
+    base = variant[:-len('-xla')] if xla else variant
     import numpy as np
     import tensorflow as tf
-    if variant.endswith('inter1'):
+    if base.endswith('inter1'):
         tf.config.threading.set_inter_op_parallelism_threads(1)
     import keras
     import keras_model
-    if variant.endswith('mixed'):
+    if base.endswith('mixed'):
         keras.mixed_precision.set_global_policy('mixed_float16')
+    if base.endswith('gruxla'):
+        keras_model._GRU_FORWARD_XLA = True
     t_import = time.perf_counter() - t_start
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -154,14 +168,16 @@ def child(variant: str, steps: int) -> None:
     y = {'sed_out': (rng.random((B, T, NC)) > 0.9).astype(np.float32),
          'doa_out': rng.uniform(-1, 1, (B, T, 3 * NC)).astype(np.float32)}
     t0 = time.perf_counter()
-    if variant in REFERENCES:
-        model = reference_model(**REFERENCES[variant])
+    if base in REFERENCES:
+        model = reference_model(**REFERENCES[base], jit_compile=xla)
     else:
-        model = keras_model.get_model(nb_frames=T, nb_bins=BINS, nb_channels=CH, nb_classes=NC)
+        model = keras_model.get_model(nb_frames=T, nb_bins=BINS, nb_channels=CH, nb_classes=NC, jit_compile=xla)
     t_build = time.perf_counter() - t0
+    load_before = os.getloadavg()[0]
     t_first, times = time_train_steps(model, x, y, steps)
+    load_after = os.getloadavg()[0]
     check = None
-    if variant == 'project':  # same function as the reference model, same weights: compare one forward pass
+    if base == 'project':  # same function as the reference model, same weights: compare one forward pass
         ref = reference_model()
         ref.set_weights(model.get_weights())
         a = model(x[:2], training=True)
@@ -170,13 +186,14 @@ def child(variant: str, steps: int) -> None:
     peak = matmul_peak()
     print('RESULT ' + json.dumps(dict(variant=variant, params=model.count_params(), import_s=t_import,
                                       build_s=t_build, first_step_s=t_first, steps=times, peak_flops=peak,
-                                      check_max_abs_diff=check, intra=tf.config.threading.get_intra_op_parallelism_threads(),
+                                      check_max_abs_diff=check, load=(load_before, load_after),
+                                      intra=tf.config.threading.get_intra_op_parallelism_threads(),
                                       inter=tf.config.threading.get_inter_op_parallelism_threads())))
 
 
 def run_variant(variant: str, steps: int) -> dict:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
-    if variant.endswith('noonednn'):
+    if variant.removesuffix('-xla').endswith('noonednn'):
         env['TF_ENABLE_ONEDNN_OPTS'] = '0'
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, os.path.abspath(__file__), '--child', variant, '--steps', str(steps)],
@@ -193,6 +210,9 @@ def main() -> None:
     ap.add_argument('--steps', type=int, default=5, help='timed steps after the first')
     ap.add_argument('--quick', action='store_true', help='3 timed steps; reference and project only')
     ap.add_argument('--variants', default=None, help=f'comma-separated subset of {",".join(VARIANTS)}')
+    ap.add_argument('--rounds', type=int, default=1,
+                    help='run the list of variants this many times, interleaved (A B A B ...), and summarize '
+                         'each variant by the median over rounds')
     ap.add_argument('--child', default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -213,23 +233,36 @@ def main() -> None:
           + f'; total {fwd / 1e9:.3f}')
     print(f'training GFLOP per sequence (3 x forward): {train_seq / 1e9:.3f} ({train_seq * B / 1e9:.1f} per step); '
           f'without conv1 input gradient: {needed / 1e9:.3f}')
-    results = {}
-    for v in variants:
-        r = results[v] = run_variant(v, args.steps)
+    runs: dict[str, list[dict]] = {v: [] for v in variants}
+    for k, v in ((k, v) for k in range(args.rounds) for v in variants):
+        r = run_variant(v, args.steps)
+        runs[v].append(r)
         step = float(np.median(r['steps']))
         r['step_s'] = step
         r['share'] = train_seq * B / step / r['peak_flops']
-        print(f'{v:17s} params {r["params"]:,} | first step {r["first_step_s"]:5.1f} s (build {r["build_s"]:.1f} s, '
+        print((f'[round {k + 1}] ' if args.rounds > 1 else '')
+              + f'{v:26s} params {r["params"]:,} | first step {r["first_step_s"]:5.1f} s (build {r["build_s"]:.1f} s, '
               f'imports {r["import_s"]:.1f} s) | {1 / step:.3f} steps/s = {B / step:5.2f} seq/s '
               f'({step:.2f} s/step, median of {len(r["steps"])}: {" ".join(f"{s:.2f}" for s in r["steps"])}) | '
               f'{train_seq * B / step / 1e9:6.1f} GFLOP/s = {100 * r["share"]:4.1f} % of matmul peak '
-              f'{r["peak_flops"] / 1e9:.0f} GFLOP/s (intra {r["intra"]}, inter {r["inter"]})'
+              f'{r["peak_flops"] / 1e9:.0f} GFLOP/s (intra {r["intra"]}, inter {r["inter"]}) | load average '
+              f'{r["load"][0]:.2f} -> {r["load"][1]:.2f}'
               + (f' | max |project - reference| forward {r["check_max_abs_diff"]:.1e}'
                  if r['check_max_abs_diff'] is not None else ''), flush=True)
-    if 'reference' in results and 'project' in results:
-        a, b = results['reference'], results['project']
-        print(f'project vs reference: step {a["step_s"] / b["step_s"]:.2f}x faster, first step '
-              f'{a["first_step_s"]:.1f} s -> {b["first_step_s"]:.1f} s')
+    results = {}
+    for v, rs in runs.items():  # one run, or the medians over the rounds
+        r = results[v] = dict(rs[0])
+        for key in ('step_s', 'share', 'first_step_s'):
+            r[key] = float(np.median([x[key] for x in rs]))
+        if args.rounds > 1:
+            print(f'median of {len(rs)} rounds: {v:26s} {r["step_s"]:.2f} s/step = {100 * r["share"]:4.1f} % of '
+                  f'matmul peak, first step {r["first_step_s"]:.1f} s (load averages '
+                  f'{" ".join(f"{x[0]:.2f}->{x[1]:.2f}" for x in (y["load"] for y in rs))})')
+    for old in ('reference', 'ref+dense+fusedbn+relupool'):
+        if old in results and 'project' in results:
+            a, b = results[old], results['project']
+            print(f'project vs {old}: step {a["step_s"] / b["step_s"]:.2f}x faster, first step '
+                  f'{a["first_step_s"]:.1f} s -> {b["first_step_s"]:.1f} s')
     best = min(results.values(), key=lambda r: r['step_s'])
     print(f'SUMMARY training: best {best["variant"]}: {1 / best["step_s"]:.3f} steps/s, {B / best["step_s"]:.2f} seq/s, '
           f'{100 * best["share"]:.1f} % of the {best["peak_flops"] / 1e9:.0f} GFLOP/s float32 matmul peak '
