@@ -24,7 +24,8 @@ Differences from the original scripts, on purpose:
   the channel axis (bin b of channel c lands at bin ``(b*C + c) // (2C)``). Here every channel's
   magnitude and phase is its own map: ``feat[..., c]`` is ``|S_c|`` and ``feat[..., C + c]`` is
   ``angle(S_c)``, with the frequency axis intact.
-* The STFT is computed for all frames at once (strided view + one FFT call), not frame by frame.
+* The STFT is computed with strided views and one FFT call per block of frames, not frame by frame, in one
+  pass with the magnitude/phase maps and their statistics (:func:`extract_features`).
 * The DOA target of an event covers the same frames as its SED target (``floor(start*fr)`` to
   ``ceil(end*fr)`` inclusive); the original left the last SED-active frame with a (0, 0, 0) target.
 """
