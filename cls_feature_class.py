@@ -718,9 +718,9 @@ def _map_files(func: Callable[[str], Any], stems: list[str], *, n_jobs: int, des
     """Call ``func(stem)`` for every file, in ``n_jobs`` processes, with a progress bar.
 
     The calling process is one of the ``n_jobs``: it works through the list itself while the other ``n_jobs - 1``
-    (loky processes, started fresh: safe beside TensorFlow's threads) start, and each worker is fed files once it
-    has started (one in progress, one queued). A short run therefore never waits for the workers to start (about 1 s for Python,
-    numpy and scipy).
+    (loky processes, started fresh: safe beside TensorFlow's threads) start, and each worker is fed files once
+    it has started (one in progress, one queued). A short run therefore never waits for the workers to start
+    (about 1 s for Python, numpy and scipy).
     """
     import concurrent.futures
 
