@@ -108,6 +108,7 @@ def extract(params: dict[str, Any], *, progress: bool = True) -> FeatureClass:
     else:
         ensure_dataset(params)
     fc = FeatureClass(params)
+    t0 = time.time()  # extraction only (not the synthesis of the embedded default, which prints its own time)
     stems = None if nb_shards == 1 else shard_stems(fc.file_stems(), nb_shards, params['shard_index'])
     summary = fc.extract_all(n_jobs=params['n_jobs'], stems=stems, progress=progress)
     minutes = summary['files'] * params['clip_len_s'] / 60
