@@ -65,6 +65,23 @@ def nb_frames_for(nb_samples: int, *, nfft: int, hop_len: int) -> int:
     return int(np.ceil((nb_samples - nfft) / hop_len))
 
 
+def _check_framing(audio: np.ndarray, *, nfft: int, hop_len: int,
+                   nb_frames: int | None) -> tuple[np.ndarray, int, int]:
+    """Validate ``audio`` [shape=(samples, channels)] for ``nb_frames`` frames (default: as many as fit).
+
+    Returns the audio as an array, the number of frames and the number of samples they need.
+    """
+    audio = np.asarray(audio)
+    if audio.ndim != 2:
+        raise SELDError(f'audio has shape {audio.shape}: expected (samples, channels)')
+    if nb_frames is None:
+        nb_frames = nb_frames_for(audio.shape[0], nfft=nfft, hop_len=hop_len)
+    needed = (nb_frames - 1) * hop_len + nfft
+    if audio.shape[0] < needed:
+        raise SELDError(f'{audio.shape[0]} samples is too short for {nb_frames} frames (needs {needed})')
+    return audio, nb_frames, needed
+
+
 def stft(audio: np.ndarray, *, nfft: int, hop_len: int, nb_frames: int | None = None) -> np.ndarray:
     """Short-time Fourier transform exactly as the original SELDnet scripts compute it.
 
@@ -85,14 +102,7 @@ def stft(audio: np.ndarray, *, nfft: int, hop_len: int, nb_frames: int | None = 
     -------
     spec : np.ndarray [shape=(frames, nfft/2, channels)], complex64
     """
-    audio = np.asarray(audio)
-    if audio.ndim != 2:
-        raise SELDError(f'audio has shape {audio.shape}: expected (samples, channels)')
-    if nb_frames is None:
-        nb_frames = nb_frames_for(audio.shape[0], nfft=nfft, hop_len=hop_len)
-    needed = (nb_frames - 1) * hop_len + nfft
-    if audio.shape[0] < needed:
-        raise SELDError(f'{audio.shape[0]} samples is too short for {nb_frames} frames (needs {needed})')
+    audio, nb_frames, needed = _check_framing(audio, nfft=nfft, hop_len=hop_len, nb_frames=nb_frames)
     # Channel-major copy: every frame is then contiguous, and scipy's pocketfft works in native float32.
     chans = np.ascontiguousarray(audio[:needed].T, dtype=np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(chans, nfft, axis=1)[:, ::hop_len]  # (channels, frames, nfft)
@@ -148,16 +158,9 @@ def extract_features(audio: np.ndarray, *, nfft: int, hop_len: int, nb_frames: i
     stats : tuple (count, mean, M2)
         As :func:`feature_stats`: ``mean`` and ``M2`` are float64 [shape=(nfft/2, 2*channels)].
     """
-    audio = np.asarray(audio)
-    if audio.ndim != 2:
-        raise SELDError(f'audio has shape {audio.shape}: expected (samples, channels)')
     if block_frames < 1:
         raise SELDError(f'block_frames={block_frames} must be at least 1')
-    if nb_frames is None:
-        nb_frames = nb_frames_for(audio.shape[0], nfft=nfft, hop_len=hop_len)
-    needed = (nb_frames - 1) * hop_len + nfft
-    if audio.shape[0] < needed:
-        raise SELDError(f'{audio.shape[0]} samples is too short for {nb_frames} frames (needs {needed})')
+    audio, nb_frames, needed = _check_framing(audio, nfft=nfft, hop_len=hop_len, nb_frames=nb_frames)
     ch, bins = audio.shape[1], nfft // 2
     shape = (nb_frames, bins, 2 * ch)
     if out is None:
