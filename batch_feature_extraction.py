@@ -10,15 +10,17 @@ small SYNTHETIC ANSIM look-alike is synthesized first (see synthesize_dataset.py
 dataset is an error that says how to get data. Re-running skips files already extracted with the
 same parameters, so an interrupted run resumes.
 
-Across processes or machines (a shared folder for ``feat_label_dir``; see benchmarks/README.md)::
+Two passes (cls_feature_class.py): labels and the statistics of the train files' features, then the scaler and the
+standardized features, computed again and written once. Across processes or machines (a shared folder for
+``feat_label_dir``; see benchmarks/README.md), run every shard's ``stats`` stage, then every shard's
+``features`` stage::
 
-    python batch_feature_extraction.py 1 nb_shards=4 shard_index=0   # ... one per shard, 0..3, anywhere
-    python batch_feature_extraction.py 1 stage=normalize             # once, after every shard has finished
+    python batch_feature_extraction.py 1 nb_shards=4 shard_index=0 stage=stats      # ... one per shard, 0..3
+    python batch_feature_extraction.py 1 nb_shards=4 shard_index=0 stage=features   # ... after all stats are done
 
-Shard ``k`` of ``n`` takes the sorted files ``i`` with ``i % n == k`` and only extracts (features, labels,
-per-file statistics); ``stage=normalize`` fits the scaler on the train files' statistics and writes the
-normalized features. Every file is written to a temporary name and renamed, so a file under its final name
-is complete, and a re-run (or a second machine) skips files already done.
+Shard ``k`` of ``n`` takes the sorted files ``i`` with ``i % n == k``. Every file is written to a temporary name
+and renamed, so a file under its final name is complete, and a re-run (or a second machine) skips files already
+done.
 """
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ def ensure_dataset(params: dict[str, Any]) -> None:
     print(synthesize_dataset.summary_line(summary))
 
 
-STAGES = ('all', 'extract', 'normalize')
+STAGES = ('all', 'stats', 'features')
 
 
 def shard_stems(stems: list[str], nb_shards: int, shard_index: int) -> list[str]:
@@ -70,57 +72,54 @@ def _check_sharding(params: dict[str, Any]) -> None:
         raise utils.SELDError(f'shard_index={k}: must be in 0 .. nb_shards-1 = {n - 1}')
     if params['stage'] not in STAGES:
         raise utils.SELDError(f'stage={params["stage"]!r}: must be one of {", ".join(STAGES)}')
-    if params['stage'] == 'normalize' and n > 1:
-        raise utils.SELDError('stage=normalize runs once over all files: do not pass nb_shards/shard_index with it')
 
 
-def normalize(params: dict[str, Any], *, progress: bool = True) -> FeatureClass:
-    """Fit the scaler on every train file's statistics and write normalized features of every file.
+def write_features(fc: FeatureClass, params: dict[str, Any], stems: list[str] | None, *, progress: bool) -> int:
+    """Fit the scaler on every train file's statistics, then write the standardized features of ``stems``.
 
-    Run once after all extraction shards have finished; a missing file (a shard not finished) is an error.
+    Every file must have been analyzed (all shards' stats stage finished); a missing one is an error.
     """
-    fc = FeatureClass(params)
-    missing = [s for s in fc.file_stems() if not fc.is_extracted(s)]
+    missing = [s for s in fc.file_stems() if not fc.is_analyzed(s)]
     if missing:
-        raise utils.SELDError(f'{fc.feat_dir}: {len(missing)} file(s) not extracted yet (e.g. {missing[:3]}); wait '
-                              f'for every shard to finish (or re-run the missing shard), then run stage=normalize')
+        raise utils.SELDError(f'{fc.label_dir}: {len(missing)} file(s) without labels/statistics yet (e.g. '
+                              f'{missing[:3]}); wait for every shard\'s stats stage to finish (or re-run the missing '
+                              f'shard), then run stage=features')
     fc.fit_scaler()
-    fc.normalize_all(n_jobs=params['n_jobs'], progress=progress)
-    return fc
+    return fc.write_features_all(n_jobs=params['n_jobs'], stems=stems, progress=progress)
 
 
 def extract(params: dict[str, Any], *, progress: bool = True) -> FeatureClass:
-    """Features, labels, scaler and normalized features for the parameters' dataset/ov/split/db.
+    """Labels, statistics, scaler and normalized features for the parameters' dataset/ov/split/db.
 
-    With ``nb_shards > 1`` (or ``stage=extract``) only this shard's features, labels and statistics are
-    written; with ``stage=normalize`` only the scaler and the normalized features.
+    ``stage=all`` does everything for all files (for this shard's files only the stats when ``nb_shards > 1``);
+    ``stage=stats`` only the labels and statistics of this shard's files; ``stage=features`` the scaler and this
+    shard's features, once every shard's statistics exist.
     """
-    t0 = time.time()
     _check_sharding(params)
-    stage, nb_shards = params['stage'], params['nb_shards']
-    if stage == 'normalize':
-        fc = normalize(params, progress=progress)
-        print(f'normalized features of {len(fc.file_stems())} files with the train-split scaler, '
-              f'{time.time() - t0:.1f} s -> {fc.feat_dir_norm}')
-        return fc
-    if nb_shards > 1:
+    stage, nb_shards, k = params['stage'], params['nb_shards'], params['shard_index']
+    if nb_shards > 1 or stage == 'features':
         FeatureClass(params).check_dataset()  # shards never synthesize (they would race): the data must exist
     else:
         ensure_dataset(params)
     fc = FeatureClass(params)
     t0 = time.time()  # extraction only (not the synthesis of the embedded default, which prints its own time)
-    stems = None if nb_shards == 1 else shard_stems(fc.file_stems(), nb_shards, params['shard_index'])
-    summary = fc.extract_all(n_jobs=params['n_jobs'], stems=stems, progress=progress)
-    minutes = summary['files'] * params['clip_len_s'] / 60
-    if stage == 'extract' or nb_shards > 1:
-        print(f'features of shard {params["shard_index"]}/{nb_shards}: {summary["files"]} files '
-              f'({summary["extracted"]} extracted, {summary["skipped"]} already done), {minutes:.1f} min of audio, '
-              f'{time.time() - t0:.1f} s -> {fc.feat_label_dir}; when every shard is done, run '
-              f'`python batch_feature_extraction.py {params["task_id"]} stage=normalize` (same other key=value)')
+    stems = fc.file_stems() if nb_shards == 1 else shard_stems(fc.file_stems(), nb_shards, k)
+    minutes = len(stems) * params['clip_len_s'] / 60
+    shard = f'shard {k}/{nb_shards}: ' if nb_shards > 1 else ''
+    same = f'(same other key=value{f", shard_index={k} on each shard" if nb_shards > 1 else ""})'
+    if stage == 'features':
+        written = write_features(fc, params, stems, progress=progress)
+        print(f'{shard}normalized features: {len(stems)} files ({written} written, {len(stems) - written} already '
+              f'done), {minutes:.1f} min of audio, {time.time() - t0:.1f} s -> {fc.feat_dir_norm}')
         return fc
-    fc.fit_scaler()
-    fc.normalize_all(n_jobs=params['n_jobs'], progress=progress)
-    print(f'features: {summary["files"]} files ({summary["extracted"]} extracted, {summary["skipped"]} already done), '
+    summary = fc.analyze_all(n_jobs=params['n_jobs'], stems=stems, progress=progress)
+    if stage == 'stats' or nb_shards > 1:
+        print(f'{shard}labels and statistics: {summary["files"]} files ({summary["analyzed"]} analyzed, '
+              f'{summary["skipped"]} already done), {time.time() - t0:.1f} s -> {fc.feat_label_dir}; when every '
+              f'shard is done, run `python batch_feature_extraction.py {params["task_id"]} stage=features` {same}')
+        return fc
+    written = write_features(fc, params, stems, progress=progress)
+    print(f'features: {len(stems)} files ({written} written, {len(stems) - written} already done), '
           f'{minutes:.1f} min of audio, {fc.nb_classes} classes, {fc.nb_channels} channels, '
           f'{time.time() - t0:.1f} s -> {fc.feat_label_dir}')
     return fc

@@ -46,7 +46,8 @@ DEFAULTS: dict[str, Any] = dict(
     n_jobs=1,                # processes for feature extraction (-1: all cores)
     nb_shards=1,             # int: feature extraction split into this many shards (processes or machines)
     shard_index=0,           # int: this process's shard, 0 .. nb_shards-1 (takes sorted files i % nb_shards == shard_index)
-    stage='all',             # all | extract (features, labels, stats only) | normalize (scaler + normalized features, once after all shards)
+    stage='all',             # all | stats (labels + train statistics; per shard) | features (scaler + normalized features; per shard, after every shard's stats)
+    direct_io=True,          # bool: write features with O_DIRECT (Linux; skips the page cache; falls back where unsupported)
 
     # ---- embedded default: synthesized automatically only for dataset 'ansim' at the default dataset_dir
     synth_nb_train=80,       # clips in the train part of the embedded synthetic ANSIM look-alike

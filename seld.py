@@ -44,7 +44,7 @@ from utils import SELDError  # noqa: E402
 
 USAGE = 'python seld.py [job-id] [task-id] [key=value ...]'
 # Parameters that may change when a run is resumed (they do not change what is being trained).
-RESUMABLE_CHANGES = {'nb_epochs', 'patience', 'n_jobs', 'nb_shards', 'shard_index', 'stage'}
+RESUMABLE_CHANGES = {'nb_epochs', 'patience', 'n_jobs', 'nb_shards', 'shard_index', 'stage', 'direct_io'}
 
 
 def run_dir_for(params: dict[str, Any], job_id: str) -> str:

@@ -148,57 +148,71 @@ def make_data(root: str, nb_clips: int, seconds: float) -> str:
 def project_run(params: dict, n_jobs: int) -> tuple[float, dict[str, float]]:
     fc = cfc.FeatureClass(params)
     t0 = time.perf_counter()
-    fc.extract_all(n_jobs=n_jobs, progress=False)
+    fc.analyze_all(n_jobs=n_jobs, progress=False)
     t1 = time.perf_counter()
     fc.fit_scaler()
     t2 = time.perf_counter()
-    fc.normalize_all(n_jobs=n_jobs, progress=False)
+    fc.write_features_all(n_jobs=n_jobs, progress=False)
     t3 = time.perf_counter()
-    return t3 - t0, dict(extract=t1 - t0, scaler=t2 - t1, normalize=t3 - t2)
+    return t3 - t0, dict(stats=t1 - t0, scaler=t2 - t1, features=t3 - t2)
 
 
 def profile_project(params: dict) -> dict[str, float]:
-    """Per-stage time of the project's per-file work, summed over files (one process), as extract_file and
-    normalize_file do it (one-pass features + statistics, buffers reused, in-place standardization)."""
+    """Per-stage time of the project's per-file work, summed over files (one process), as analyze_file and
+    write_features_file do it (pass 1: labels and train statistics; pass 2: standardized features, written once)."""
     fc = cfc.FeatureClass(params)
     out = os.path.join(params['feat_label_dir'], 'profile')
     os.makedirs(out, exist_ok=True)
-    mean = scale = None
-    t = dict.fromkeys(['wav read', 'features+stats', 'labels', 'save feat+label+stats', 'standardize in place'], 0.0)
-    shape = (fc.nb_frames, fc.nfft // 2, 2 * fc.nb_channels)
-    for s in fc.file_stems():
+    keys = ['1: wav read (train)', '1: statistics (train)', '1: labels + save', '2: wav read',
+            '2: features + standardize', '2: write features']
+    t = dict.fromkeys(keys, 0.0)
+    stems = fc.file_stems()
+    stats = []
+    for s in stems:
+        a = b = c = time.perf_counter()
+        if s.startswith('train'):
+            audio = fc.load_audio(os.path.join(fc.aud_dir, s + '.wav'), reuse_buffer=True)
+            b = time.perf_counter()
+            stats.append(cfc.audio_feature_stats(audio, nfft=fc.nfft, hop_len=fc.hop_len, nb_frames=fc.nb_frames))
+            cfc.utils.save_npz(os.path.join(out, s + '.npz'), n=stats[-1][0], mean=stats[-1][1], m2=stats[-1][2])
+            c = time.perf_counter()
+        desc = cfc.read_desc_file(os.path.join(fc.desc_dir, s + '.csv'), classes=fc.classes)
+        label = cfc.desc_to_labels(desc, nb_classes=fc.nb_classes, nb_frames=fc.nb_frames, frame_rate=fc.frame_rate)
+        cfc.utils.save_npy(os.path.join(out, s + '.label.npy'), label)
+        d = time.perf_counter()
+        for k, v in zip(keys[:3], (b - a, c - b, d - c)):
+            t[k] += v
+    mean, scale = cfc.scaler_from_stats(*cfc.merge_stats(stats))
+    buf = cfc.utils.NpyFileBuffer((fc.nb_frames, fc.nfft // 2, 2 * fc.nb_channels))
+    os.sync()
+    for s in stems:
         a = time.perf_counter()
         audio = fc.load_audio(os.path.join(fc.aud_dir, s + '.wav'), reuse_buffer=True)
         b = time.perf_counter()
-        feat, stats = cfc.extract_features(audio, nfft=fc.nfft, hop_len=fc.hop_len, nb_frames=fc.nb_frames,
-                                           out=cfc._scratch('feat', shape))
+        cfc.extract_features(audio, nfft=fc.nfft, hop_len=fc.hop_len, nb_frames=fc.nb_frames, mean=mean,
+                             scale=scale, out=buf.array)
         c = time.perf_counter()
-        desc = cfc.read_desc_file(os.path.join(fc.desc_dir, s + '.csv'), classes=fc.classes)
-        label = cfc.desc_to_labels(desc, nb_classes=fc.nb_classes, nb_frames=fc.nb_frames, frame_rate=fc.frame_rate)
+        buf.save(os.path.join(out, s + '.npy'), direct=params['direct_io'])
         d = time.perf_counter()
-        cfc.utils.save_npy(os.path.join(out, s + '.label.npy'), label)
-        cfc.utils.save_npz(os.path.join(out, s + '.npz'), n=stats[0], mean=stats[1], m2=stats[2])
-        cfc.utils.save_npy(os.path.join(out, s + '.npy'), feat)
-        e = time.perf_counter()
-        if mean is None:
-            mean, scale = cfc.scaler_from_stats(*stats)
-            mean, scale = mean.astype(np.float32), scale.astype(np.float32)
-        cfc.standardize_npy_inplace(os.path.join(out, s + '.npy'), mean=mean, scale=scale)
-        f = time.perf_counter()
-        for k, v in zip(t, (b - a, c - b, d - c, e - d, f - e)):
+        for k, v in zip(keys[3:], (b - a, c - b, d - c)):
             t[k] += v
     shutil.rmtree(out)
     return t
 
 
-def write_floor(folder: str, nb_files: int, shape: tuple[int, ...]) -> float:
-    """Seconds to write ``nb_files`` new float32 ``.npy`` files of ``shape`` (atomically, as the pipeline does)."""
+def write_floor(folder: str, nb_files: int, shape: tuple[int, ...], *, direct: bool) -> float:
+    """Seconds to write ``nb_files`` new float32 ``.npy`` files of ``shape`` atomically, nothing else: with
+    ``direct``, as the pipeline writes them (utils.NpyFileBuffer, O_DIRECT); else with ``np.save``."""
     os.makedirs(folder)
-    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    buf = cfc.utils.NpyFileBuffer(shape)
+    buf.array[...] = np.random.default_rng(0).standard_normal(shape)
     os.sync()
     t0 = time.perf_counter()
     for i in range(nb_files):
-        cfc.utils.save_npy(os.path.join(folder, f'{i}.npy'), x)
+        if direct:
+            buf.save(os.path.join(folder, f'{i}.npy'))
+        else:
+            cfc.utils.save_npy(os.path.join(folder, f'{i}.npy'), buf.array)
     dt = time.perf_counter() - t0
     shutil.rmtree(folder)
     return dt
@@ -208,14 +222,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--clips', type=int, default=32)
     ap.add_argument('--seconds', type=float, default=30.0)
-    ap.add_argument('--quick', action='store_true', help='4 clips of 30 s')
+    ap.add_argument('--quick', action='store_true', help='8 clips of 30 s')
     ap.add_argument('--profile', action='store_true', help='per-stage breakdown of the project pipeline')
     ap.add_argument('--no-original', action='store_true', help='skip the (slow) original algorithm')
     ap.add_argument('--tmp', default=None, help='parent folder of the temporary dataset (default: system temp)')
     ap.add_argument('--feat-dir', default=None, help='parent folder of the features (default: beside the dataset)')
     args = ap.parse_args()
     if args.quick:
-        args.clips = 4
+        args.clips = 8
     load = os.getloadavg()
     print(f'feature extraction benchmark: {args.clips} clips x {args.seconds:.0f} s, 4 ch, 44.1 kHz, nfft 512; '
           f'{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}')
@@ -230,24 +244,29 @@ def main() -> None:
         p1 = parameter.get_params('1', dict(base, feat_label_dir=os.path.join(feat_tmp, 'feat1')))
         fc1 = cfc.FeatureClass(p1)
         shape = (fc1.nb_frames, fc1.nfft // 2, 2 * fc1.nb_channels)
-        floor = write_floor(os.path.join(feat_tmp, 'floor'), args.clips, shape)
         nbytes = args.clips * 4 * int(np.prod(shape))
-        print(f'write floor: {args.clips} new feature files of {nbytes / args.clips / 1e6:.1f} MB in {floor:.2f} s = '
-              f'{nbytes / floor / 1e6:.0f} MB/s on {feat_tmp}: no pipeline writing these features can exceed '
-              f'RTF {audio_s / floor:.0f}x here', flush=True)
+        floors = {}
+        for direct in (False, True):
+            floors[direct] = write_floor(os.path.join(feat_tmp, 'floor'), args.clips, shape, direct=direct)
+            print(f'write floor ({"O_DIRECT" if direct else "np.save, page cache"}): {args.clips} new feature files of '
+                  f'{nbytes / args.clips / 1e6:.1f} MB in {floors[direct]:.2f} s = {nbytes / floors[direct] / 1e6:.0f} '
+                  f'MB/s on {feat_tmp}: RTF {audio_s / floors[direct]:.0f}x', flush=True)
+        floor = floors[True]
         rtf = {}
-        for n_jobs in (1, 2):
-            params = parameter.get_params('1', dict(base, feat_label_dir=os.path.join(feat_tmp, f'feat{n_jobs}')))
+        for n_jobs, direct in ((1, True), (2, True), (2, False)):
+            params = parameter.get_params('1', dict(base, direct_io=direct, feat_label_dir=os.path.join(
+                feat_tmp, f'feat{n_jobs}{"" if direct else "_buffered"}')))
             os.sync()
             total, parts = project_run(params, n_jobs)
-            rtf[n_jobs] = audio_s / total
-            print(f'project  n_jobs={n_jobs}: {total:6.2f} s  RTF {rtf[n_jobs]:7.1f}x real time  '
-                  f'(extract {parts["extract"]:.2f} s, scaler {parts["scaler"]:.3f} s, '
-                  f'normalize {parts["normalize"]:.2f} s)', flush=True)
+            rtf[n_jobs, direct] = audio_s / total
+            print(f'project  n_jobs={n_jobs} direct_io={direct!s:5}: {total:6.2f} s  RTF {audio_s / total:7.1f}x real '
+                  f'time  (labels+stats {parts["stats"]:.2f} s, scaler {parts["scaler"]:.3f} s, '
+                  f'features {parts["features"]:.2f} s)', flush=True)
         # sanity: repeat of n_jobs=1 (page cache warm for both); the files must be identical to n_jobs=2's
         a = np.load(os.path.join(cfc.FeatureClass(params).feat_dir_norm, 'train_0_desc_30_100.npy'))
         b = np.load(os.path.join(cfc.FeatureClass(p1).feat_dir_norm, 'train_0_desc_30_100.npy'))
         print(f'n_jobs=1 and n_jobs=2 normalized features identical: {np.array_equal(a, b)}')
+        rtf = {n: rtf[n, True] for n in (1, 2)}
         if args.profile:
             prof = profile_project(p1)
             tot = sum(prof.values())

@@ -1,5 +1,5 @@
 """Scale-out: training with tf.distribute.MirroredStrategy on two logical CPU devices, and feature
-extraction split into shards (2 shards + stage=normalize gives the same bytes as one run)."""
+extraction split into shards (2 shards' stats, then 2 shards' features give the same bytes as one run)."""
 from __future__ import annotations
 
 import filecmp
@@ -74,21 +74,25 @@ def test_mirrored_on_two_logical_cpus_trains_like_one_device(tiny):
     assert mirrored[1]['loss'] == pytest.approx(single[1]['loss'], rel=0.2)
     assert mirrored[1]['loss'] < mirrored[0]['loss'] and single[1]['loss'] < single[0]['loss']
 
-def test_two_shards_then_normalize_equal_one_run(tiny):
+def test_two_shards_stats_then_features_equal_one_run(tiny):
     one = parameter.get_params('999', overrides(tiny, 'feat_one'))
     batch_feature_extraction.extract(one, progress=False)
+    shard = {}
     for k in (0, 1):
-        shard = parameter.get_params('999', dict(overrides(tiny, 'feat_shards'), nb_shards=2, shard_index=k))
-        fc = batch_feature_extraction.extract(shard, progress=False)
-        assert not os.path.exists(fc.scaler_file) and not os.path.isdir(fc.feat_dir_norm)  # shards only extract
-    with pytest.raises(SELDError, match='stage=normalize'):  # shard parameters are not for the normalize stage
-        batch_feature_extraction.extract(dict(shard, stage='normalize'), progress=False)
-    batch_feature_extraction.extract(parameter.get_params('999', dict(overrides(tiny, 'feat_shards'),
-                                                                      stage='normalize')), progress=False)
+        shard[k] = parameter.get_params('999', dict(overrides(tiny, 'feat_shards'), nb_shards=2, shard_index=k))
+        fc = batch_feature_extraction.extract(shard[k], progress=False)  # stage=all on a shard: stats only
+        assert not os.path.exists(fc.scaler_file) and not os.path.isdir(fc.feat_dir_norm)
+    for k in (0, 1):
+        fc = batch_feature_extraction.extract(dict(shard[k], stage='features'), progress=False)
+        if k == 0:  # the first shard fits the scaler; the second finds the same one and keeps its file
+            scaler_mtime = os.path.getmtime(fc.scaler_file)
+            assert len(os.listdir(fc.feat_dir_norm)) == len(batch_feature_extraction.shard_stems(
+                fc.file_stems(), 2, 0))
+    assert os.path.getmtime(fc.scaler_file) == scaler_mtime
     a, b = FeatureClass(one), FeatureClass(parameter.get_params('999', overrides(tiny, 'feat_shards')))
     stems = a.file_stems()
     assert batch_feature_extraction.shard_stems(stems, 2, 0) == stems[0::2]
-    assert os.listdir(a.feat_dir) == os.listdir(b.feat_dir) == []  # moved to feat_norm when normalized
+    assert all(b.is_extracted(s) for s in stems)
     for sub in ('feat_norm', 'label'):
         names = sorted(os.listdir(os.path.join(a.feat_label_dir, sub)))
         assert names == sorted(os.listdir(os.path.join(b.feat_label_dir, sub))) == [s + '.npy' for s in stems]
@@ -99,11 +103,12 @@ def test_two_shards_then_normalize_equal_one_run(tiny):
         assert all(np.array_equal(za[k], zb[k]) for k in ('mean', 'scale', 'n_samples'))
 
 
-def test_normalize_before_every_shard_is_done_is_an_error(tiny):
+def test_features_before_every_shard_is_done_is_an_error(tiny):
     shard = parameter.get_params('999', dict(overrides(tiny, 'feat_half'), nb_shards=2, shard_index=1))
     batch_feature_extraction.extract(shard, progress=False)
-    with pytest.raises(SELDError, match='not extracted yet'):
-        batch_feature_extraction.extract(parameter.get_params('999', dict(overrides(tiny, 'feat_half'),
-                                                                          stage='normalize')), progress=False)
+    with pytest.raises(SELDError, match='without labels/statistics yet'):
+        batch_feature_extraction.extract(dict(shard, stage='features'), progress=False)
+    with pytest.raises(SELDError, match='stage=.normalize.: must be one of all, stats, features'):
+        batch_feature_extraction.extract(dict(shard, stage='normalize'), progress=False)
     with pytest.raises(SELDError, match='shard_index=2'):
         batch_feature_extraction.extract(dict(shard, shard_index=2), progress=False)

@@ -1,6 +1,8 @@
 """Features, labels, scaler and bad inputs of cls_feature_class / batch_feature_extraction."""
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import soundfile as sf
 import batch_feature_extraction
 import cls_feature_class as cfc
 import parameter
+import utils
 from utils import SELDError
 
 import tut_fixture
@@ -129,8 +132,9 @@ def test_extraction_end_to_end_and_incremental(tmp_path):
         loud = raw[s][..., :4] > 1e-4 * raw[s][..., :4].max()
         err = np.angle(np.exp(1j * (phase - raw[s][..., 4:])))[loud]
         assert loud.mean() > 0.05 and np.abs(err).max() < 1e-3, (loud.mean(), np.abs(err).max())
-    # the features are stored once: nothing is left in feat/ after normalization
-    assert os.listdir(fc.feat_dir) == []
+    # the features are written once, standardized: no unnormalized copy, statistics of train files only
+    assert not os.path.exists(fc.legacy_feat_dir)
+    assert sorted(os.listdir(fc.stats_dir)) == [s + '.npz' for s in stems if s.startswith('train')]
     # normalized train features have zero mean and unit variance per bin and map
     train = np.concatenate([np.load(os.path.join(fc.feat_dir_norm, s + '.npy')) for s in stems if 'train' in s])
     np.testing.assert_allclose(train.mean(0), 0, atol=1e-4)
@@ -141,7 +145,7 @@ def test_extraction_end_to_end_and_incremental(tmp_path):
         assert z['mean'].shape == (256, 8)
     # re-running skips every file and leaves them untouched
     mtimes = {s: os.path.getmtime(os.path.join(fc.feat_dir_norm, s + '.npy')) for s in stems}
-    assert fc.extract_all(progress=False)['extracted'] == 0
+    assert fc.analyze_all(progress=False)['analyzed'] == 0 and fc.write_features_all(progress=False) == 0
     batch_feature_extraction.extract(p, progress=False)
     assert mtimes == {s: os.path.getmtime(os.path.join(fc.feat_dir_norm, s + '.npy')) for s in stems}
     # parallel extraction gives the same bytes
@@ -151,7 +155,7 @@ def test_extraction_end_to_end_and_incremental(tmp_path):
         assert np.array_equal(np.load(os.path.join(fc.feat_dir_norm, s + '.npy')),
                               np.load(os.path.join(fc2.feat_dir_norm, s + '.npy')))
     before = {s: np.load(os.path.join(fc.feat_dir_norm, s + '.npy')) for s in stems}
-    # a normalization interrupted after the move (the file is in neither folder) is extracted again
+    # missing features (e.g. never written: the run was interrupted) are written
     os.remove(os.path.join(fc.feat_dir_norm, stems[1] + '.npy'))
     # a normalized file older than the scaler (made with another scaler) is extracted again
     for s in stems:  # sources well before everything
@@ -160,13 +164,17 @@ def test_extraction_end_to_end_and_incremental(tmp_path):
     old = os.path.getmtime(fc.scaler_file) - 10
     os.utime(os.path.join(fc.feat_dir_norm, stems[2] + '.npy'), (old, old))
     # a wav newer than its features is extracted again
-    new = os.path.getmtime(os.path.join(fc.feat_dir_norm, stems[3] + '.npy')) + 10
-    os.utime(os.path.join(fc.aud_dir, stems[3] + '.wav'), (new, new))
-    assert fc.extract_all(progress=False)['extracted'] == 2  # stems[1] (gone) and stems[3] (source changed)
-    assert fc.normalize_all(progress=False) == 3
+    os.utime(os.path.join(fc.aud_dir, stems[3] + '.wav'))  # now: after its label and features
+    assert fc.analyze_all(progress=False)['analyzed'] == 1  # stems[3] (source changed)
+    scaler_mtime = os.path.getmtime(fc.scaler_file)
+    assert fc.fit_scaler()[0].shape == (256, 8) and os.path.getmtime(fc.scaler_file) == scaler_mtime  # same: kept
+    assert fc.write_features_all(progress=False) == 3  # stems[1] (gone), stems[2] (old scaler), stems[3] (source)
     for s in stems:
         assert np.array_equal(np.load(os.path.join(fc.feat_dir_norm, s + '.npy')), before[s]), s
-    assert os.listdir(fc.feat_dir) == []
+    # a folder of an older version's unnormalized features is removed (its files are never read)
+    os.makedirs(fc.legacy_feat_dir)
+    open(os.path.join(fc.legacy_feat_dir, stems[0] + '.npy'), 'wb').close()
+    assert fc.analyze_all(progress=False)['analyzed'] == 0 and not os.path.exists(fc.legacy_feat_dir)
     _no_leftovers(tmp_path / 'feat')
 
 
@@ -176,9 +184,14 @@ def test_one_pass_features_equal_two_step_features_and_statistics():
     audio[:, 2] = 0.25  # a constant channel: constant magnitude and phase maps
     two_step = cfc.spectrogram_features(cfc.stft(audio, nfft=512, hop_len=256))
     n_ref, mean_ref, m2_ref = cfc.feature_stats(two_step)
+    mean32 = mean_ref.astype(np.float32)
+    scale32 = (np.sqrt(m2_ref / n_ref) + 0.5).astype(np.float32)
     for block in (1, 7, 128, 1000):
-        feat, (n, mean, m2) = cfc.extract_features(audio, nfft=512, hop_len=256, block_frames=block)
+        feat = cfc.extract_features(audio, nfft=512, hop_len=256, block_frames=block)
         assert np.array_equal(feat, two_step), block
+        std = cfc.extract_features(audio, nfft=512, hop_len=256, block_frames=block, mean=mean_ref, scale=scale32)
+        assert np.array_equal(std, (two_step - mean32) / scale32), block
+        n, mean, m2 = cfc.audio_feature_stats(audio, nfft=512, hop_len=256, block_frames=block)
         assert n == n_ref == len(feat)
         np.testing.assert_allclose(mean, mean_ref, rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(m2, m2_ref, rtol=1e-9, atol=1e-20)
@@ -187,23 +200,47 @@ def test_one_pass_features_equal_two_step_features_and_statistics():
     _, scale = cfc.scaler_from_stats(n, mean, m2)
     np.testing.assert_allclose(scale.ravel(), StandardScaler().fit(feat.reshape(len(feat), -1)).scale_, rtol=1e-9)
     out = np.empty_like(feat)
-    assert cfc.extract_features(audio, nfft=512, hop_len=256, out=out)[0] is out
+    assert cfc.extract_features(audio, nfft=512, hop_len=256, out=out) is out
     with pytest.raises(SELDError, match='out has shape'):
         cfc.extract_features(audio, nfft=512, hop_len=256, out=out[1:])
+    with pytest.raises(SELDError, match='pass both'):
+        cfc.extract_features(audio, nfft=512, hop_len=256, mean=mean_ref)
 
 
-def test_in_place_standardization_equals_numpy(tmp_path):
-    rng = np.random.default_rng(4)
-    x = (rng.standard_normal((1001, 16, 6)) * 3 + 1).astype(np.float32)
-    mean = x.mean(0)
-    scale = x.std(0) + 0.5
-    path = str(tmp_path / 'x.npy')
-    np.save(path, x)
-    cfc.standardize_npy_inplace(path, mean=mean, scale=scale, block_bytes=5000)  # 13 rows per block
-    assert np.array_equal(np.load(path), ((x - mean) / scale).astype(np.float32))
-    np.save(path, x.astype(np.float64))
-    with pytest.raises(SELDError, match='float32 C-order features'):
-        cfc.standardize_npy_inplace(path, mean=mean, scale=scale)
+def test_pcm16_fast_read_equals_libsndfile(tmp_path):
+    rng = np.random.default_rng(5)
+    x = rng.integers(-32768, 32768, size=(44100 * 2 - 5000, 4), dtype=np.int16)  # shorter: padded with zeros
+    path = str(tmp_path / 'x.wav')
+    sf.write(path, x, 44100, subtype='PCM_16')
+    fc = cfc.FeatureClass(small_params(tmp_path))
+    ref = np.zeros((fc.clip_len_samples, 4), np.float32)
+    ref[:len(x)] = sf.read(path, dtype='float32')[0]
+    assert np.array_equal(fc.load_audio(path, reuse_buffer=True), ref)
+    sf.write(path, x.astype(np.float32) / 32768, 44100, subtype='FLOAT')  # other formats: libsndfile converts
+    assert np.array_equal(fc.load_audio(path), ref)
+
+
+@pytest.mark.parametrize('how', ['direct', 'buffered', 'no_o_direct', 'einval'])
+def test_npy_file_buffer_saves_what_numpy_saves(tmp_path, monkeypatch, how):
+    rng = np.random.default_rng(6)
+    buf = utils.NpyFileBuffer((1001, 16, 6), np.float32)  # 384,384 bytes + header: not a multiple of 4096
+    buf.array[...] = rng.standard_normal(buf.shape)
+    np.save(tmp_path / 'ref.npy', buf.array)
+    if how == 'no_o_direct':  # a system without O_DIRECT (macOS, Windows)
+        monkeypatch.delattr(os, 'O_DIRECT', raising=False)
+    elif how == 'einval':  # a filesystem that refuses O_DIRECT writes (the file is then written normally)
+        if not hasattr(os, 'O_DIRECT'):
+            pytest.skip('no O_DIRECT on this system')
+        real_pwrite = os.pwrite
+
+        def pwrite(fd, data, offset):
+            if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+                raise OSError(errno.EINVAL, 'Invalid argument')
+            return real_pwrite(fd, data, offset)
+        monkeypatch.setattr(os, 'pwrite', pwrite)
+    buf.save(tmp_path / 'x.npy', direct=how != 'buffered')
+    assert (tmp_path / 'x.npy').read_bytes() == (tmp_path / 'ref.npy').read_bytes()
+    _no_leftovers(tmp_path)
 
 
 def _no_leftovers(folder) -> None:
@@ -253,7 +290,7 @@ def test_bad_inputs_name_file_and_rule(tmp_path, case, expect):
         batch_feature_extraction.extract(p, progress=False)
     assert 'train_1_desc_30_100' in str(err.value)
     fc = cfc.FeatureClass(p)
-    assert not os.path.exists(os.path.join(fc.feat_dir, 'train_1_desc_30_100.npy'))
+    assert not os.path.exists(os.path.join(fc.feat_dir_norm, 'train_1_desc_30_100.npy'))
     _no_leftovers(tmp_path / 'feat')
 
 
@@ -305,22 +342,61 @@ def test_descriptions_of_another_snr_in_the_shared_desc_folder_are_ignored(tmp_p
         fc.file_stems()
 
 
-def _record_pid(stem: str, *, folder: str) -> None:
+def _record_thread(stem: str, *, folder: str, state: dict) -> None:
+    import threading
     import time
     if stem == 'bad':
         raise SELDError(f'{stem}: refused')
-    time.sleep(0.1)
+    with state['lock']:
+        state['running'] += 1
+        state['peak'] = max(state['peak'], state['running'])
+    time.sleep(0.05)
+    buf = cfc._scratch('t', (3,))
     with open(os.path.join(folder, stem), 'x') as f:  # 'x': a file processed twice fails
-        f.write(str(os.getpid()))
+        f.write(f'{threading.get_ident()} {id(buf)}')
+    with state['lock']:
+        state['running'] -= 1
 
 
-def test_parallel_map_uses_the_caller_and_the_workers_once_per_file(tmp_path):
+def test_parallel_map_runs_every_file_once_in_n_threads_with_their_own_buffers(tmp_path):
     import functools
+    import threading
     stems = [f's{i:02d}' for i in range(40)]
-    cfc._map_files(functools.partial(_record_pid, folder=str(tmp_path)), stems, n_jobs=2, desc='t', progress=False)
+    state = dict(lock=threading.Lock(), running=0, peak=0)
+    cfc._map_files(functools.partial(_record_thread, folder=str(tmp_path), state=state), stems, n_jobs=2, desc='t',
+                   progress=False)
     assert sorted(os.listdir(tmp_path)) == stems
-    pids = {(tmp_path / s).read_text() for s in stems}
-    assert str(os.getpid()) in pids and len(pids) == 2  # the caller and one worker both took files
-    with pytest.raises(SELDError, match='bad: refused'):  # an error in any process reaches the caller
-        cfc._map_files(functools.partial(_record_pid, folder=str(tmp_path / 'x')), ['bad'] * 6, n_jobs=2,
-                       desc='t', progress=False)
+    assert state['peak'] == 2  # two files at a time, never more
+    owner = {}
+    for s in stems:  # every thread reuses its own buffer, and no other thread has it
+        thread, buf = (tmp_path / s).read_text().split()
+        assert owner.setdefault(buf, thread) == thread
+    assert len(set(owner.values())) == len(owner) == 2
+    with pytest.raises(SELDError, match='bad: refused'):  # an error in any thread reaches the caller
+        cfc._map_files(functools.partial(_record_thread, folder=str(tmp_path / 'x'), state=state), ['bad'] * 6,
+                       n_jobs=2, desc='t', progress=False)
+
+
+def test_npy_writer_saves_in_background_reuses_buffers_and_reports_errors(tmp_path):
+    shape = (300, 5, 2)
+    with utils.NpyWriter(shape, nb_buffers=2) as writer:
+        for i in range(5):
+            with writer.filling(tmp_path / f'{i}.npy') as out:
+                out[...] = i
+        with pytest.raises(RuntimeError, match='computing failed'):  # the buffer goes back to the pool
+            with writer.filling(tmp_path / 'never.npy') as out:
+                raise RuntimeError('computing failed')
+        for i in range(5, 8):  # would wait forever if the failed fill had kept its buffer
+            with writer.filling(tmp_path / f'{i}.npy') as out:
+                out[...] = i
+    for i in range(8):
+        x = np.load(tmp_path / f'{i}.npy')
+        assert x.shape == shape and x.dtype == np.float32 and np.all(x == i)
+    assert not (tmp_path / 'never.npy').exists()
+    (tmp_path / 'blocker').write_text('a file where a folder should be')
+    with pytest.raises(OSError) as err:
+        with utils.NpyWriter(shape, nb_buffers=2) as writer:
+            with writer.filling(tmp_path / 'blocker' / 'x.npy') as out:
+                out[...] = 0
+    assert 'while writing' in ''.join(getattr(err.value, '__notes__', [])) and 'blocker' in str(err.value.__notes__)
+    _no_leftovers(tmp_path)
