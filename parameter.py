@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = dict(
 
     # ---- features -----------------------------------------------------------------------------
     nfft=512,                # samples: FFT size = window length; hop = nfft / 2
-    n_jobs=1,                # processes for feature extraction (-1: all cores)
+    n_jobs=-1,               # parallel jobs: threads for feature extraction, processes for synthesis (-1: all cores)
     nb_shards=1,             # int: feature extraction split into this many shards (processes or machines)
     shard_index=0,           # int: this process's shard, 0 .. nb_shards-1 (takes sorted files i % nb_shards == shard_index)
     stage='all',             # all | stats (labels + train statistics; per shard) | features (scaler + normalized features; per shard, after every shard's stats)
