@@ -2,8 +2,9 @@
 
 Measures, in the same run and on the same synthetic dataset (made in a temporary folder):
 
-* the project's pipeline: ``FeatureClass.extract_all`` + ``fit_scaler`` + ``normalize_all``, with n_jobs=1
-  and n_jobs=2 (each from an empty feature folder);
+* the project's pipeline: ``FeatureClass.analyze_all`` (labels, train statistics) + ``fit_scaler`` +
+  ``write_features_all`` (standardized features, written once), with n_jobs=1 and n_jobs=2 threads, and with
+  n_jobs=2 and ``direct_io=False`` (each from an empty feature folder);
 * the ORIGINAL algorithm of sharathadavanne/seld-net ``cls_feature_class.py``, re-implemented here:
   scipy wav read to float64, a per-frame Python loop of ``np.fft.fft`` into a complex128 spectrogram saved
   with ``np.save``; then reload, ``np.concatenate((np.abs(x), np.angle(x)), axis=1)`` in float64,
@@ -15,9 +16,10 @@ breakdown of the project's per-file work (single process).
 
 The features are 4.2x the size of the 16-bit wavs (float32, 2 maps per channel: 42 MB per 30 s clip), so the
 speed at which the disk absorbs new files bounds any pipeline that writes them. The benchmark measures that
-floor in the same run (writing the same number of feature-sized ``.npy`` files, nothing else) and prints the
-RTF it allows. ``--feat-dir /dev/shm`` puts the features on a RAM disk to show the compute-bound speed. Every
-timed part starts after ``os.sync()``, so no part pays for the write-back of the one before.
+floor in the same run (writing the same number of feature-sized ``.npy`` files, nothing else; through the
+page cache with ``np.save``, and with ``O_DIRECT`` as the pipeline does) and prints the RTF it allows.
+``--feat-dir /dev/shm`` puts the features on a RAM disk. Every timed part starts after ``os.sync()``, so no
+part pays for the write-back of the one before.
 
     python benchmarks/bench_features.py [--clips 32] [--seconds 30] [--quick] [--profile] [--tmp DIR]
                                         [--feat-dir DIR]
@@ -200,22 +202,23 @@ def profile_project(params: dict) -> dict[str, float]:
     return t
 
 
-def write_floor(folder: str, nb_files: int, shape: tuple[int, ...], *, direct: bool) -> float:
-    """Seconds to write ``nb_files`` new float32 ``.npy`` files of ``shape`` atomically, nothing else: with
-    ``direct``, as the pipeline writes them (utils.NpyFileBuffer, O_DIRECT); else with ``np.save``."""
+def write_floor(folder: str, nb_files: int, shape: tuple[int, ...], *, direct: bool) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds to write ``nb_files`` new float32 ``.npy`` files of ``shape``
+    atomically, nothing else: with ``direct``, as the pipeline writes them (utils.NpyFileBuffer, O_DIRECT);
+    else with ``np.save``."""
     os.makedirs(folder)
     buf = cfc.utils.NpyFileBuffer(shape)
     buf.array[...] = np.random.default_rng(0).standard_normal(shape)
     os.sync()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), os.times()
     for i in range(nb_files):
         if direct:
             buf.save(os.path.join(folder, f'{i}.npy'))
         else:
             cfc.utils.save_npy(os.path.join(folder, f'{i}.npy'), buf.array)
-    dt = time.perf_counter() - t0
+    dt, c1 = time.perf_counter() - t0, os.times()
     shutil.rmtree(folder)
-    return dt
+    return dt, c1.user - c0.user + c1.system - c0.system
 
 
 def main() -> None:
@@ -247,10 +250,10 @@ def main() -> None:
         nbytes = args.clips * 4 * int(np.prod(shape))
         floors = {}
         for direct in (False, True):
-            floors[direct] = write_floor(os.path.join(feat_tmp, 'floor'), args.clips, shape, direct=direct)
+            floors[direct], cpu = write_floor(os.path.join(feat_tmp, 'floor'), args.clips, shape, direct=direct)
             print(f'write floor ({"O_DIRECT" if direct else "np.save, page cache"}): {args.clips} new feature files of '
                   f'{nbytes / args.clips / 1e6:.1f} MB in {floors[direct]:.2f} s = {nbytes / floors[direct] / 1e6:.0f} '
-                  f'MB/s on {feat_tmp}: RTF {audio_s / floors[direct]:.0f}x', flush=True)
+                  f'MB/s on {feat_tmp} (CPU time {cpu:.2f} s): RTF {audio_s / floors[direct]:.0f}x', flush=True)
         floor = floors[True]
         rtf = {}
         for n_jobs, direct in ((1, True), (2, True), (2, False)):
@@ -272,7 +275,7 @@ def main() -> None:
             tot = sum(prof.values())
             print('project per-stage time (1 process, summed over files):')
             for k, v in prof.items():
-                print(f'  {k:18s} {v:6.3f} s  {100 * v / tot:5.1f} %')
+                print(f'  {k:26s} {v:6.3f} s  {100 * v / tot:5.1f} %')
         if not args.no_original:
             orig = OriginalFeatureClass(os.path.join(tmp, 'ds', 'wav_ov1_split1_30db'),
                                         os.path.join(tmp, 'ds', 'desc_ov1_split1'), os.path.join(feat_tmp, 'orig'),
