@@ -720,12 +720,14 @@ class FeatureClass:
         todo = [s for s in (self.file_stems() if stems is None else stems) if not self.is_extracted(s)]
         mean, scale = load_scaler(self.scaler_file)
         n_threads = _nb_threads(n_jobs, len(todo))
-        shape = (self.nb_frames, self.nfft // 2, 2 * self.nb_channels)
-        with utils.NpyWriter(shape, np.float32, nb_buffers=n_threads + 1,
-                             direct=bool(self.params.get('direct_io', True))) as writer:
+        with self._feature_writer(nb_buffers=n_threads + 1) as writer:
             _map_files(functools.partial(self.write_features_file, mean=mean, scale=scale, writer=writer), todo,
                        n_jobs=n_threads, desc='features', progress=progress)
         return len(todo)
+
+    def _feature_writer(self, *, nb_buffers: int) -> utils.NpyWriter:
+        return utils.NpyWriter((self.nb_frames, self.nfft // 2, 2 * self.nb_channels), np.float32,
+                               nb_buffers=nb_buffers, direct=bool(self.params.get('direct_io', True)))
 
     def write_features_file(self, stem: str, mean: np.ndarray, scale: np.ndarray,
                             writer: utils.NpyWriter | None = None) -> None:
@@ -735,17 +737,14 @@ class FeatureClass:
         with ``O_DIRECT`` where available (parameter ``direct_io``; see :class:`utils.NpyFileBuffer`), by
         ``writer``'s thread while this thread computes the next file (without ``writer``: written here).
         """
-        path = self._paths(stem)['feat']
-        audio = self.load_audio(self._paths(stem)['wav'], reuse_buffer=True)
-        shape = (self.nb_frames, self.nfft // 2, 2 * self.nb_channels)
-        own = writer is None
-        if own:
-            writer = utils.NpyWriter(shape, np.float32, nb_buffers=1, direct=bool(self.params.get('direct_io', True)))
-        with writer.filling(path) as out:
+        if writer is None:
+            with self._feature_writer(nb_buffers=1) as own:
+                return self.write_features_file(stem, mean, scale, writer=own)
+        p = self._paths(stem)
+        audio = self.load_audio(p['wav'], reuse_buffer=True)
+        with writer.filling(p['feat']) as out:
             extract_features(audio, nfft=self.nfft, hop_len=self.hop_len, nb_frames=self.nb_frames, mean=mean,
                              scale=scale, out=out)
-        if own:
-            writer.close()
 
     def feature_info(self) -> dict[str, Any]:
         """What a model needs to know about the features (saved into every run's params.json)."""

@@ -98,7 +98,8 @@ class NpyFileBuffer:
 
         With ``direct`` (Linux), it is written with ``O_DIRECT``: straight from this buffer to the disk, not
         through the page cache, which on a VM can take new pages several times slower than the disk takes
-        data. Where ``O_DIRECT`` is not available (other systems, tmpfs) it falls back to a normal write.
+        data. Where ``O_DIRECT`` is not available (other systems, some filesystems) it falls back to a normal
+        write.
         """
         with atomic_path(path) as tmp:
             if not (direct and self._write_direct(tmp)):

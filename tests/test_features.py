@@ -171,6 +171,8 @@ def test_extraction_end_to_end_and_incremental(tmp_path):
     assert fc.write_features_all(progress=False) == 3  # stems[1] (gone), stems[2] (old scaler), stems[3] (source)
     for s in stems:
         assert np.array_equal(np.load(os.path.join(fc.feat_dir_norm, s + '.npy')), before[s]), s
+    fc.write_features_file(stems[0], *cfc.load_scaler(fc.scaler_file))  # one file, written without a shared writer
+    assert np.array_equal(np.load(os.path.join(fc.feat_dir_norm, stems[0] + '.npy')), before[stems[0]])
     # a folder of an older version's unnormalized features is removed (its files are never read)
     os.makedirs(fc.legacy_feat_dir)
     open(os.path.join(fc.legacy_feat_dir, stems[0] + '.npy'), 'wb').close()
