@@ -632,7 +632,7 @@ class FeatureClass:
         Parameters
         ----------
         n_jobs : int
-            Processes (this one and ``n_jobs - 1`` workers); -1 = all cores.
+            Threads; -1 = one per core.
         stems : list of str, optional
             Subset of files (e.g. one shard of a multi-machine run); default all.
 
@@ -714,7 +714,9 @@ class FeatureClass:
     def write_features_all(self, *, n_jobs: int = 1, stems: list[str] | None = None, progress: bool = True) -> int:
         """Write the standardized features of every file (train and test) with the saved scaler.
 
-        Files whose features are up to date (:meth:`is_extracted`) are skipped. Returns the number written.
+        Files whose features are up to date (:meth:`is_extracted`) are skipped. ``n_jobs`` threads compute the
+        features (-1: one per core) and one more writes them. ``stems`` as :meth:`analyze_all`. Returns the
+        number of files written.
         """
         os.makedirs(self.feat_dir_norm, exist_ok=True)
         todo = [s for s in (self.file_stems() if stems is None else stems) if not self.is_extracted(s)]
