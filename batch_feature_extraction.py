@@ -77,8 +77,13 @@ def _check_sharding(params: dict[str, Any]) -> None:
 def write_features(fc: FeatureClass, params: dict[str, Any], stems: list[str] | None, *, progress: bool) -> int:
     """Fit the scaler on every train file's statistics, then write the standardized features of ``stems``.
 
-    Every file must have been analyzed (all shards' stats stage finished); a missing one is an error.
+    Every file must have been analyzed (all shards' stats stage finished) with the same feature parameters;
+    a missing file or other parameters are an error.
     """
+    made = utils.read_json(fc.manifest_file).get('config') if os.path.exists(fc.manifest_file) else None
+    if made != fc.config():
+        raise utils.SELDError(f'{fc.manifest_file}: ' + ('missing' if made is None else 'the labels and statistics '
+                              'were made with other feature parameters') + '; run stage=stats (every shard) first')
     missing = [s for s in fc.file_stems() if not fc.is_analyzed(s)]
     if missing:
         raise utils.SELDError(f'{fc.label_dir}: {len(missing)} file(s) without labels/statistics yet (e.g. '

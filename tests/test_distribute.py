@@ -108,6 +108,11 @@ def test_features_before_every_shard_is_done_is_an_error(tiny):
     batch_feature_extraction.extract(shard, progress=False)
     with pytest.raises(SELDError, match='without labels/statistics yet'):
         batch_feature_extraction.extract(dict(shard, stage='features'), progress=False)
+    with pytest.raises(SELDError, match='made with other feature parameters; run stage=stats'):
+        batch_feature_extraction.extract(dict(shard, stage='features', clip_len_s=1.5), progress=False)
+    with pytest.raises(SELDError, match='extraction.json: missing; run stage=stats'):
+        batch_feature_extraction.extract(parameter.get_params('999', dict(overrides(tiny, 'feat_none'),
+                                                                          stage='features')), progress=False)
     with pytest.raises(SELDError, match='stage=.normalize.: must be one of all, stats, features'):
         batch_feature_extraction.extract(dict(shard, stage='normalize'), progress=False)
     with pytest.raises(SELDError, match='shard_index=2'):
