@@ -265,10 +265,10 @@ def main() -> None:
             print(f'project  n_jobs={n_jobs} direct_io={direct!s:5}: {total:6.2f} s  RTF {audio_s / total:7.1f}x real '
                   f'time  (labels+stats {parts["stats"]:.2f} s, scaler {parts["scaler"]:.3f} s, '
                   f'features {parts["features"]:.2f} s)', flush=True)
-        # sanity: repeat of n_jobs=1 (page cache warm for both); the files must be identical to n_jobs=2's
+        # sanity: the last run's files (n_jobs=2, buffered writes) must be identical to n_jobs=1's (O_DIRECT)
         a = np.load(os.path.join(cfc.FeatureClass(params).feat_dir_norm, 'train_0_desc_30_100.npy'))
         b = np.load(os.path.join(cfc.FeatureClass(p1).feat_dir_norm, 'train_0_desc_30_100.npy'))
-        print(f'n_jobs=1 and n_jobs=2 normalized features identical: {np.array_equal(a, b)}')
+        print(f'normalized features of n_jobs=1 (O_DIRECT) and n_jobs=2 (buffered) identical: {np.array_equal(a, b)}')
         rtf = {n: rtf[n, True] for n in (1, 2)}
         if args.profile:
             prof = profile_project(p1)
