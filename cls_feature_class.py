@@ -800,25 +800,34 @@ def load_scaler(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _map_files(func: Callable[[str], Any], stems: list[str], *, n_jobs: int, desc: str, progress: bool) -> None:
-    """Call ``func(stem)`` for every file, in ``n_jobs`` threads (joblib's threading backend), with a progress bar.
+    """Call ``func(stem)`` for every file, in ``n_jobs`` threads, with a progress bar.
 
     Threads, not processes: the work per file is in numpy, scipy.fft, libsndfile and the write, which release the
     GIL (two threads extract 1.8-1.9x faster than one; see benchmarks/README.md), and threads start at once,
     whereas worker processes took about a second to start (Python, numpy and scipy imports). Each thread keeps its
-    own buffers (:func:`_scratch`). The first error stops the map and is raised here; files in progress finish
-    (their outputs are atomic), files not started are skipped.
+    own buffers (:func:`_scratch`). The first error (or Ctrl-C) cancels the files not started, waits for those in
+    progress (a fraction of a second; their outputs are atomic) and is raised here. (joblib's threading backend
+    is not used: on Ctrl-C it returns while its daemon threads still run native code, and the interpreter then
+    aborts at exit.)
     """
-    import joblib
+    import concurrent.futures
+
     from tqdm import tqdm
 
     n_jobs = _nb_threads(n_jobs, len(stems))
     with tqdm(total=len(stems), desc=desc, unit='file', disable=not progress or not stems) as bar:
-        if n_jobs <= 1 or len(stems) < 2:
+        if n_jobs <= 1:
             for s in stems:
                 func(s)
                 bar.update()
             return
-        parallel = joblib.Parallel(n_jobs=n_jobs, prefer='threads', batch_size=1,
-                                   return_as='generator_unordered')
-        for _ in parallel(joblib.delayed(func)(s) for s in stems):
-            bar.update()
+        with concurrent.futures.ThreadPoolExecutor(n_jobs, thread_name_prefix='features') as pool:
+            futures = [pool.submit(func, s) for s in stems]
+            try:
+                for f in concurrent.futures.as_completed(futures):
+                    f.result()  # re-raises the thread's error here
+                    bar.update()
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise  # leaving the with-block waits for the files in progress

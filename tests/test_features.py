@@ -402,3 +402,24 @@ def test_npy_writer_saves_in_background_reuses_buffers_and_reports_errors(tmp_pa
                 out[...] = 0
     assert 'while writing' in ''.join(getattr(err.value, '__notes__', [])) and 'blocker' in str(err.value.__notes__)
     _no_leftovers(tmp_path)
+
+
+def test_parallel_map_on_ctrl_c_waits_for_files_in_progress_and_skips_the_rest(tmp_path):
+    import threading
+    import time
+    done = []
+
+    def work(stem: str) -> None:
+        if stem == 's03':
+            raise KeyboardInterrupt
+        time.sleep(0.05)
+        done.append(stem)
+
+    before = set(threading.enumerate())
+    with pytest.raises(KeyboardInterrupt):
+        cfc._map_files(work, [f's{i:02d}' for i in range(40)], n_jobs=2, desc='t', progress=False)
+    finished = len(done)
+    # no worker thread is left running (native code still running in a thread aborts the interpreter at exit)
+    assert not [t for t in threading.enumerate() if t not in before and t.is_alive() and t.name != 'tqdm_monitor']
+    time.sleep(0.2)
+    assert len(done) == finished and 1 <= finished < 10  # files in progress finished, the rest never started
