@@ -544,18 +544,13 @@ class FeatureClass:
         ----------
         path : str
         reuse_buffer : bool
-            Read into this process's reusable buffer (valid until the next call) instead of a new array.
+            Read into this thread's reusable buffer (valid until its next call) instead of a new array.
 
         Returns
         -------
         audio : np.ndarray [shape=(clip_len_samples, nb_channels)], float32 in [-1, 1)
         """
-        try:
-            f = sf.SoundFile(path)
-        except Exception as err:  # libsndfile raises several types for corrupt files
-            raise SELDError(f'{path}: cannot read audio ({err})') from err
-        with f:
-            self._check_audio_format(path, f.samplerate, f.channels)
+        with self._open_wav(path) as f:
             shape = (self.clip_len_samples, f.channels)
             out = _scratch('audio', shape) if reuse_buffer else np.empty(shape, np.float32)
             # 16-bit PCM (every TUT 2018 wav): read the integers and scale them here, which is 2x faster than
@@ -570,11 +565,19 @@ class FeatureClass:
             np.multiply(buf, np.float32(1 / 32768), out=out)
         return out[:, :self.nb_channels]
 
-    def _check_audio_format(self, path: str, samplerate: int, channels: int) -> None:
-        if samplerate != self.fs:
-            raise SELDError(f'{path}: sample rate {samplerate} Hz, expected fs={self.fs} Hz')
-        if channels < self.nb_channels:
+    def _open_wav(self, path: str) -> sf.SoundFile:
+        """Open a wav and check its sample rate and channel count."""
+        try:
+            f = sf.SoundFile(path)
+        except Exception as err:  # libsndfile raises several types for corrupt files
+            raise SELDError(f'{path}: cannot read audio ({err})') from err
+        rate, channels = f.samplerate, f.channels
+        if rate != self.fs or channels < self.nb_channels:
+            f.close()
+            if rate != self.fs:
+                raise SELDError(f'{path}: sample rate {rate} Hz, expected fs={self.fs} Hz')
             raise SELDError(f'{path}: {channels} channel(s), dataset {self.dataset!r} needs {self.nb_channels}')
+        return f
 
     # ---- pass 1: labels and statistics ---------------------------------------------------------------
     def _paths(self, stem: str) -> dict[str, str]:
@@ -598,11 +601,7 @@ class FeatureClass:
             n, mean, m2 = audio_feature_stats(audio, nfft=self.nfft, hop_len=self.hop_len, nb_frames=self.nb_frames)
             utils.save_npz(p['stats'], n=n, mean=mean, m2=m2)
         else:
-            try:
-                info = sf.info(p['wav'])
-            except Exception as err:
-                raise SELDError(f'{p["wav"]}: cannot read audio ({err})') from err
-            self._check_audio_format(p['wav'], info.samplerate, info.channels)
+            self._open_wav(p['wav']).close()
         label = desc_to_labels(desc, nb_classes=self.nb_classes, nb_frames=self.nb_frames,
                                frame_rate=self.frame_rate)
         utils.save_npy(p['label'], label)
@@ -768,19 +767,14 @@ _LOCAL = threading.local()  # per-thread reusable buffers (see _map_files)
 def _scratch(name: str, shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
     """This thread's reusable buffer ``name`` (reallocated only when the shape or dtype changes).
 
-    Extraction needs two large arrays per file (audio and features, ~50 MB for a 30 s 4-channel clip); a new
-    array per file pays the page faults of fresh memory every time, a reused one does not.
+    Reading a wav needs large arrays per file (21 MB of float32 for a 30 s 4-channel clip, and half that of int16
+    for 16-bit PCM); a new array per file pays the page faults of fresh memory every time, a reused one does not.
     """
-    return _scratch_object(name, (tuple(shape), np.dtype(dtype)), lambda: np.empty(shape, dtype))
-
-
-def _scratch_object(name: str, key: Any, make: Callable[[], Any]) -> Any:
-    """This thread's object ``name``, made again by ``make()`` when ``key`` differs from the last call's."""
     store = _LOCAL.__dict__.setdefault('store', {})
-    if name not in store or store[name][0] != key:
-        store.pop(name, None)
-        store[name] = (key, make())
-    return store[name][1]
+    buf = store.get(name)
+    if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+        buf = store[name] = np.empty(shape, dtype)
+    return buf
 
 
 def load_scaler(path: str) -> tuple[np.ndarray, np.ndarray]:

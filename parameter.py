@@ -89,7 +89,7 @@ TASKS: dict[str, dict[str, Any]] = {
     '7': dict(dataset='cansim', overlap=3, split=1),          # circular array, up to 3 overlapping events
     '8': dict(dataset='ansim', sequence_length=64, batch_size=32),
     # The embedded default: the synthetic ANSIM look-alike a fresh clone trains on, sized to finish
-    # synthesis + extraction + training on 2 CPU cores in about 30 minutes (measured in README.md).
+    # synthesis + extraction + training on 2 CPU cores in about 21 minutes (measured in README.md).
     'embedded': dict(nb_epochs=16, patience=16),
     '999': dict(quick_test=True, nb_epochs=2),                # quick test: 2 epochs on 2 batches
 }

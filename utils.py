@@ -11,7 +11,6 @@ import os
 import random
 import sys
 import tempfile
-import threading
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -135,9 +134,9 @@ class NpyFileBuffer:
 class NpyWriter:
     """Save :class:`NpyFileBuffer` files in a background thread while the callers fill the next ones.
 
-    At most ``nb_buffers`` buffers exist; :meth:`filling` waits for one whose write has finished. The buffers are
-    kept for the next writer of the same shape (their memory is already mapped). Leaving the ``with`` block waits
-    for every write; the first write error is raised by the next :meth:`filling` or on leaving.
+    At most ``nb_buffers`` buffers exist; :meth:`filling` waits for one whose write has finished. Leaving the
+    ``with`` block waits for every write; the first write error is raised by the next :meth:`filling` or on
+    leaving.
 
     Parameters
     ----------
@@ -155,22 +154,16 @@ class NpyWriter:
     ...         array[...] = 1.0
     """
 
-    _SPARE: dict[tuple, list[NpyFileBuffer]] = {}
-    _SPARE_LOCK = threading.Lock()
-
     def __init__(self, shape: tuple[int, ...], dtype: Any = np.float32, *, nb_buffers: int, direct: bool = True):
         import concurrent.futures
         import queue
 
         if nb_buffers < 1:
             raise ValueError(f'nb_buffers={nb_buffers} must be at least 1')
-        self._key, self.direct = (tuple(shape), np.dtype(dtype).str), direct
-        with self._SPARE_LOCK:
-            spare = self._SPARE.setdefault(self._key, [])
-            self._buffers = [spare.pop() if spare else NpyFileBuffer(shape, dtype) for _ in range(nb_buffers)]
+        self.direct = direct
         self._free: queue.Queue[NpyFileBuffer] = queue.Queue()
-        for b in self._buffers:
-            self._free.put(b)
+        for _ in range(nb_buffers):
+            self._free.put(NpyFileBuffer(shape, dtype))
         self._error: BaseException | None = None
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='npy-writer')
 
@@ -201,11 +194,8 @@ class NpyWriter:
             raise self._error
 
     def close(self) -> None:
-        """Wait for every write, keep the buffers for the next writer, raise the first write error."""
+        """Wait for every write, then raise the first write error."""
         self._executor.shutdown(wait=True)
-        with self._SPARE_LOCK:
-            self._SPARE[self._key].extend(self._buffers)
-        self._buffers = []
         self._raise()
 
     def __enter__(self) -> 'NpyWriter':
