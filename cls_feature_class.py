@@ -440,6 +440,13 @@ def scaler_from_stats(n: int, mean: np.ndarray, m2: np.ndarray) -> tuple[np.ndar
 # --------------------------------------------------------------------------------------------------
 # Dataset access
 # --------------------------------------------------------------------------------------------------
+def split_dirs(dataset_dir: str | os.PathLike, *, overlap: int, split: int, db: int) -> tuple[str, str]:
+    """The TUT-2018 folders of one overlap / split / SNR: ``(wav_ov{ov}_split{split}_{db}db, desc_ov{ov}_split{split})``
+    under ``dataset_dir`` (the layout synthesize_dataset.py writes and :class:`FeatureClass` reads)."""
+    return (os.path.join(dataset_dir, f'wav_ov{overlap}_split{split}_{db}db'),
+            os.path.join(dataset_dir, f'desc_ov{overlap}_split{split}'))
+
+
 def no_data_message(dataset_dir: str) -> str:
     return (f'No dataset at {dataset_dir}. Either synthesize one, e.g. '
             f'`python synthesize_dataset.py dataset=ansim dataset_dir={dataset_dir}`, or download the TUT Sound '
@@ -470,8 +477,7 @@ class FeatureClass:
         self.clip_len_samples = int(round(params['clip_len_s'] * self.fs))
         self.nb_frames = nb_frames_for(self.clip_len_samples, nfft=self.nfft, hop_len=self.hop_len)
         ov, split, db = params['overlap'], params['split'], params['db']
-        self.aud_dir = os.path.join(self.dataset_dir, f'wav_ov{ov}_split{split}_{db}db')
-        self.desc_dir = os.path.join(self.dataset_dir, f'desc_ov{ov}_split{split}')
+        self.aud_dir, self.desc_dir = split_dirs(self.dataset_dir, overlap=ov, split=split, db=db)
         self.feat_label_dir = os.path.join(params['feat_label_dir'],
                                            f'{self.dataset}_ov{ov}_split{split}_{db}db_nfft{self.nfft}')
         self.legacy_feat_dir = os.path.join(self.feat_label_dir, 'feat')  # unnormalized features of older versions

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ast
 import copy
 import os
-from typing import Any
+from typing import Any, Iterable
 
 from utils import SELDError
 
@@ -138,6 +138,23 @@ def _parse_value(key: str, text: str, default: Any) -> Any:
     return text
 
 
+def parse_overrides(items: Iterable[str], defaults: dict[str, Any]) -> dict[str, Any]:
+    """Parse ``key=value`` strings, each value typed like ``defaults[key]``; an unknown key is an error.
+
+    Returns only the keys given.
+    """
+    parsed: dict[str, Any] = {}
+    for item in items:
+        if '=' not in item:
+            raise SELDError(f'{item!r}: arguments must be written key=value; valid keys: {", ".join(defaults)}')
+        key, text = item.split('=', 1)
+        key = key.strip()
+        if key not in defaults:
+            raise SELDError(f'unknown parameter {key!r}; valid keys: {", ".join(sorted(defaults))}')
+        parsed[key] = _parse_value(key, text, defaults[key])
+    return parsed
+
+
 def get_params(task_id: str = '1', overrides: dict[str, Any] | list[str] | None = None,
                *, verbose: bool = False) -> dict[str, Any]:
     """Resolve the parameters of a task-id plus overrides.
@@ -167,16 +184,7 @@ def get_params(task_id: str = '1', overrides: dict[str, Any] | list[str] | None 
         params[key] = value
 
     if isinstance(overrides, (list, tuple)):
-        parsed: dict[str, Any] = {}
-        for item in overrides:
-            if '=' not in item:
-                raise SELDError(f'{item!r}: overrides must be written key=value')
-            key, text = item.split('=', 1)
-            key = key.strip()
-            if key not in DEFAULTS:
-                raise SELDError(f'unknown parameter {key!r}; valid keys: {", ".join(sorted(DEFAULTS))}')
-            parsed[key] = _parse_value(key, text, DEFAULTS[key])
-        overrides = parsed
+        overrides = parse_overrides(overrides, DEFAULTS)
     for key, value in (overrides or {}).items():
         if key not in DEFAULTS:
             raise SELDError(f'unknown parameter {key!r}; valid keys: {", ".join(sorted(DEFAULTS))}')

@@ -63,11 +63,12 @@ import numpy as np
 import scipy.signal
 import soundfile as sf
 
+from cls_feature_class import DCASE2016_CLASSES
 from utils import SELDError
 
-#: Class order of the TUT Sound Events 2018 datasets (the 11 DCASE2016 task-2 classes).
-DCASE2016_TUT_ORDER: tuple[str, ...] = ('knock', 'drawer', 'clearthroat', 'phone', 'keysDrop', 'speech',
-                                        'keyboard', 'pageturn', 'cough', 'doorslam', 'laughter')
+#: Class order of the TUT Sound Events 2018 datasets (the 11 DCASE2016 task-2 classes): the order the feature
+#: extractor assumes for a dataset without dataset_info.json.
+DCASE2016_TUT_ORDER: tuple[str, ...] = tuple(DCASE2016_CLASSES)
 
 #: ``<class><3 digits>.wav``: a class name starts with a letter and does not end in a digit.
 FILE_NAME_RE = re.compile(r'^(?P<cls>[A-Za-z](?:[A-Za-z0-9_-]*[A-Za-z_-])?)(?P<num>\d{3})\.wav$', re.IGNORECASE)

@@ -129,7 +129,8 @@ import scipy.signal
 import soundfile as sf
 from tqdm import tqdm
 
-from parameter import _parse_value
+from cls_feature_class import DATASET_INFO, DESC_HEADER, split_dirs
+from parameter import parse_overrides as parse_key_values
 from sound_bank import SoundBank, load_sound_bank
 from utils import SELDError, atomic_path, read_json, run_cli, sph2cart, write_json, write_text
 
@@ -153,7 +154,6 @@ PRE_SAMPLES = 32                               # lead of array / reverberant seg
 OVERSAMPLE = 16                                # image-source delays are quantized to 1 / OVERSAMPLE sample
 PEAK_LIMIT = 0.99
 NOISE_CORNER_HZ = 100.0
-CSV_HEADER = 'sound_event_recording,start_time,end_time,ele,azi,dist'
 
 CLI_DEFAULTS: dict[str, Any] = dict(
     dataset='ansim', overlap=1, split=1, db=30, nb_train=240, nb_test=60, clip_len_s=30.0, fs=44100, seed=0,
@@ -163,14 +163,14 @@ CLI_DEFAULTS: dict[str, Any] = dict(
 # --------------------------------------------------------------------------------------------------
 # Geometry and spatial encoders
 # --------------------------------------------------------------------------------------------------
-def mic_positions(*, radius: float = MIC_RADIUS_M) -> np.ndarray:
+def mic_positions() -> np.ndarray:
     """Positions of the circular array relative to its centre.
 
     Returns
     -------
     pos : np.ndarray [shape=(8, 3)], metres; mic m at azimuth 45 m degrees, z = 0.
     """
-    return sph2cart(45.0 * np.arange(NB_MICS), np.zeros(NB_MICS), radius)
+    return sph2cart(45.0 * np.arange(NB_MICS), np.zeros(NB_MICS), MIC_RADIUS_M)
 
 
 def foa_gains(unit: np.ndarray) -> np.ndarray:
@@ -211,26 +211,11 @@ def doa_grid(*, res_deg: int, shift_deg: float = 0.0) -> np.ndarray:
     return np.stack([a.ravel(), e.ravel()], axis=-1).astype(int)
 
 
-def eyring_absorption(*, rt60: float, room_dim: np.ndarray) -> float:
-    """Uniform energy absorption coefficient giving ``rt60`` by Eyring's formula (a first guess).
-
-    Parameters
-    ----------
-    rt60 : float
-        Seconds.
-    room_dim : np.ndarray [shape=(3,)]
-        Room size in metres.
-    """
-    lx, ly, lz = room_dim
-    volume, surface = lx * ly * lz, 2 * (lx * ly + lx * lz + ly * lz)
-    return float(1.0 - math.exp(-24 * math.log(10) * volume / (SPEED_OF_SOUND * surface * rt60)))
-
-
 class ShoeboxModel:
     """Image sources of one shoebox room with frequency-independent uniform absorption.
 
-    pyroomacoustics computes the image sources once per room (``ShoeBox.image_source_model`` with the
-    array's microphones, for a reference source 2 m from the array); the images of any other source
+    pyroomacoustics computes the image sources once per room (``ShoeBox.image_source_model`` for a
+    reference source 2 m from the array); the images of any other source
     follow by translating each image by the source displacement mirrored with the image's reflection
     parities (exact for a shoebox), so one ISM serves all events of a clip. The reflection order of
     every image gives its damping ``(1 - absorption) ** (order / 2)``.
@@ -269,16 +254,16 @@ class ShoeboxModel:
         self.room_dim = np.asarray(room_dim, dtype=np.float64)
         self.array_pos = np.asarray(array_pos, dtype=np.float64)
         self.rt60, self.fs, self.fmt = float(rt60), int(fs), fmt
-        self.mics = self.array_pos + mic_positions() if fmt == 'mic' else self.array_pos[None, :]
         centre_side = 1.0 if self.array_pos[0] < self.room_dim[0] / 2 else -1.0
         self.ref_source = self.array_pos + np.array([2.0 * centre_side, 0.0, 0.0])
         r_keep = SPEED_OF_SOUND * self.rt60 + 10.0  # covers every event source (<= 3 m from the array)
         # an image with reflection indices (i, j, k) is at least (|i|-1) L_x, ... away: this order holds the sphere
         self.max_order = int(math.ceil(r_keep * math.sqrt(np.sum(1.0 / self.room_dim ** 2)))) + 3
-        room = pra.ShoeBox(self.room_dim, fs=fs, max_order=self.max_order, air_absorption=False,
-                           materials=pra.Material(eyring_absorption(rt60=self.rt60, room_dim=self.room_dim)))
+        # Only the image positions and reflection orders are taken from pyroomacoustics: they depend on neither
+        # the wall material (the absorption is calibrated below) nor the microphones (the array centre serves).
+        room = pra.ShoeBox(self.room_dim, fs=fs, max_order=self.max_order, air_absorption=False)
         room.add_source(self.ref_source)
-        room.add_microphone_array(pra.MicrophoneArray(self.mics.T, fs))
+        room.add_microphone(self.array_pos)
         room.image_source_model()
         images = room.sources[0].images.T                                           # (K, 3)
         keep = np.linalg.norm(images - self.array_pos, axis=1) <= r_keep
@@ -332,20 +317,18 @@ class ShoeboxModel:
                 hi = mid
         return math.sqrt(lo * hi)
 
-    def rir(self, source_pos: np.ndarray, *, pre: int = PRE_SAMPLES) -> np.ndarray:
+    def rir(self, source_pos: np.ndarray) -> np.ndarray:
         """Room impulse response of a source, encoded for the array.
 
         Parameters
         ----------
         source_pos : np.ndarray [shape=(3,)]
             Metres, inside the room.
-        pre : int
-            Samples before the direct sound's arrival at the array centre.
 
         Returns
         -------
-        rir : np.ndarray [shape=(pre + ceil(rt60 * fs) + pre, 4 or 8)]
-            The direct sound reaches the array centre at sample ``pre`` with amplitude 1/r (unity at 1 m);
+        rir : np.ndarray [shape=(PRE_SAMPLES + ceil(rt60 * fs) + PRE_SAMPLES, 4 or 8)]
+            The direct sound reaches the array centre at sample ``PRE_SAMPLES`` with amplitude 1/r (unity at 1 m);
             each image is encoded from its own direction (FOA) or distance to each mic (array) with
             its delay quantized to 1/16 sample and band-limited by ``scipy.signal.resample_poly``.
         """
@@ -360,11 +343,11 @@ class ShoeboxModel:
             gains = (foa_gains(vec / dist[:, None]) * (damping / dist)[:, None]).T              # (4, K)
             delays = np.broadcast_to((dist - d_direct) / SPEED_OF_SOUND, gains.shape)          # (4, K) s
         else:
-            rel = self.mics - self.array_pos                                                   # (8, 3)
+            rel = mic_positions()                                                              # (8, 3)
             mic_dist = np.sqrt(np.maximum(dist[None, :] ** 2 - 2.0 * (rel @ vec.T)
                                           + np.sum(rel ** 2, axis=1)[:, None], 0.0))         # (8, K)
             gains, delays = damping / mic_dist, (mic_dist - d_direct) / SPEED_OF_SOUND
-        nb_ch = len(gains)
+        nb_ch, pre = len(gains), PRE_SAMPLES
         n_over = (pre + math.ceil(self.rt60 * self.fs) + pre) * OVERSAMPLE
         idx = np.rint(delays * (self.fs * OVERSAMPLE)).astype(np.int64) + pre * OVERSAMPLE     # (C, K)
         ok = (idx >= 0) & (idx < n_over)
@@ -378,8 +361,7 @@ class ShoeboxModel:
         return scipy.signal.sosfilt(sos, rir, axis=1).T
 
 
-def plane_wave_array(signal: np.ndarray, *, azi_deg: float, ele_deg: float, fs: int,
-                     pre: int = PRE_SAMPLES) -> np.ndarray:
+def plane_wave_array(signal: np.ndarray, *, azi_deg: float, ele_deg: float, fs: int) -> np.ndarray:
     """Far-field plane wave on the circular array with exact fractional delays (phase shift).
 
     Parameters
@@ -390,14 +372,14 @@ def plane_wave_array(signal: np.ndarray, *, azi_deg: float, ele_deg: float, fs: 
         Direction of arrival in degrees.
     fs : int
         Sample rate in Hz.
-    pre : int
-        Samples kept before the onset (mics nearer the source hear it up to r/c earlier).
 
     Returns
     -------
-    audio : np.ndarray [shape=(samples + 2 pre, 8)]
-        Sample ``pre`` is the onset at the array centre.
+    audio : np.ndarray [shape=(samples + 2 PRE_SAMPLES, 8)]
+        Sample ``PRE_SAMPLES`` is the onset at the array centre (mics nearer the source hear it up to r/c
+        earlier).
     """
+    pre = PRE_SAMPLES
     unit = sph2cart(azi_deg, ele_deg)
     tau = -(mic_positions() @ unit) / SPEED_OF_SOUND                 # (8,) s, relative to the centre
     n = len(signal) + 2 * pre
@@ -629,7 +611,7 @@ def synthesize_clip(*, bank: SoundBank, dataset: str, part: str, index: int, ove
 
 
 def _csv_text(events: list[Event], fs: int) -> str:
-    rows = [CSV_HEADER]
+    rows = [','.join(DESC_HEADER)]
     for ev in events:
         rows.append(f'{ev.name},{ev.onset / fs:.6f},{ev.end / fs:.6f},{ev.ele},{ev.azi},{ev.dist:.1f}')
     return '\n'.join(rows) + '\n'
@@ -660,7 +642,7 @@ def clip_stem(*, part: str, index: int, db: int) -> str:
 
 
 def _validate(*, dataset: str, overlap: int, split: int, db: int, nb_train: int, nb_test: int, clip_len_s: float,
-              fs: int, seed: int, grid_res_deg: int, n_jobs: int) -> None:
+              fs: int, seed: int, grid_res_deg: int, unseen_doa: bool, n_jobs: int) -> None:
     if dataset not in DATASETS:
         raise SELDError(f"dataset={dataset!r}: must be one of {', '.join(DATASETS)}")
     if overlap not in OVERLAPS:
@@ -679,6 +661,9 @@ def _validate(*, dataset: str, overlap: int, split: int, db: int, nb_train: int,
             and ELE_LIMIT_DEG % grid_res_deg == 0):
         raise SELDError(f'grid_res_deg={grid_res_deg}: must be a whole number of degrees dividing 360 and '
                         f'{ELE_LIMIT_DEG} (e.g. 10, 5, 20)')
+    if unseen_doa and grid_res_deg % 2:
+        raise SELDError(f'grid_res_deg={grid_res_deg} with unseen_doa=true: must be even, so that the test DOAs '
+                        f'(shifted by half a step) are whole degrees')
     if n_jobs == 0 or not isinstance(n_jobs, (int, np.integer)):
         raise SELDError(f'n_jobs={n_jobs!r}: must be a nonzero integer (-1: all cores)')
 
@@ -768,7 +753,8 @@ def synthesize(*, dataset_dir: str | os.PathLike, dataset: str = 'ansim', overla
     """
     t0 = time.perf_counter()
     _validate(dataset=dataset, overlap=overlap, split=split, db=db, nb_train=nb_train, nb_test=nb_test,
-              clip_len_s=clip_len_s, fs=fs, seed=seed, grid_res_deg=grid_res_deg, n_jobs=n_jobs)
+              clip_len_s=clip_len_s, fs=fs, seed=seed, grid_res_deg=grid_res_deg, unseen_doa=bool(unseen_doa),
+              n_jobs=n_jobs)
     clip_len_s, unseen_doa = float(clip_len_s), bool(unseen_doa)
     bank = load_sound_bank(sound_bank, split=split)
     for part, nb in (('train', nb_train), ('test', nb_test)):
@@ -778,7 +764,7 @@ def synthesize(*, dataset_dir: str | os.PathLike, dataset: str = 'ansim', overla
                             f'{bank.name!r} ({shortest / fs:.2f} s after an onset of up to {FIRST_ONSET_S[0][1]} s)')
     fmt, _ = DATASETS[dataset]
     root = Path(dataset_dir)
-    info_path = root / 'dataset_info.json'
+    info_path = root / DATASET_INFO
     header = {'synthetic': True, 'generator': 'synthesize_dataset.py', 'dataset': dataset, 'format': fmt, 'fs': fs,
               'nb_channels': 4 if fmt == 'foa' else NB_MICS, 'clip_len_s': clip_len_s,
               'classes': list(bank.classes), 'sound_bank': bank.name, 'file_name_n': FILE_N}
@@ -792,7 +778,8 @@ def synthesize(*, dataset_dir: str | os.PathLike, dataset: str = 'ansim', overla
                                 f'use another dataset_dir or delete that folder')
 
     key = split_key(overlap=overlap, split=split, db=db)
-    wav_dir, desc_dir, meta_dir = (root / f'wav_{key}', root / f'desc_ov{overlap}_split{split}', root / f'meta_{key}')
+    wav_dir, desc_dir = (Path(d) for d in split_dirs(root, overlap=overlap, split=split, db=db))
+    meta_dir = root / f'meta_{key}'
     for folder in (wav_dir, desc_dir, meta_dir):
         folder.mkdir(parents=True, exist_ok=True)
     _remove_stale(wav_dir, desc_dir, meta_dir, db=db, nb={'train': nb_train, 'test': nb_test})
@@ -869,14 +856,7 @@ def _remove_stale(wav_dir: Path, desc_dir: Path, meta_dir: Path, *, db: int, nb:
 # --------------------------------------------------------------------------------------------------
 def parse_overrides(argv: list[str]) -> dict[str, Any]:
     """Parse ``key=value`` arguments typed like :data:`CLI_DEFAULTS`; unknown keys are errors."""
-    params = dict(CLI_DEFAULTS)
-    for item in argv:
-        if '=' not in item:
-            raise SELDError(f'{item!r}: arguments must be written key=value; valid keys: {", ".join(CLI_DEFAULTS)}')
-        key, text = (s.strip() for s in item.split('=', 1))
-        if key not in CLI_DEFAULTS:
-            raise SELDError(f'unknown parameter {key!r}; valid keys: {", ".join(sorted(CLI_DEFAULTS))}')
-        params[key] = _parse_value(key, text, CLI_DEFAULTS[key])
+    params = dict(CLI_DEFAULTS, **parse_key_values(argv, CLI_DEFAULTS))
     params['dataset_dir'] = params['dataset_dir'].replace('{dataset}', params['dataset'])
     return params
 
