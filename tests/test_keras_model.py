@@ -94,8 +94,6 @@ def test_same_weights_layout_and_count_as_stock_layer():
     assert names(fused) == names(stock) == [f'{d}_gru/gru_cell/{w}' for d in ('forward', 'backward')
                                             for w in ('kernel', 'recurrent_kernel', 'bias')]
     assert fused.count_params() == stock.count_params()
-    for a, b in zip(fused.get_weights(), stock.get_weights()):
-        np.testing.assert_array_equal(a, b)
 
 
 def test_variable_length_functional_model_and_graph_mode():
@@ -130,6 +128,7 @@ def test_dropout_masks_as_stock_layer():
     assert_same(stock, fused, x, training=True)
     assert_same(stock, fused, x, training=True)  # second call: new masks, still the same as the stock layer's
     assert_same(stock, fused, x, training=False)
+    assert_same(stock, fused, x, training=True)  # the inference call advanced both seed generators alike
     y_train, y_infer = fused(x, training=True).numpy(), fused(x, training=False).numpy()
     assert np.abs(y_train - y_infer).max() > 1e-3  # dropout is active in training
     nodrop = keras_model.FusedBidirectionalGRU(4)
@@ -191,3 +190,31 @@ def test_seldnet_uses_the_fused_layer_with_stock_weights():
     a, b = model(x, training=False), stock(x, training=False)
     for k in ('sed_out', 'doa_out'):
         np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), atol=ATOL, rtol=0)
+
+
+def test_fused_batch_norm_trains_as_stock_layer():
+    """keras_model.FusedBatchNormalization's training step (TensorFlow's fused kernel) against the stock Keras
+    layer: outputs, gradients w.r.t. input, gamma and beta, and the moving statistics after several steps
+    (momentum 0.5, so that a wrong variance correction would show); inference goes to the parent class."""
+    rng = np.random.default_rng(8)
+    x = tf.constant((rng.standard_normal((4, 6, 5, 3)) * 2 + 1).astype(np.float32))
+    weight = tf.constant(rng.standard_normal(x.shape).astype(np.float32))  # a loss that varies per element
+    stock, fused = layers.BatchNormalization(momentum=0.5), keras_model.FusedBatchNormalization(momentum=0.5)
+    init = [rng.uniform(0.5, 1.5, 3), rng.standard_normal(3), rng.standard_normal(3), rng.uniform(0.5, 2.0, 3)]
+    for layer in (stock, fused):
+        layer.build(x.shape)
+        layer.set_weights([w.astype(np.float32) for w in init])
+    for _ in range(3):
+        results = []
+        for layer in (stock, fused):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x, training=True)
+                loss = tf.reduce_sum(y * weight)
+            results.append([y.numpy()] + [g.numpy() for g in tape.gradient(loss, [x, layer.gamma, layer.beta])])
+        for a, b in zip(*results):
+            np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5)
+    for a, b in zip(fused.get_weights(), stock.get_weights()):  # gamma, beta, moving mean, moving variance
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-6)
+    assert not np.allclose(stock.moving_variance.numpy(), init[3])  # the statistics did move
+    np.testing.assert_allclose(fused(x, training=False).numpy(), stock(x, training=False).numpy(), atol=1e-6)
