@@ -171,14 +171,16 @@ def profile_project(params: dict) -> dict[str, float]:
     stems = fc.file_stems()
     stats = []
     for s in stems:
+        p = fc._paths(s)
         a = b = c = time.perf_counter()
         if s.startswith('train'):
-            audio = fc.load_audio(os.path.join(fc.aud_dir, s + '.wav'), reuse_buffer=True)
+            audio = fc.load_audio(p['wav'], reuse_buffer=True)
             b = time.perf_counter()
             stats.append(cfc.audio_feature_stats(audio, nfft=fc.nfft, hop_len=fc.hop_len, nb_frames=fc.nb_frames))
             cfc.utils.save_npz(os.path.join(out, s + '.npz'), n=stats[-1][0], mean=stats[-1][1], m2=stats[-1][2])
             c = time.perf_counter()
-        desc = cfc.read_desc_file(os.path.join(fc.desc_dir, s + '.csv'), classes=fc.classes)
+        desc = cfc.read_desc_file(p['csv'], classes=fc.classes, real=fc.dataset == 'real',
+                                  max_time_s=params['clip_len_s'])
         label = cfc.desc_to_labels(desc, nb_classes=fc.nb_classes, nb_frames=fc.nb_frames, frame_rate=fc.frame_rate)
         cfc.utils.save_npy(os.path.join(out, s + '.label.npy'), label)
         d = time.perf_counter()
@@ -189,7 +191,7 @@ def profile_project(params: dict) -> dict[str, float]:
     os.sync()
     for s in stems:
         a = time.perf_counter()
-        audio = fc.load_audio(os.path.join(fc.aud_dir, s + '.wav'), reuse_buffer=True)
+        audio = fc.load_audio(fc._paths(s)['wav'], reuse_buffer=True)
         b = time.perf_counter()
         cfc.extract_features(audio, nfft=fc.nfft, hop_len=fc.hop_len, nb_frames=fc.nb_frames, mean=mean,
                              scale=scale, out=buf.array)
