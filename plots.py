@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+import evaluation_metrics
 import utils
 from utils import SELDError
 
@@ -68,13 +69,12 @@ def _angles(sed: np.ndarray, doa: np.ndarray, nb_classes: int) -> tuple[np.ndarr
     azi : np.ndarray [shape=(frames, classes)]
     ele : np.ndarray [shape=(frames, classes)] or None for an azimuth-only (x, y) DOA
     """
-    k = doa.shape[1] // nb_classes
-    vec = np.asarray(doa, dtype=np.float64).reshape(doa.shape[0], k, nb_classes).transpose(0, 2, 1)
+    vec = evaluation_metrics.doa_vectors(doa, nb_classes=nb_classes)
     azi, ele, _ = utils.cart2sph(vec)
     off = ~np.asarray(sed, dtype=bool)
     azi[off] = np.nan
     ele[off] = np.nan
-    return azi, (ele if k == 3 else None)
+    return azi, (ele if vec.shape[-1] == 3 else None)
 
 
 def _break_wraps(azi: np.ndarray) -> np.ndarray:

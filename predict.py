@@ -51,7 +51,7 @@ from tqdm import tqdm  # noqa: E402
 import evaluation_metrics  # noqa: E402
 import plots  # noqa: E402
 import utils  # noqa: E402
-from cls_feature_class import load_scaler, nb_frames_for, spectrogram_features, stft  # noqa: E402
+from cls_feature_class import extract_features, load_scaler, nb_frames_for  # noqa: E402
 from utils import SELDError  # noqa: E402
 
 USAGE = 'python predict.py RUN_FOLDER INPUT [INPUT ...] [--out DIR] [--format dcase2019|dcase2020] [--threshold P]'
@@ -265,8 +265,8 @@ def nb_frames_of(nb_samples: int, *, nfft: int, hop_len: int) -> int:
 def predict_audio(run: Run, audio: np.ndarray) -> dict[str, np.ndarray]:
     """Run the model over a whole recording.
 
-    The features of frames ``[f0, f1)`` are ``stft(audio[f0*hop : (f1-1)*hop + nfft])``, identical to
-    those of one STFT of the whole file; they are computed and predicted one block of
+    The features of frames ``[f0, f1)`` are ``extract_features(audio[f0*hop : (f1-1)*hop + nfft])``, identical
+    to those of one STFT of the whole file; they are computed and predicted one block of
     ``batch_size * sequence_length`` frames at a time, the last sequence zero-padded (after
     normalization, as the training generator pads) and the padding dropped.
 
@@ -294,9 +294,10 @@ def predict_audio(run: Run, audio: np.ndarray) -> dict[str, np.ndarray]:
     sed, doa, spec = [], [], []
     for f0 in range(0, n, block):
         f1 = min(f0 + block, n)
-        s = stft(audio[f0 * hop:(f1 - 1) * hop + run.nfft], nfft=run.nfft, hop_len=hop, nb_frames=f1 - f0)
-        spec.append(np.abs(s[..., 0]))
-        x = (spectrogram_features(s) - run.mean) / run.scale
+        feat = extract_features(audio[f0 * hop:(f1 - 1) * hop + run.nfft], nfft=run.nfft, hop_len=hop,
+                                nb_frames=f1 - f0)
+        spec.append(feat[..., 0].copy())
+        x = (feat - run.mean) / run.scale
         nb_seq = -(-(f1 - f0) // T)
         x = np.pad(x, ((0, nb_seq * T - (f1 - f0)), (0, 0), (0, 0)))
         out = run.model.predict_on_batch(x.reshape(nb_seq, T, run.nb_bins, 2 * run.nb_channels))
