@@ -37,7 +37,6 @@ Differences from the original scripts, on purpose:
 """
 from __future__ import annotations
 
-import csv
 import functools
 import os
 import re
@@ -50,6 +49,7 @@ import numpy as np
 import scipy.fft
 import soundfile as sf
 
+import formats
 import utils
 from utils import SELDError
 
@@ -57,7 +57,6 @@ from utils import SELDError
 DCASE2016_CLASSES = ['knock', 'drawer', 'clearthroat', 'phone', 'keysDrop', 'speech', 'keyboard', 'pageturn',
                      'cough', 'doorslam', 'laughter']
 REAL_CLASSES = ['1', '3', '4', '5', '6', '7', '8', '9']  # UrbanSound8K class ids of TUT-REAL
-DESC_HEADER = ['sound_event_recording', 'start_time', 'end_time', 'ele', 'azi', 'dist']
 DATASET_INFO = 'dataset_info.json'
 FEATURE_VERSION = 2  # bump when the feature definition changes, so old features are redone
 
@@ -248,105 +247,17 @@ def audio_feature_stats(audio: np.ndarray, *, nfft: int, hop_len: int, nb_frames
     return n, np.ascontiguousarray(mean.T), np.ascontiguousarray(m2.T)
 
 
-def class_of_recording(name: str, *, real: bool) -> str:
-    """Class of a description row's recording name.
+def desc_to_labels(events: formats.Events, *, nb_classes: int, nb_frames: int, frame_rate: float) -> np.ndarray:
+    """Frame-wise SED and DOA targets of one file from its events in seconds.
 
-    ``cough066.wav`` -> ``cough`` (simulated sets: the name without its 3 digits);
-    ``100032-3-0-0.wav`` -> ``3`` (REAL: the UrbanSound8K field after the first '-').
-    """
-    stem = os.path.splitext(name.strip())[0]
-    if real:
-        parts = stem.split('-')
-        return parts[1] if len(parts) > 1 else ''
-    m = re.fullmatch(r'(.+?)(\d{3})', stem)
-    return m.group(1) if m else ''
-
-
-def read_desc_file(path: str | os.PathLike, *, classes: list[str], real: bool = False,
-                   max_time_s: float | None = None) -> dict[str, np.ndarray]:
-    """Read and validate a TUT-2018 description CSV.
-
-    Parameters
-    ----------
-    path : str
-        ``sound_event_recording,start_time,end_time,ele,azi,dist`` with a header line.
-    classes : list of str
-        Class names in index order.
-    real : bool
-        Class naming of the REAL dataset (UrbanSound8K ids).
-    max_time_s : float, optional
-        Clip length; an event starting at or after it is an error.
-
-    Returns
-    -------
-    desc : dict
-        ``class`` int [shape=(events,)], ``start``, ``end`` (s), ``ele``, ``azi`` (degrees),
-        ``dist`` (m), float64 [shape=(events,)], and ``recording`` (list of str).
-
-    Raises
-    ------
-    SELDError
-        Naming the file, the line, the value and the rule: wrong header, wrong number of fields,
-        a non-number, an unknown class, ``end_time <= start_time``, an angle out of range.
-    """
-    index = {c: i for i, c in enumerate(classes)}
-    rows: list[tuple[int, float, float, float, float, float]] = []
-    names: list[str] = []
-    try:
-        f = open(path, newline='', encoding='utf-8')
-    except OSError as err:
-        raise SELDError(f'{path}: cannot open description file ({err.strerror})') from err
-    with f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header[:6]] != DESC_HEADER:
-            raise SELDError(f'{path}:1: header {header} must be {",".join(DESC_HEADER)}')
-        for lineno, row in enumerate(reader, start=2):
-            if not row or all(not c.strip() for c in row):
-                continue
-            where = f'{path}:{lineno}'
-            if len(row) < 6:
-                raise SELDError(f'{where}: {len(row)} fields {row}; a row needs {len(DESC_HEADER)}: '
-                                f'{",".join(DESC_HEADER)}')
-            cls_name = class_of_recording(row[0], real=real)
-            if cls_name not in index:
-                raise SELDError(f'{where}: recording {row[0]!r} has class {cls_name!r}, which is not one of '
-                                f'the dataset classes {classes}')
-            try:
-                start, end, ele, azi, dist = (float(v) for v in row[1:6])
-            except ValueError as err:
-                raise SELDError(f'{where}: {row[1:6]} must be numbers (start_time,end_time,ele,azi,dist)') from err
-            if not all(np.isfinite([start, end, ele, azi, dist])):
-                raise SELDError(f'{where}: {row[1:6]} must be finite numbers')
-            if start < 0:
-                raise SELDError(f'{where}: start_time={start} must be >= 0')
-            if end <= start:
-                raise SELDError(f'{where}: end_time={end} must be after start_time={start}')
-            if max_time_s is not None and start >= max_time_s:
-                raise SELDError(f'{where}: start_time={start} is beyond the clip length {max_time_s} s')
-            if not -90 <= ele <= 90:
-                raise SELDError(f'{where}: ele={ele} must be within [-90, 90] degrees')
-            if not -360 <= azi <= 360:
-                raise SELDError(f'{where}: azi={azi} must be within [-360, 360] degrees')
-            rows.append((index[cls_name], start, end, ele, azi, dist))
-            names.append(row[0].strip())
-    arr = np.array(rows, dtype=np.float64).reshape(-1, 6)
-    return dict(cls=arr[:, 0].astype(np.int64), start=arr[:, 1], end=arr[:, 2], ele=arr[:, 3],
-                azi=arr[:, 4], dist=arr[:, 5], recording=names)
-
-
-def desc_to_labels(desc: dict[str, np.ndarray], *, nb_classes: int, nb_frames: int,
-                   frame_rate: float) -> np.ndarray:
-    """Frame-wise SED and DOA targets of one file.
-
-    An event is active from frame ``floor(start * frame_rate)`` to ``ceil(end * frame_rate)``
-    inclusive (cut at the last frame). Its DOA target is the unit vector
+    An event is active in the frames of :func:`formats.event_frames` (``floor(start * frame_rate)`` to
+    ``ceil(end * frame_rate)`` inclusive, cut at the last frame). Its DOA target is the unit vector
     ``(cos az cos el, sin az cos el, sin el)``; inactive classes have (0, 0, 0).
 
     Parameters
     ----------
-    desc : dict
-        As returned by :func:`read_desc_file`.
+    events : formats.Events
+        As returned by :func:`formats.read_desc_file`.
     nb_classes, nb_frames : int
     frame_rate : float
         Frames per second (``fs / hop_len``).
@@ -356,18 +267,9 @@ def desc_to_labels(desc: dict[str, np.ndarray], *, nb_classes: int, nb_frames: i
     label : np.ndarray [shape=(frames, 4*classes)], float32
         ``[:, :C]`` SED activity in {0, 1}; ``[:, C:2C]``, ``[:, 2C:3C]``, ``[:, 3C:]`` x, y, z.
     """
-    C = nb_classes
-    label = np.zeros((nb_frames, 4 * C), dtype=np.float32)
-    first = np.floor(desc['start'] * frame_rate).astype(np.int64)
-    last = np.minimum(np.ceil(desc['end'] * frame_rate).astype(np.int64), nb_frames - 1)
-    xyz = utils.sph2cart(desc['azi'], desc['ele']).astype(np.float32)
-    # One slice assignment per event (events are few; frames are never looped over).
-    for k in np.flatnonzero(first <= last):
-        c = desc['cls'][k]
-        sl = slice(first[k], last[k] + 1)
-        label[sl, c] = 1.0
-        label[sl, [C + c, 2 * C + c, 3 * C + c]] = xyz[k]
-    return label
+    inst = formats.events_to_instances(events, frame_rate=frame_rate, nb_frames=nb_frames)
+    sed, doa = formats.instances_to_matrices(inst, nb_classes=nb_classes, nb_frames=nb_frames)
+    return np.concatenate([sed, doa], axis=1).astype(np.float32)
 
 
 def split_label(label: np.ndarray, *, nb_classes: int, azi_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -600,8 +502,8 @@ class FeatureClass:
         presence marks the file as analyzed. A test file's wav is only checked (rate, channels) here.
         """
         p = self._paths(stem)
-        desc = read_desc_file(p['csv'], classes=self.classes, real=self.dataset == 'real',
-                              max_time_s=self.params['clip_len_s'])
+        desc = formats.read_desc_file(p['csv'], classes=self.classes, naming='real' if self.dataset == 'real' else 'tut',
+                                      max_time_s=self.params['clip_len_s'])
         if stem.startswith('train'):
             audio = self.load_audio(p['wav'], reuse_buffer=True)
             n, mean, m2 = audio_feature_stats(audio, nfft=self.nfft, hop_len=self.hop_len, nb_frames=self.nb_frames)

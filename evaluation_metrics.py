@@ -114,77 +114,31 @@ Quirks of the official code that are documented but NOT reproduced
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import itertools
 import json
 import math
 import os
-import re
 import sys
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from utils import SELDError, angular_distance_deg, cart2sph, run_cli, sph2cart, write_text
+from formats import (FORMAT_FRAME_RATE, FORMATS, Instances, as_sed as _as_sed, check_instances as _check_instances,
+                     doa_vectors, instances_to_matrices, matrices_to_instances, read_instances, desc_class_names,
+                     resample_matrices)
+from utils import SELDError, angular_distance_deg, run_cli
 
 DEFINITIONS = ('seld2018', 'seld2018_legacy', 'dcase2019', 'dcase2020', 'dcase2021')
 AVERAGES = ('micro', 'macro', 'macro_present')
-FORMATS = ('tut2018', 'dcase2019', 'dcase2020')
-#: Frame rate (frames per second) of each DCASE format's files: 20 ms and 100 ms frames.
-FORMAT_FRAME_RATE = {'dcase2019': 50.0, 'dcase2020': 10.0}
 #: The SELDnet paper's model frame rate, fs / hop = 44100 / 256.
 PAPER_FRAME_RATE = 44100 / 256
-TUT_HEADER = 'sound_event_recording,start_time,end_time,ele,azi,dist'
 _MAX_PERMUTATIONS = 5040  # larger assignment problems go to scipy's linear_sum_assignment
-_TUT_TOL = 1e-3  # frames: times within this of a frame boundary count as on it (float round-off of s * fps)
 
 
 # ==================================================================================================
 # Input checking and layout
 # ==================================================================================================
-def _as_sed(sed: np.ndarray, name: str) -> np.ndarray:
-    """A (frames, classes) matrix in {0, 1} as bool; a ValueError names the rule otherwise."""
-    arr = np.asarray(sed)
-    if arr.ndim != 2:
-        raise ValueError(f'{name}: must be 2-D (frames, classes), got shape {arr.shape}')
-    if arr.dtype == bool:
-        return arr
-    if not np.all((arr == 0) | (arr == 1)):
-        bad = arr[(arr != 0) & (arr != 1)].ravel()[0]
-        raise ValueError(f'{name}: values must be 0 or 1 (threshold probabilities first), found {bad!r}')
-    return arr.astype(bool)
-
-
-def doa_vectors(doa: np.ndarray, *, nb_classes: int) -> np.ndarray:
-    """Reshape a block-layout DOA matrix to one vector per frame and class.
-
-    Parameters
-    ----------
-    doa : np.ndarray [shape=(frames, 3*classes) or (frames, 2*classes)]
-        Blocks ``[x_0..x_{C-1}, y_0.., (z_0..)]``.
-    nb_classes : int
-
-    Returns
-    -------
-    vec : np.ndarray [shape=(frames, classes, 3 or 2)], float64
-    """
-    arr = np.asarray(doa, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] not in (2 * nb_classes, 3 * nb_classes):
-        raise ValueError(f'doa: shape {arr.shape} must be (frames, 3*{nb_classes}) or (frames, 2*{nb_classes})')
-    if not np.all(np.isfinite(arr)):
-        raise ValueError('doa: values must be finite')
-    k = arr.shape[1] // nb_classes
-    return arr.reshape(arr.shape[0], k, nb_classes).transpose(0, 2, 1)
-
-
-def vectors_to_doa(vec: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`doa_vectors`: [shape=(frames, classes, k)] -> [shape=(frames, k*classes)]."""
-    vec = np.asarray(vec, dtype=np.float64)
-    return vec.transpose(0, 2, 1).reshape(vec.shape[0], -1)
-
-
 def frames_per_segment(*, frame_rate: float, segment_len_s: float = 1.0) -> int:
     """Frames per segment: ``int(frame_rate * segment_len_s)`` (172 for 172.27 fps and 1 s).
 
@@ -409,47 +363,6 @@ def seld_score(*, error_rate: float, f_score: float, doa_error: float, recall: f
 # ==================================================================================================
 # DOA instance lists and the Hungarian matching (dcase2019, dcase2020, dcase2021)
 # ==================================================================================================
-class Instances(NamedTuple):
-    """A list of DOA instances (one row per active source per frame), e.g. the rows of a DCASE file.
-
-    Attributes
-    ----------
-    frame : np.ndarray [shape=(n,)], int64 - frame index (at the list's frame rate)
-    cls : np.ndarray [shape=(n,)], int64 - class index
-    track : np.ndarray [shape=(n,)], int64 - track / source id as written in the file (the metrics
-        ignore it, as the official code does)
-    vec : np.ndarray [shape=(n, 3) or (n, 2)], float64 - direction (Cartesian, unit for file input)
-    """
-    frame: np.ndarray
-    cls: np.ndarray
-    track: np.ndarray
-    vec: np.ndarray
-
-    @classmethod
-    def empty(cls, k: int = 3) -> 'Instances':
-        z = np.zeros(0, dtype=np.int64)
-        return cls(z, z.copy(), z.copy(), np.zeros((0, k)))
-
-
-def matrices_to_instances(sed: np.ndarray, doa: np.ndarray) -> Instances:
-    """One instance per active (frame, class) of frame-wise matrices (same frame rate).
-
-    Parameters
-    ----------
-    sed : np.ndarray [shape=(frames, classes)], values in {0, 1}
-    doa : np.ndarray [shape=(frames, 3*classes) or (frames, 2*classes)]
-
-    Returns
-    -------
-    inst : Instances, sorted by frame then class, track 0.
-    """
-    act = _as_sed(sed, 'sed')
-    vec = doa_vectors(doa, nb_classes=act.shape[1])
-    if vec.shape[0] != act.shape[0]:
-        raise ValueError(f'sed has {act.shape[0]} frames but doa has {vec.shape[0]}')
-    return _instances(act, vec)
-
-
 def _instances(act: np.ndarray, vec: np.ndarray) -> Instances:
     t, c = np.nonzero(act)
     return Instances(t.astype(np.int64), c.astype(np.int64), np.zeros(t.size, dtype=np.int64), vec[t, c])
@@ -564,20 +477,6 @@ def match_groups(ref_key: np.ndarray, ref_vec: np.ndarray, pred_key: np.ndarray,
     if not out['key']:
         return {k: np.zeros(0, dtype=np.float64 if k == 'dist' else np.int64) for k in out}
     return {k: np.concatenate(v) for k, v in out.items()}
-
-
-def _check_instances(inst: Instances, *, nb_frames: int, nb_classes: int, name: str) -> Instances:
-    frame = np.asarray(inst.frame, dtype=np.int64)
-    cls = np.asarray(inst.cls, dtype=np.int64)
-    vec = np.asarray(inst.vec, dtype=np.float64)
-    if vec.ndim != 2 or vec.shape[0] != frame.size or vec.shape[1] not in (2, 3) or cls.size != frame.size:
-        raise ValueError(f'{name}: frame {frame.shape}, cls {cls.shape} and vec {vec.shape} must describe the '
-                         'same rows, with 2-D or 3-D vectors')
-    if frame.size and (frame.min() < 0 or frame.max() >= nb_frames):
-        raise ValueError(f'{name}: frame indices must be in [0, {nb_frames}), found {frame.min()}..{frame.max()}')
-    if cls.size and (cls.min() < 0 or cls.max() >= nb_classes):
-        raise ValueError(f'{name}: class indices must be in [0, {nb_classes}), found {cls.min()}..{cls.max()}')
-    return Instances(frame, cls, np.asarray(inst.track, dtype=np.int64), vec)
 
 
 def dcase2019_doa_counts(ref: Instances, pred: Instances, *, nb_frames: int) -> dict[str, float]:
@@ -958,411 +857,6 @@ def flatten_results(res: dict[str, dict[str, float]]) -> dict[str, float]:
 
 
 # ==================================================================================================
-# Frame-rate conversion and instance lists <-> matrices
-# ==================================================================================================
-def _mean_direction(vec_sum: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(vec_sum, axis=-1, keepdims=True)
-    return np.divide(vec_sum, norm, out=np.zeros_like(vec_sum), where=norm > 0)
-
-
-def _unit(vec: np.ndarray) -> np.ndarray:
-    return _mean_direction(np.asarray(vec, dtype=np.float64))
-
-
-def _out_frames(nb_frames: int, frame_rate: float, out_frame_rate: float) -> int:
-    return int(math.ceil(nb_frames * out_frame_rate / frame_rate - 1e-9))
-
-
-def resample_matrices(sed: np.ndarray, doa: np.ndarray, *, frame_rate: float, out_frame_rate: float,
-                      rule: str = 'any', nb_frames_out: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Change the frame rate of frame-wise matrices.
-
-    Input frame ``i`` covers ``[i, i+1) / frame_rate`` seconds. Down-sampling: input frame ``i``
-    belongs to output frame ``floor(i * out_frame_rate / frame_rate)`` (the one holding its start);
-    a class is active in an output frame if it is active in ANY of its input frames (``rule='any'``,
-    the segment rule of the metrics) or in MORE THAN HALF of them (``'majority'``); its DOA is the
-    mean of the active input frames' unit vectors, renormalized. Up-sampling: output frame ``j``
-    copies input frame ``floor(j * frame_rate / out_frame_rate)``. Either way a constant event keeps
-    its onset and offset within one output frame.
-
-    Parameters
-    ----------
-    sed : np.ndarray [shape=(frames, classes)], values in {0, 1}
-    doa : np.ndarray [shape=(frames, 3*classes) or (frames, 2*classes)]
-    frame_rate, out_frame_rate : float
-        Frames per second in and out.
-    rule : {'any', 'majority'}
-    nb_frames_out : int, optional
-        Default ``ceil(frames * out_frame_rate / frame_rate)``.
-
-    Returns
-    -------
-    sed_out : np.ndarray [shape=(nb_frames_out, classes)], float32 in {0, 1}
-    doa_out : np.ndarray [shape=(nb_frames_out, k*classes)], float64 (zeros where inactive)
-    """
-    if rule not in ('any', 'majority'):
-        raise ValueError(f"rule={rule!r} must be 'any' or 'majority'")
-    if not (frame_rate > 0 and out_frame_rate > 0):
-        raise ValueError(f'frame rates must be > 0, got {frame_rate} and {out_frame_rate}')
-    act = _as_sed(sed, 'sed')
-    T, C = act.shape
-    vec = doa_vectors(doa, nb_classes=C)
-    if vec.shape[0] != T:
-        raise ValueError(f'sed has {T} frames but doa has {vec.shape[0]}')
-    n_out = _out_frames(T, frame_rate, out_frame_rate) if nb_frames_out is None else int(nb_frames_out)
-    if out_frame_rate >= frame_rate:
-        src = np.floor(np.arange(n_out) * frame_rate / out_frame_rate + 1e-9).astype(np.int64)
-        ok = src < T
-        sed_out = np.zeros((n_out, C), dtype=bool)
-        vec_out = np.zeros((n_out, C, vec.shape[2]))
-        sed_out[ok] = act[src[ok]]
-        vec_out[ok] = np.where(act[src[ok]][..., None], vec[src[ok]], 0.0)
-    else:
-        dst = np.floor(np.arange(T) * out_frame_rate / frame_rate + 1e-9).astype(np.int64)
-        ok = dst < n_out
-        flat = (dst[ok, None] * C + np.arange(C)).ravel()
-        a = act[ok].ravel()
-        hits = np.bincount(flat, a, minlength=n_out * C).reshape(n_out, C)
-        frames_in = np.bincount(dst[ok], minlength=n_out)[:, None]
-        sed_out = hits > 0 if rule == 'any' else 2 * hits > frames_in
-        u = _unit(vec[ok]).reshape(-1, vec.shape[2]) * a[:, None]
-        vsum = np.stack([np.bincount(flat, u[:, d], minlength=n_out * C) for d in range(vec.shape[2])], axis=-1)
-        vec_out = _mean_direction(vsum.reshape(n_out, C, -1)) * sed_out[..., None]
-    return sed_out.astype(np.float32), vectors_to_doa(vec_out)
-
-
-def matrices_to_events(sed: np.ndarray, doa: np.ndarray, *, frame_rate: float, out_frame_rate: float | None = None,
-                       rule: str = 'any') -> Instances:
-    """Frame-wise matrices -> an instance list at ``out_frame_rate`` (see :func:`resample_matrices`).
-
-    Returns
-    -------
-    events : Instances
-        One row per active (output frame, class), track 0, unit direction vectors.
-    """
-    if out_frame_rate is not None and not math.isclose(out_frame_rate, frame_rate):
-        sed, doa = resample_matrices(sed, doa, frame_rate=frame_rate, out_frame_rate=out_frame_rate, rule=rule)
-    inst = matrices_to_instances(sed, doa)
-    return inst._replace(vec=_unit(inst.vec))
-
-
-def events_to_matrices(events: Instances, *, nb_classes: int, nb_frames: int | None = None,
-                       frame_rate: float | None = None, out_frame_rate: float | None = None,
-                       rule: str = 'any') -> tuple[np.ndarray, np.ndarray]:
-    """An instance list -> frame-wise matrices, optionally at another frame rate.
-
-    Several instances of a class in one frame become one active class whose DOA is their mean unit
-    vector, renormalized (class-wise matrices hold one DOA per class).
-
-    Parameters
-    ----------
-    events : Instances
-    nb_classes : int
-    nb_frames : int, optional
-        Frames at the events' rate (default: last frame + 1).
-    frame_rate, out_frame_rate : float, optional
-        Needed only to resample (:func:`resample_matrices`).
-    rule : {'any', 'majority'}
-
-    Returns
-    -------
-    sed : np.ndarray [shape=(frames, classes)], float32 in {0, 1}
-    doa : np.ndarray [shape=(frames, k*classes)], float64
-    """
-    frame = np.asarray(events.frame, dtype=np.int64)
-    T = int(frame.max(initial=-1)) + 1 if nb_frames is None else int(nb_frames)
-    ev = _check_instances(events, nb_frames=max(T, 1), nb_classes=nb_classes, name='events')
-    k = ev.vec.shape[1] if ev.vec.ndim == 2 and ev.vec.shape[1] in (2, 3) else 3
-    C = int(nb_classes)
-    flat = ev.frame * C + ev.cls
-    act = np.bincount(flat, minlength=T * C)[:T * C].reshape(T, C) > 0
-    u = _unit(ev.vec)
-    vsum = np.stack([np.bincount(flat, u[:, d], minlength=T * C)[:T * C] for d in range(k)], axis=-1)
-    vec = _mean_direction(vsum.reshape(T, C, k))
-    sed, doa = act.astype(np.float32), vectors_to_doa(vec)
-    if out_frame_rate is not None:
-        if frame_rate is None:
-            raise ValueError('frame_rate is needed to resample to out_frame_rate')
-        if not math.isclose(out_frame_rate, frame_rate):
-            sed, doa = resample_matrices(sed, doa, frame_rate=frame_rate, out_frame_rate=out_frame_rate, rule=rule)
-    return sed, doa
-
-
-# ==================================================================================================
-# CSV files
-# ==================================================================================================
-def _read_rows(path: str | os.PathLike) -> list[tuple[int, list[str]]]:
-    try:
-        with open(path, newline='', encoding='utf-8') as f:
-            text = f.read()
-    except FileNotFoundError as err:
-        raise SELDError(f'{path}: file not found') from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise SELDError(f'{path}: cannot read ({err})') from err
-    return [(i, [c.strip() for c in row]) for i, row in enumerate(csv.reader(io.StringIO(text)), start=1)
-            if row and any(c.strip() for c in row)]
-
-
-def _is_int(text: str) -> bool:
-    return re.fullmatch(r'[+-]?\d+', text) is not None
-
-
-def read_instances(path: str | os.PathLike, *, fmt: str, nb_classes: int | None = None,
-                   classes: Sequence[str] | None = None, frame_rate: float | None = None,
-                   real: bool = False) -> Instances:
-    """Read one CSV as an instance list (several instances per class and frame allowed).
-
-    Parameters
-    ----------
-    path : str
-    fmt : {'dcase2019', 'dcase2020', 'tut2018'}
-        ``dcase2019``: ``frame,class,azi,ele`` (20 ms frames); ``dcase2020``: ``frame,class,track,azi,ele``
-        or ``frame,class,track,x,y,z`` (100 ms frames); headerless as DCASE ships them, a header
-        line is skipped. ``tut2018``: ``sound_event_recording,start_time,end_time,ele,azi,dist``
-        read by ``cls_feature_class.read_desc_file``; an event covers frames ``floor(start*fr)`` to
-        ``ceil(end*fr)`` inclusive at ``frame_rate`` (required), one row per frame (times within
-        1e-3 frame of a boundary count as on it, against float round-off).
-    nb_classes : int
-        Number of classes (DCASE formats: class indices must be below it).
-    classes : sequence of str
-        Class names in index order (tut2018).
-    frame_rate : float
-        tut2018 only: frames per second of the result.
-    real : bool
-        tut2018 only: class names of the REAL dataset (the field after the first '-').
-
-    Returns
-    -------
-    inst : Instances, frames at the file's rate (tut2018: ``frame_rate``), unit vectors.
-
-    Raises
-    ------
-    SELDError
-        Naming file, line, value and rule for a bad row, an unknown class or a missing file.
-    """
-    if fmt == 'tut2018':
-        return _read_tut(path, classes=classes, frame_rate=frame_rate, real=real)
-    if fmt not in ('dcase2019', 'dcase2020'):
-        raise ValueError(f'fmt={fmt!r} must be one of {FORMATS}')
-    if nb_classes is None or int(nb_classes) < 1:
-        raise ValueError(f'nb_classes={nb_classes} must be given (>= 1) for the {fmt} format')
-    ncols = (4,) if fmt == 'dcase2019' else (5, 6)
-    layout = 'frame,class,azi,ele' if fmt == 'dcase2019' else 'frame,class,track,azi,ele or frame,class,track,x,y,z'
-    frames, clss, tracks, vecs = [], [], [], []
-    for lineno, row in _read_rows(path):
-        where = f'{path}:{lineno}'
-        if lineno == 1 and not _is_int(row[0]):
-            continue  # a header line
-        if len(row) not in ncols:
-            raise SELDError(f'{where}: {len(row)} fields {row}; a {fmt} row is {layout}')
-        ints = row[:2] if fmt == 'dcase2019' else row[:3]
-        for name, text in zip(('frame', 'class', 'track'), ints):
-            if not _is_int(text) or int(text) < 0:
-                raise SELDError(f'{where}: {name}={text!r} must be an integer >= 0')
-        frame, cls = int(row[0]), int(row[1])
-        if cls >= nb_classes:
-            raise SELDError(f'{where}: class={cls} is not a class index in [0, {nb_classes})')
-        try:
-            vals = [float(v) for v in row[len(ints):]]
-        except ValueError as err:
-            raise SELDError(f'{where}: {row[len(ints):]} must be numbers') from err
-        if not all(math.isfinite(v) for v in vals):
-            raise SELDError(f'{where}: {row[len(ints):]} must be finite numbers')
-        if len(vals) == 2:
-            azi, ele = vals
-            if not -90 <= ele <= 90:
-                raise SELDError(f'{where}: ele={ele} must be within [-90, 90] degrees')
-            if not -360 <= azi <= 360:
-                raise SELDError(f'{where}: azi={azi} must be within [-360, 360] degrees')
-            vec = sph2cart(azi, ele)
-        else:
-            vec = np.array(vals)
-            if not np.linalg.norm(vec) > 0:
-                raise SELDError(f'{where}: x,y,z={row[3:]} must not be the zero vector')
-            vec = vec / np.linalg.norm(vec)
-        frames.append(frame), clss.append(cls), tracks.append(int(row[2]) if fmt == 'dcase2020' else 0)
-        vecs.append(vec)
-    if not frames:
-        return Instances.empty()
-    return Instances(np.array(frames, dtype=np.int64), np.array(clss, dtype=np.int64),
-                     np.array(tracks, dtype=np.int64), np.array(vecs, dtype=np.float64))
-
-
-def _read_tut(path: str | os.PathLike, *, classes: Sequence[str] | None, frame_rate: float | None,
-              real: bool) -> Instances:
-    import cls_feature_class  # the pipeline's validating reader (imports soundfile; only needed here)
-
-    if not classes:
-        raise ValueError('classes (names in index order) must be given for the tut2018 format')
-    if frame_rate is None or not frame_rate > 0:
-        raise ValueError(f'frame_rate={frame_rate} must be given (> 0) for the tut2018 format')
-    if not os.path.isfile(path):
-        raise SELDError(f'{path}: file not found')
-    desc = cls_feature_class.read_desc_file(path, classes=list(classes), real=real)
-    first = np.floor(desc['start'] * frame_rate + _TUT_TOL).astype(np.int64)
-    last = np.maximum(np.ceil(desc['end'] * frame_rate - _TUT_TOL).astype(np.int64), first)
-    lengths = last - first + 1
-    ev = np.repeat(np.arange(first.size), lengths)
-    frame = np.repeat(first, lengths) + (np.arange(ev.size) - np.repeat(np.cumsum(lengths) - lengths, lengths))
-    vec = sph2cart(desc['azi'], desc['ele'])
-    return Instances(frame.astype(np.int64), desc['cls'][ev], ev.astype(np.int64), vec[ev].reshape(-1, 3))
-
-
-def tut_class_names(paths: Iterable[str | os.PathLike], *, real: bool = False) -> list[str]:
-    """Sorted class names found in TUT-2018 description files (when no class list is given)."""
-    import cls_feature_class
-
-    names: set[str] = set()
-    for path in paths:
-        for lineno, row in _read_rows(path):
-            if lineno == 1 and row[:1] == ['sound_event_recording']:
-                continue
-            name = cls_feature_class.class_of_recording(row[0], real=real)
-            if not name:
-                raise SELDError(f'{path}:{lineno}: recording {row[0]!r} has no class name '
-                                f'({"field after the first -" if real else "name before 3 digits"})')
-            names.add(name)
-    return sorted(names)
-
-
-def read_csv(path: str | os.PathLike, *, fmt: str, nb_classes: int | None = None,
-             classes: Sequence[str] | None = None, nb_frames: int | None = None,
-             frame_rate: float | None = None, file_frame_rate: float | None = None,
-             real: bool = False, rule: str = 'any') -> tuple[np.ndarray, np.ndarray]:
-    """Read one CSV as frame-wise matrices.
-
-    Parameters
-    ----------
-    path : str
-    fmt : {'dcase2019', 'dcase2020', 'tut2018'}
-        See :func:`read_instances`.
-    nb_classes : int
-        DCASE formats (tut2018: ``len(classes)``).
-    classes : sequence of str
-        tut2018 class names in index order.
-    nb_frames : int, optional
-        Frames of the result (default: up to the last row).
-    frame_rate : float, optional
-        Frame rate of the result. Default: the file's (50 for dcase2019, 10 for dcase2020);
-        required for tut2018. Other rates resample (:func:`resample_matrices`).
-    file_frame_rate : float, optional
-        Frame rate of a DCASE file if not the format's standard one.
-    real : bool
-        tut2018 REAL class naming.
-    rule : {'any', 'majority'}
-        Down-sampling rule.
-
-    Returns
-    -------
-    sed : np.ndarray [shape=(frames, classes)], float32 in {0, 1}
-    doa : np.ndarray [shape=(frames, 3*classes)], unit vectors, zeros where inactive; several
-        instances of a class in a frame are merged (mean direction).
-    """
-    if fmt == 'tut2018':
-        inst = read_instances(path, fmt=fmt, classes=classes, frame_rate=frame_rate, real=real)
-        return events_to_matrices(inst, nb_classes=len(classes), nb_frames=nb_frames)
-    inst = read_instances(path, fmt=fmt, nb_classes=nb_classes)
-    src_rate = file_frame_rate or FORMAT_FRAME_RATE[fmt]
-    n_src = None
-    if nb_frames is not None and frame_rate is not None and not math.isclose(frame_rate, src_rate):
-        n_src = max(int(inst.frame.max(initial=-1)) + 1, _out_frames(nb_frames, frame_rate, src_rate))
-    elif nb_frames is not None:
-        n_src = nb_frames
-    if n_src is not None and inst.frame.size and inst.frame.max() >= n_src:
-        raise SELDError(f'{path}: frame {int(inst.frame.max())} is beyond nb_frames={n_src}')
-    sed, doa = events_to_matrices(inst, nb_classes=nb_classes, nb_frames=n_src, frame_rate=src_rate,
-                                  out_frame_rate=frame_rate, rule=rule)
-    if nb_frames is not None and sed.shape[0] != nb_frames:
-        sed, doa = _fit_frames(sed, doa, nb_frames)
-    return sed, doa
-
-
-def _fit_frames(sed: np.ndarray, doa: np.ndarray, nb_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    if sed.shape[0] >= nb_frames:
-        return sed[:nb_frames], doa[:nb_frames]
-    pad = nb_frames - sed.shape[0]
-    return np.pad(sed, ((0, pad), (0, 0))), np.pad(doa, ((0, pad), (0, 0)))
-
-
-def _fmt_num(x: float, decimals: int | None) -> str:
-    if decimals is None:
-        return repr(float(x)) if x != 0 else '0.0'
-    return str(int(round(x))) if decimals == 0 else f'{x:.{decimals}f}'
-
-
-def write_csv(path: str | os.PathLike, sed: np.ndarray, doa: np.ndarray, *, fmt: str, frame_rate: float,
-              out_frame_rate: float | None = None, rule: str = 'any', coords: str = 'polar',
-              angle_decimals: int | None = None, classes: Sequence[str] | None = None,
-              real: bool = False) -> None:
-    """Write frame-wise matrices as a CSV (atomically).
-
-    Parameters
-    ----------
-    path : str
-    sed : np.ndarray [shape=(frames, classes)], values in {0, 1}
-    doa : np.ndarray [shape=(frames, 3*classes) or (frames, 2*classes)] (2-D: elevation 0)
-    fmt : {'dcase2019', 'dcase2020', 'tut2018'}
-        DCASE formats are written headerless, one row per active (frame, class), sorted by frame
-        then class; dcase2020 with track 0. tut2018: one event per run of active frames of a class,
-        ``start = first / rate``, ``end = last / rate`` (read back to the same frames), DOA = the
-        run's mean direction (TUT-2018 events are static), ``dist`` 0 (unknown), recordings named
-        ``{class}{nnn}.wav`` (REAL: ``{nnn}-{class}-0-0.wav``). A one-frame run gets
-        ``end = (first + 1e-4) / rate`` since the reader needs ``end > start``.
-    frame_rate : float
-        Frames per second of ``sed``/``doa``.
-    out_frame_rate : float, optional
-        Frame rate of the written frames (default ``frame_rate``); resampled by
-        :func:`resample_matrices` with ``rule``.
-    rule : {'any', 'majority'}
-    coords : {'polar', 'cartesian'}
-        dcase2020 only: ``azi,ele`` or ``x,y,z``.
-    angle_decimals : int, optional
-        Rounding of written numbers (None: full precision; 0: integers, which the official 2019
-        loader requires - ``int(azi)``).
-    classes : sequence of str
-        tut2018 class names.
-    real : bool
-        tut2018 REAL naming.
-    """
-    if fmt not in FORMATS:
-        raise ValueError(f'fmt={fmt!r} must be one of {FORMATS}')
-    if coords not in ('polar', 'cartesian') or (coords == 'cartesian' and fmt != 'dcase2020'):
-        raise ValueError(f"coords={coords!r}: 'cartesian' is only for dcase2020; else 'polar'")
-    rate = frame_rate if out_frame_rate is None else out_frame_rate
-    ev = matrices_to_events(sed, doa, frame_rate=frame_rate, out_frame_rate=rate, rule=rule)
-    vec = ev.vec if ev.vec.shape[1] == 3 else np.concatenate([ev.vec, np.zeros((ev.vec.shape[0], 1))], axis=1)
-    azi, ele, _ = cart2sph(vec)
-    out = io.StringIO()
-    if fmt == 'tut2018':
-        if classes is None or len(classes) != np.shape(sed)[1]:
-            raise ValueError(f'classes must name the {np.shape(sed)[1]} classes for the tut2018 format')
-        out.write(TUT_HEADER + '\n')
-        order = np.lexsort((ev.frame, ev.cls))
-        f, c, v = ev.frame[order], ev.cls[order], vec[order]
-        new_run = np.ones(f.size, dtype=bool)
-        new_run[1:] = (c[1:] != c[:-1]) | (f[1:] != f[:-1] + 1)
-        run = np.cumsum(new_run) - 1
-        starts = np.flatnonzero(new_run)
-        ends = np.append(starts[1:], f.size) - 1
-        mean = _mean_direction(np.stack([np.bincount(run, v[:, d]) for d in range(3)], axis=-1))
-        razi, rele, _ = cart2sph(mean)
-        for k in np.argsort(f[starts], kind='stable'):
-            name = f'{k:03d}-{classes[c[starts[k]]]}-0-0.wav' if real else f'{classes[c[starts[k]]]}{k:03d}.wav'
-            end = f[ends[k]] + (1e-4 if ends[k] == starts[k] else 0.0)  # end must exceed start
-            out.write(f'{name},{_fmt_num(f[starts[k]] / rate, None)},{_fmt_num(end / rate, None)},'
-                      f'{_fmt_num(rele[k], angle_decimals)},{_fmt_num(razi[k], angle_decimals)},0\n')
-    else:
-        for i in range(ev.frame.size):
-            head = f'{ev.frame[i]},{ev.cls[i]}' + (',0' if fmt == 'dcase2020' else '')
-            if coords == 'cartesian':
-                tail = ','.join(_fmt_num(x, angle_decimals) for x in vec[i])
-            else:
-                tail = f'{_fmt_num(azi[i], angle_decimals)},{_fmt_num(ele[i], angle_decimals)}'
-            out.write(f'{head},{tail}\n')
-    write_text(path, out.getvalue())
-
-
-# ==================================================================================================
 # Command line: score a folder of predictions against a folder of references
 # ==================================================================================================
 def _json_safe(obj: Any) -> Any:
@@ -1428,9 +922,10 @@ def main(argv: list[str] | None = None) -> int:
     if set(ref_files) != set(pred_files):
         only_ref, only_pred = sorted(set(ref_files) - set(pred_files)), sorted(set(pred_files) - set(ref_files))
         raise SELDError(f'file sets differ: without prediction {only_ref}; without reference {only_pred}')
+    naming = 'real' if a.real else 'tut'
     if a.format == 'tut2018':
-        classes = [c.strip() for c in a.classes.split(',')] if a.classes else tut_class_names(ref_files.values(),
-                                                                                             real=a.real)
+        classes = [c.strip() for c in a.classes.split(',')] if a.classes else desc_class_names(ref_files.values(),
+                                                                                             naming=naming)
         nb_classes, rate = len(classes), a.frame_rate or PAPER_FRAME_RATE
     else:
         if a.nb_classes is None:
@@ -1442,18 +937,21 @@ def main(argv: list[str] | None = None) -> int:
     src_rate = rate if a.format == 'tut2018' else FORMAT_FRAME_RATE[a.format]
     for stem in sorted(ref_files):
         insts = [read_instances(f[stem], fmt=a.format, nb_classes=nb_classes, classes=classes, frame_rate=rate,
-                                real=a.real) for f in (ref_files, pred_files)]
+                                naming=naming) for f in (ref_files, pred_files)]
         last = max(int(i.frame.max(initial=-1)) for i in insts) + 1
         if math.isclose(src_rate, rate):
             T = a.nb_frames if a.nb_frames is not None else last
             if last > T:
                 raise SELDError(f'{stem}: a row has frame {last - 1}, beyond --nb-frames {T}')
-            (rs, rd), (ps, pd) = [events_to_matrices(i, nb_classes=nb_classes, nb_frames=T) for i in insts]
+            (rs, rd), (ps, pd) = [instances_to_matrices(i, nb_classes=nb_classes, nb_frames=T, same_class='mean')
+                                  for i in insts]
             m.evaluate(rs, rd, ps, pd, ref_instances=insts[0], pred_instances=insts[1])
         else:
-            T = a.nb_frames if a.nb_frames is not None else _out_frames(last, src_rate, rate)
-            (rs, rd), (ps, pd) = [_fit_frames(*events_to_matrices(i, nb_classes=nb_classes, nb_frames=last,
-                                                                  frame_rate=src_rate, out_frame_rate=rate), T)
+            T = a.nb_frames if a.nb_frames is not None else int(math.ceil(last * rate / src_rate - 1e-9))
+            (rs, rd), (ps, pd) = [resample_matrices(*instances_to_matrices(i, nb_classes=nb_classes, nb_frames=last,
+                                                                           same_class='mean'),
+                                                    frame_rate=src_rate, out_frame_rate=rate, rule='any',
+                                                    nb_frames_out=T)
                                   for i in insts]
             m.evaluate(rs, rd, ps, pd)
     res = m.results()

@@ -48,7 +48,7 @@ import soundfile as sf  # noqa: E402
 from scipy.signal import resample_poly  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-import evaluation_metrics  # noqa: E402
+import formats  # noqa: E402
 import plots  # noqa: E402
 import utils  # noqa: E402
 from cls_feature_class import extract_features, load_scaler, nb_frames_for  # noqa: E402
@@ -358,7 +358,7 @@ def events_of(sed: np.ndarray, doa: np.ndarray, *, frame_rate: float) -> dict[st
     """
     act = np.asarray(sed) > 0.5
     C = act.shape[1]
-    vec = evaluation_metrics.doa_vectors(doa, nb_classes=C)  # (frames, classes, k)
+    vec = formats.doa_vectors(doa, nb_classes=C)  # (frames, classes, k)
     norm = np.linalg.norm(vec, axis=-1, keepdims=True)
     unit = np.divide(vec, norm, out=np.zeros_like(vec), where=norm > 0) * act[..., None]
     edges = np.diff(np.pad(act.T.astype(np.int8), ((0, 0), (1, 1))), axis=1)  # (classes, frames + 1)
@@ -396,8 +396,8 @@ def write_outputs(result: dict[str, Any], *, out_dir: str, fmt: str = 'dcase2019
     paths = dict(csv=os.path.join(out_dir, stem + '.csv'), events_csv=os.path.join(out_dir, stem + '_events.csv'),
                  figure=os.path.join(out_dir, stem + '.png'))
     fr = result['frame_rate']
-    out_rate = fr if fmt == 'dcase2019' else evaluation_metrics.FORMAT_FRAME_RATE[fmt]
-    evaluation_metrics.write_csv(paths['csv'], result['sed'], result['doa'], fmt=fmt, frame_rate=fr,
+    out_rate = fr if fmt == 'dcase2019' else formats.FORMAT_FRAME_RATE[fmt]
+    formats.write_csv(paths['csv'], result['sed'], result['doa'], fmt=fmt, frame_rate=fr,
                                  out_frame_rate=out_rate, angle_decimals=0)
     events = events_of(result['sed'], result['doa'], frame_rate=fr)
     write_events_csv(paths['events_csv'], events, classes=result['classes'])

@@ -38,6 +38,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import numpy as np  # noqa: E402
 
 import parameter  # noqa: E402
+import formats  # noqa: E402
 import utils  # noqa: E402
 from plots import plot_seld_output, plot_training_curves  # noqa: E402
 from utils import SELDError  # noqa: E402
@@ -142,7 +143,7 @@ def make_callbacks(*, params: dict[str, Any], run_dir: str, test_gen: Any, histo
                     self.model.save(tmp)
                 pred_dir = os.path.join(run_dir, 'predictions')
                 for (stem, sed_prob, doa) in evaluate.predictions:
-                    evaluation_metrics.write_csv(os.path.join(pred_dir, stem + '.csv'),
+                    formats.write_csv(os.path.join(pred_dir, stem + '.csv'),
                                                  (sed_prob > params['sed_threshold']).astype(np.float32), doa,
                                                  fmt='dcase2019', frame_rate=fc.frame_rate)
                 for (stem, ref_sed, ref_doa), (_, sed_prob, doa) in list(zip(refs, evaluate.predictions))[:3]:

@@ -129,7 +129,8 @@ import scipy.signal
 import soundfile as sf
 from tqdm import tqdm
 
-from cls_feature_class import DATASET_INFO, DESC_HEADER, split_dirs
+from cls_feature_class import DATASET_INFO, split_dirs
+from formats import DESC_HEADER
 from parameter import parse_overrides as parse_key_values
 from sound_bank import SoundBank, load_sound_bank
 from utils import SELDError, atomic_path, read_json, run_cli, sph2cart, write_json, write_text

@@ -40,6 +40,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, 'tests')]
 
 import cls_feature_class as cfc  # noqa: E402
+import formats  # noqa: E402
 import parameter  # noqa: E402
 import tut_fixture  # noqa: E402
 
@@ -179,7 +180,7 @@ def profile_project(params: dict) -> dict[str, float]:
             stats.append(cfc.audio_feature_stats(audio, nfft=fc.nfft, hop_len=fc.hop_len, nb_frames=fc.nb_frames))
             cfc.utils.save_npz(os.path.join(out, s + '.npz'), n=stats[-1][0], mean=stats[-1][1], m2=stats[-1][2])
             c = time.perf_counter()
-        desc = cfc.read_desc_file(p['csv'], classes=fc.classes, real=fc.dataset == 'real',
+        desc = formats.read_desc_file(p['csv'], classes=fc.classes, naming='real' if fc.dataset == 'real' else 'tut',
                                   max_time_s=params['clip_len_s'])
         label = cfc.desc_to_labels(desc, nb_classes=fc.nb_classes, nb_frames=fc.nb_frames, frame_rate=fc.frame_rate)
         cfc.utils.save_npy(os.path.join(out, s + '.label.npy'), label)

@@ -20,6 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, 'tests')]
 
 import evaluation_metrics as em  # noqa: E402
+import formats  # noqa: E402
 import test_evaluation_metrics as oracle  # noqa: E402
 
 C = 11
@@ -46,8 +47,8 @@ def realistic_output(rng: np.random.Generator, T: int) -> tuple[np.ndarray, ...]
     # constant direction per run would be more realistic; per-frame random directions cost the same
     pred_vec = ref_vec + 0.17 * oracle.random_units(rng, (T, C))
     pred_vec = np.where(ref[..., None], pred_vec, 0.5 * oracle.random_units(rng, (T, C)))
-    return (ref.astype(np.float32), em.vectors_to_doa(ref_vec), pred.astype(np.float32),
-            em.vectors_to_doa(pred_vec))
+    return (ref.astype(np.float32), formats.vectors_to_doa(ref_vec), pred.astype(np.float32),
+            formats.vectors_to_doa(pred_vec))
 
 
 def vectorized(rs, rd, ps, pd) -> dict:

@@ -17,6 +17,7 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 import evaluation_metrics as em
+import formats
 from utils import SELDError, sph2cart
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -253,7 +254,7 @@ def random_file(rng, T, C, *, p=0.15, k=3, runs=True):
     ref_vec = random_units(rng, (T, C), k) * ref[..., None]
     noise = random_units(rng, (T, C), k)
     pred_vec = 0.8 * ref_vec + 0.6 * noise  # near the reference where it is active, raw (not unit)
-    return ref.astype(np.float32), em.vectors_to_doa(ref_vec), pred.astype(np.float32), em.vectors_to_doa(pred_vec)
+    return ref.astype(np.float32), formats.vectors_to_doa(ref_vec), pred.astype(np.float32), formats.vectors_to_doa(pred_vec)
 
 
 # ==================================================================================================
@@ -279,7 +280,7 @@ def hand_doas():
     rv[0, 0], rv[2, 1], rv[3, 2] = X, Y, Z
     pv[0, 0], pv[2, 1], pv[3, 2] = Y, Y, -Z
     pv[1, 0], pv[1, 2], pv[3, 1] = X, Z, Y  # the predicted-active classes' DOAs
-    return em.vectors_to_doa(rv), em.vectors_to_doa(pv)
+    return formats.vectors_to_doa(rv), formats.vectors_to_doa(pv)
 
 
 def test_hand_segment_scores():
@@ -321,8 +322,8 @@ def test_issue16_last_frame_of_each_segment_and_chord_average():
     assert em.sed_scores(ref, pred, frames_per_segment=4)['f_score'] == 1.0
     # Chord average vs angle average: errors of 0 and 180 degrees (chords 0 and 2) average to 90
     # degrees, but the mean chord 1 converts to 2 asin(1/2) = 60 degrees.
-    rd = em.vectors_to_doa(np.array([[X], [X]]))
-    pd = em.vectors_to_doa(np.array([[X], [-X]]))
+    rd = formats.vectors_to_doa(np.array([[X], [X]]))
+    pd = formats.vectors_to_doa(np.array([[X], [-X]]))
     two = np.ones((2, 1))
     assert em.doa_error(two, rd, pd) == pytest.approx(90.0)
     assert em.doa_error_legacy(two, rd, pd) == pytest.approx(60.0)
@@ -338,7 +339,7 @@ def test_hand_dcase2019():
     rv, pv = np.zeros((3, 3, 3)), np.zeros((3, 3, 3))
     rv[0, 0], rv[0, 1], rv[1, 0] = X, Y, X
     pv[0, 0], pv[0, 1], pv[1, 0], pv[1, 1], pv[2, 2] = Y, X, sph2cart(30, 0), -X, Z
-    rd, pd = em.vectors_to_doa(rv), em.vectors_to_doa(pv)
+    rd, pd = formats.vectors_to_doa(rv), formats.vectors_to_doa(pv)
     assert em.doa_error_dcase2019(rs, rd, ps, pd) == pytest.approx(6.0)
     m = em.SELDMetrics(nb_classes=3, frame_rate=3.0, definitions=('dcase2019',))
     m.evaluate(rs, rd, ps, pd)
@@ -570,7 +571,7 @@ def test_classes_absent_from_reference_macro_averaging():
     # Class 1 never occurs in the reference nor the prediction; class 0 is perfect.
     sed = np.zeros((20, 2))
     sed[:, 0] = 1
-    doa = em.vectors_to_doa(np.broadcast_to(X, (20, 2, 3)) * sed[..., None])
+    doa = formats.vectors_to_doa(np.broadcast_to(X, (20, 2, 3)) * sed[..., None])
     r = {a: _all(sed, doa, sed, doa, average=a)['dcase2021'] for a in em.AVERAGES}
     assert r['micro']['f_score'] == 1.0 and r['macro_present']['f_score'] == 1.0
     # Official macro: the absent class counts as F 0, LE 180, LR 0.
@@ -585,8 +586,8 @@ def test_single_partial_segment():
     assert em.segment_activity(ref, frames_per_segment=10).shape == (1, 1)
     s = em.sed_scores(ref, pred, frames_per_segment=10)
     assert (s['error_rate'], s['f_score']) == (0.0, 1.0)
-    doa = em.vectors_to_doa(np.broadcast_to(X, (3, 1, 3)) * ref[..., None])
-    pdoa = em.vectors_to_doa(np.broadcast_to(Y, (3, 1, 3)) * pred[..., None])
+    doa = formats.vectors_to_doa(np.broadcast_to(X, (3, 1, 3)) * ref[..., None])
+    pdoa = formats.vectors_to_doa(np.broadcast_to(Y, (3, 1, 3)) * pred[..., None])
     res = _all(ref, doa, pred, pdoa)
     # no common frame: dcase2020 FN; LE undefined -> NaN, SELD uses 180 and stays finite
     assert math.isnan(res['dcase2020']['localization_error'])
@@ -611,10 +612,10 @@ def test_bad_input_raises():
 def test_csv_round_trip(tmp_path, fmt, coords):
     rng = np.random.default_rng(4)
     rs, rd, _, _ = random_file(rng, 97, 5)
-    rate = em.FORMAT_FRAME_RATE[fmt]
+    rate = formats.FORMAT_FRAME_RATE[fmt]
     path = tmp_path / 'a.csv'
-    em.write_csv(path, rs, rd, fmt=fmt, frame_rate=rate, coords=coords)
-    sed, doa = em.read_csv(path, fmt=fmt, nb_classes=5, nb_frames=97)
+    formats.write_csv(path, rs, rd, fmt=fmt, frame_rate=rate, coords=coords)
+    sed, doa = formats.read_csv(path, fmt=fmt, nb_classes=5, nb_frames=97)
     np.testing.assert_array_equal(sed, rs)
     np.testing.assert_allclose(doa, rd, atol=1e-9)
 
@@ -626,20 +627,20 @@ def test_tut_round_trip_and_rate_conversion(tmp_path):
     for c, a, b, az in ((0, 10, 60, 30), (0, 80, 80, -150), (1, 0, 399, 90), (2, 200, 250, 0)):
         sed[a:b + 1, c] = 1
         vec[a:b + 1, c] = sph2cart(az, 20)
-    doa = em.vectors_to_doa(vec)
+    doa = formats.vectors_to_doa(vec)
     path = tmp_path / 'tut.csv'
-    em.write_csv(path, sed, doa, fmt='tut2018', frame_rate=rate, classes=classes)
-    s2, d2 = em.read_csv(path, fmt='tut2018', classes=classes, frame_rate=rate, nb_frames=400)
+    formats.write_csv(path, sed, doa, fmt='tut2018', frame_rate=rate, classes=classes)
+    s2, d2 = formats.read_csv(path, fmt='tut2018', classes=classes, frame_rate=rate, nb_frames=400)
     np.testing.assert_array_equal(s2, sed)
     np.testing.assert_allclose(d2, doa, atol=1e-9)
     # 172.27 -> 10 frames/s: the event at frames 200..250 (1.161 .. 1.457 s) keeps onset and offset
     # within one output frame (0.1 s).
-    s10, d10 = em.resample_matrices(sed, doa, frame_rate=rate, out_frame_rate=10.0)
+    s10, d10 = formats.resample_matrices(sed, doa, frame_rate=rate, out_frame_rate=10.0)
     on, off = np.flatnonzero(s10[:, 2])[[0, -1]]
     assert abs(on / 10 - 200 / rate) < 0.1 and abs((off + 1) / 10 - 251 / rate) < 0.1
     np.testing.assert_allclose(d10[on, [2, 5, 8]], sph2cart(0, 20), atol=1e-9)
     # and back up: same onset/offset within one 10-fps frame
-    s_up, _ = em.resample_matrices(s10, d10, frame_rate=10.0, out_frame_rate=rate, nb_frames_out=400)
+    s_up, _ = formats.resample_matrices(s10, d10, frame_rate=10.0, out_frame_rate=rate, nb_frames_out=400)
     on2, off2 = np.flatnonzero(s_up[:, 2])[[0, -1]]
     assert abs(on2 - 200) <= rate / 10 and abs(off2 - 250) <= rate / 10
 
@@ -651,7 +652,7 @@ def test_bad_rows_name_file_and_line(tmp_path):
         p = tmp_path / 'bad.csv'
         p.write_text(text)
         with pytest.raises(SELDError) as err:
-            em.read_csv(p, fmt='dcase2019', nb_classes=4)
+            formats.read_csv(p, fmt='dcase2019', nb_classes=4)
         line = text.count('\n') if rule != 'fields' else 1
         assert f'bad.csv:{line}:' in str(err.value) and rule in str(err.value)
 
@@ -666,8 +667,8 @@ def test_cli_prints_json_with_required_keys(tmp_path):
     (tmp_path / 'ref').mkdir(), (tmp_path / 'pred').mkdir()
     for i in range(2):
         rs, rd, ps, pd = random_file(rng, 120, 4, p=0.3)
-        em.write_csv(tmp_path / 'ref' / f'clip{i}.csv', rs, rd, fmt='dcase2020', frame_rate=10.0)
-        em.write_csv(tmp_path / 'pred' / f'clip{i}.csv', ps, em.vectors_to_doa(em.doa_vectors(pd, nb_classes=4)
+        formats.write_csv(tmp_path / 'ref' / f'clip{i}.csv', rs, rd, fmt='dcase2020', frame_rate=10.0)
+        formats.write_csv(tmp_path / 'pred' / f'clip{i}.csv', ps, formats.vectors_to_doa(formats.doa_vectors(pd, nb_classes=4)
                                                                                 * ps[..., None]),
                      fmt='dcase2020', frame_rate=10.0, coords='cartesian')
     out = _run_cli('--ref', tmp_path / 'ref', '--pred', tmp_path / 'pred', '--format', 'dcase2020',

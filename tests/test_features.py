@@ -13,6 +13,7 @@ import soundfile as sf
 
 import batch_feature_extraction
 import cls_feature_class as cfc
+import formats
 import parameter
 import utils
 from utils import SELDError
@@ -70,7 +71,7 @@ def test_features_are_separate_magnitude_and_phase_maps():
 def test_labels_hand_computed(tmp_path):
     csv = tmp_path / 'a.csv'
     csv.write_text(tut_fixture.HEADER + 'phone012.wav,0.1,0.2,0,90,2.0\nknock001.wav,0.15,0.3,30,180,1.5\n')
-    desc = cfc.read_desc_file(csv, classes=tut_fixture.CLASSES)
+    desc = formats.read_desc_file(csv, classes=tut_fixture.CLASSES)
     fr = 44100 / 256  # 172.265625 frames per second
     label = cfc.desc_to_labels(desc, nb_classes=11, nb_frames=100, frame_rate=fr)
     C = 11
@@ -90,9 +91,9 @@ def test_labels_hand_computed(tmp_path):
 
 
 def test_real_dataset_class_names():
-    assert cfc.class_of_recording('100032-3-0-0.wav', real=True) == '3'
-    assert cfc.class_of_recording('keysDrop017.wav', real=False) == 'keysDrop'
-    assert cfc.class_of_recording('cough66.wav', real=False) == ''  # not 3 digits
+    assert formats.class_of_recording('100032-3-0-0.wav', naming='real') == '3'
+    assert formats.class_of_recording('keysDrop017.wav', naming='tut') == 'keysDrop'
+    assert formats.class_of_recording('cough66.wav', naming='tut') == ''  # not 3 digits
 
 
 def test_streaming_scaler_equals_sklearn():

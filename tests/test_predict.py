@@ -19,12 +19,13 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 import batch_feature_extraction
-import evaluation_metrics
+import formats
 import parameter
 import plots
 import predict
 import seld
-from cls_feature_class import desc_to_labels, read_desc_file, spectrogram_features, stft
+from cls_feature_class import desc_to_labels, spectrogram_features, stft
+from formats import read_desc_file
 from utils import SELDError, angular_distance_deg, sph2cart
 
 import tut_fixture
@@ -114,8 +115,8 @@ def agreement(ref_sed, ref_doa, sed, doa) -> dict[str, np.ndarray]:
     ref_sed, sed = ref_sed > 0.5, sed > 0.5
     recall = (ref_sed & sed).sum(0) / ref_sed.sum(0)
     false_alarm = (~ref_sed & sed).sum(0) / (~ref_sed).sum(0)
-    rv = evaluation_metrics.doa_vectors(ref_doa, nb_classes=2)
-    pv = evaluation_metrics.doa_vectors(doa, nb_classes=2)
+    rv = formats.doa_vectors(ref_doa, nb_classes=2)
+    pv = formats.doa_vectors(doa, nb_classes=2)
     err = angular_distance_deg(rv, pv)[ref_sed]
     return dict(recall=recall, false_alarm=false_alarm, doa_err=float(err.mean()))
 
@@ -147,8 +148,8 @@ def test_probe_detections_and_doa_match_its_description(trained):
     written = predict.write_outputs(res, out_dir=str(out))
     assert sorted(os.listdir(out)) == ['probe.csv', 'probe.png', 'probe_events.csv']
     # The dcase2019 CSV (model frame rate) read back gives the same detections
-    sed, doa = evaluation_metrics.read_csv(written['csv'], fmt='dcase2019', nb_classes=2, nb_frames=n,
-                                           file_frame_rate=run.frame_rate)
+    sed, doa = formats.read_csv(written['csv'], fmt='dcase2019', nb_classes=2, nb_frames=n,
+                                file_frame_rate=run.frame_rate)
     np.testing.assert_array_equal(sed, res['sed'])
     a_csv = agreement(ref_sed, ref_doa, sed, doa)
     assert np.all(a_csv['recall'] >= MIN_RECALL) and a_csv['doa_err'] <= MAX_DOA_ERR + 1, a_csv  # integer degrees
@@ -220,7 +221,7 @@ def test_dcase2020_format_has_100ms_frames(trained):
     rows = [line.split(',') for line in open(written['csv']).read().splitlines()]
     assert rows and all(len(r) == 5 and r[2] == '0' for r in rows)
     assert max(int(r[0]) for r in rows) < int(np.ceil(PROBE_LEN_S * 10))
-    sed, _ = evaluation_metrics.read_csv(written['csv'], fmt='dcase2020', nb_classes=2, nb_frames=35)
+    sed, _ = formats.read_csv(written['csv'], fmt='dcase2020', nb_classes=2, nb_frames=35)
     assert sed[3:6, 0].all() and sed[11:14, 1].all() and not sed[8, :].any()  # knock 0.2-0.7 s, drawer 1.0-1.5 s
 
 
