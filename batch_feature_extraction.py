@@ -1,67 +1,101 @@
-"""Extract features and labels of one dataset / overlap / split / SNR and normalize them.
+"""Extract the features and labels of a dataset and standardize them.
 
 Usage::
 
     python batch_feature_extraction.py [task-id] [key=value ...]
     python batch_feature_extraction.py 999 dataset_dir=/data/ansim feat_label_dir=/tmp/feat
+    python batch_feature_extraction.py starss23 dataset_dir=/data/STARSS23
 
-With the default ``dataset_dir`` and ``dataset=ansim``, a missing dataset is the embedded default: a
-small SYNTHETIC ANSIM look-alike is synthesized first (see synthesize_dataset.py). Any other missing
-dataset is an error that says how to get data. Re-running skips files already extracted with the
-same parameters, so an interrupted run resumes.
+With the default ``dataset_dir`` and ``dataset=ansim``, a missing dataset is the embedded default: a small
+SYNTHETIC ANSIM look-alike is synthesized first (see synthesize_dataset.py). Any other missing dataset is an error
+that says how to get data. Re-running skips recordings already done with the same parameters, so an interrupted
+run resumes.
 
-Two passes (cls_feature_class.py): labels and the statistics of the train files' features, then the scaler and the
-standardized features, computed again and written once. Across processes or machines (a shared folder for
-``feat_label_dir``; see benchmarks/README.md), run every shard's ``stats`` stage, then every shard's
-``features`` stage::
+Two passes (cls_feature_class.py): labels and the statistics of the train recordings' features, then the scaler
+and the standardized features, computed again and written once. Across processes or machines sharing
+``feat_label_dir``, run every shard's ``stats`` stage, then every shard's ``features`` stage::
 
     python batch_feature_extraction.py 1 nb_shards=4 shard_index=0 stage=stats      # ... one per shard, 0..3
     python batch_feature_extraction.py 1 nb_shards=4 shard_index=0 stage=features   # ... after all stats are done
 
-Shard ``k`` of ``n`` takes the sorted files ``i`` with ``i % n == k``. Every file is written to a temporary name
-and renamed, so a file under its final name is complete, and a re-run (or a second machine) skips files already
-done.
+Shard ``k`` of ``n`` takes the recordings ``i`` (sorted by stem) with ``i % n == k``. Every file is written to a
+temporary name and renamed, so a file under its final name is complete, and a re-run (or a second machine) skips
+files already done.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import os
+import shutil
 import time
-from typing import Any
+from typing import Any, Callable
 
 import parameter
 import utils
-from cls_feature_class import FeatureClass
+from cls_feature_class import FeatureClass, load_scaler
 
 USAGE = 'python batch_feature_extraction.py [task-id] [key=value ...]'
+STAGES = ('all', 'stats', 'features')
 
 
 def ensure_dataset(params: dict[str, Any]) -> None:
     """Synthesize the embedded default dataset if it is what the parameters ask for and it is missing."""
-    fc = FeatureClass(params)
-    if os.path.isdir(fc.aud_dir) and os.path.isdir(fc.desc_dir):
+    import datasets
+
+    d = datasets.Dataset(params)
+    if os.path.isdir(d.audio_dir()) and os.path.isdir(d.meta_dir()):
         return
     if not params['is_embedded_default']:
-        fc.check_dataset()  # raises with instructions
+        d.check()  # raises with instructions
         return
     import synthesize_dataset
 
     print(f'{params["dataset_dir"]}: no data yet; synthesizing the embedded default, a SYNTHETIC ANSIM look-alike '
-          f'({params["synth_nb_train"]} train + {params["synth_nb_test"]} test clips of {params["clip_len_s"]} s, '
-          f'seed {params["synth_seed"]}). To use the real TUT data, pass dataset_dir=<folder of the unzipped data>.')
+          f'({params["synth_nb_train"]} train + {params["synth_nb_test"]} test clips of {params["synth_clip_len_s"]} '
+          f's, seed {params["synth_seed"]}). To use the real TUT data, pass dataset_dir=<folder of the unzipped data>.')
     summary = synthesize_dataset.synthesize(
         dataset_dir=params['dataset_dir'], dataset='ansim', overlap=params['overlap'], split=params['split'],
         db=params['db'], nb_train=params['synth_nb_train'], nb_test=params['synth_nb_test'],
-        clip_len_s=params['clip_len_s'], fs=params['fs'], seed=params['synth_seed'],
+        clip_len_s=params['synth_clip_len_s'], fs=params['fs'] or 44100, seed=params['synth_seed'],
         n_jobs=params['n_jobs'])
     print(synthesize_dataset.summary_line(summary))
 
 
-STAGES = ('all', 'stats', 'features')
+def nb_threads(n_jobs: int, nb_files: int) -> int:
+    """Threads for ``n_jobs`` (joblib's convention: -1 = all cores, -2 = all but one ...) and ``nb_files`` files."""
+    if n_jobs < 0:
+        n_jobs = (os.cpu_count() or 1) + 1 + n_jobs
+    return max(1, min(n_jobs, nb_files))
 
 
-def shard_stems(stems: list[str], nb_shards: int, shard_index: int) -> list[str]:
-    """The files of one shard: sorted ``stems[i]`` with ``i % nb_shards == shard_index``."""
-    return sorted(stems)[shard_index::nb_shards]
+def map_files(func: Callable[[Any], Any], items: list, *, n_jobs: int, desc: str, progress: bool) -> None:
+    """Call ``func(item)`` for every item in ``n_jobs`` threads, with a progress bar.
+
+    Threads, not processes: the work per file is in numpy, scipy.fft, libsndfile and the write, which release the
+    GIL (two threads extract 1.8-1.9x faster than one; benchmarks/README.md), and threads start at once. The first
+    error (or Ctrl-C) cancels the files not started, waits for those in progress (a fraction of a second; their
+    outputs are atomic) and is raised here. (joblib's threading backend is not used: on Ctrl-C it returns while its
+    daemon threads still run native code, and the interpreter then aborts at exit.)
+    """
+    from tqdm import tqdm
+
+    n_jobs = nb_threads(n_jobs, len(items))
+    with tqdm(total=len(items), desc=desc, unit='file', disable=not progress or not items) as bar:
+        if n_jobs <= 1:
+            for item in items:
+                func(item)
+                bar.update()
+            return
+        with concurrent.futures.ThreadPoolExecutor(n_jobs, thread_name_prefix='features') as pool:
+            futures = [pool.submit(func, item) for item in items]
+            try:
+                for f in concurrent.futures.as_completed(futures):
+                    f.result()  # re-raises the thread's error here
+                    bar.update()
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise  # leaving the with-block waits for the files in progress
 
 
 def _check_sharding(params: dict[str, Any]) -> None:
@@ -74,58 +108,86 @@ def _check_sharding(params: dict[str, Any]) -> None:
         raise utils.SELDError(f'stage={params["stage"]!r}: must be one of {", ".join(STAGES)}')
 
 
-def write_features(fc: FeatureClass, params: dict[str, Any], stems: list[str] | None, *, progress: bool) -> int:
-    """Fit the scaler on every train file's statistics, then write the standardized features of ``stems``.
+def _manifest(fc: FeatureClass) -> dict[str, Any]:
+    return dict(config=fc.config(), dataset=fc.dataset.describe())
 
-    Every file must have been analyzed (all shards' stats stage finished) with the same feature parameters;
-    a missing file or other parameters are an error.
+
+def analyze_all(fc: FeatureClass, recs: list, *, n_jobs: int, progress: bool) -> int:
+    """Pass 1 for ``recs``: labels, info and train statistics of the recordings not done yet; returns how many were
+    done now. Features made with other parameters are deleted first."""
+    if os.path.exists(fc.manifest_file):
+        old = utils.read_json(fc.manifest_file).get('config')
+        if old != fc.config():
+            print(f'{fc.feat_label_dir}: features were made with other parameters; redoing them')
+            for folder in (fc.feat_dir_norm, fc.label_dir, fc.info_dir, fc.stats_dir):
+                shutil.rmtree(folder, ignore_errors=True)
+            if os.path.exists(fc.scaler_file):
+                os.remove(fc.scaler_file)
+    for folder in (fc.label_dir, fc.info_dir, fc.stats_dir):
+        os.makedirs(folder, exist_ok=True)
+    utils.write_json(fc.manifest_file, _manifest(fc))
+    todo = [r for r in recs if not fc.is_analyzed(r)]
+    map_files(fc.analyze, todo, n_jobs=n_jobs, desc='labels+stats', progress=progress)
+    return len(todo)
+
+
+def write_features_all(fc: FeatureClass, recs: list, *, n_jobs: int, progress: bool) -> int:
+    """Pass 2 for ``recs``: fit the scaler on every train recording's statistics, then write the standardized
+    features of those not up to date; returns how many were written.
+
+    Every recording must have been analyzed (all shards' stats stage finished) with the same feature parameters;
+    a missing one or other parameters are an error.
     """
     made = utils.read_json(fc.manifest_file).get('config') if os.path.exists(fc.manifest_file) else None
     if made != fc.config():
         raise utils.SELDError(f'{fc.manifest_file}: ' + ('missing' if made is None else 'the labels and statistics '
                               'were made with other feature parameters') + '; run stage=stats (every shard) first')
-    missing = [s for s in fc.file_stems() if not fc.is_analyzed(s)]
+    missing = [r.stem for r in fc.recordings() if not fc.is_analyzed(r)]
     if missing:
-        raise utils.SELDError(f'{fc.label_dir}: {len(missing)} file(s) without labels/statistics yet (e.g. '
+        raise utils.SELDError(f'{fc.label_dir}: {len(missing)} recording(s) without labels/statistics yet (e.g. '
                               f'{missing[:3]}); wait for every shard\'s stats stage to finish (or re-run the missing '
                               f'shard), then run stage=features')
     fc.fit_scaler()
-    return fc.write_features_all(n_jobs=params['n_jobs'], stems=stems, progress=progress)
+    mean, scale = load_scaler(fc.scaler_file)
+    os.makedirs(fc.feat_dir_norm, exist_ok=True)
+    todo = [r for r in recs if not fc.is_extracted(r)]
+    map_files(lambda r: fc.write_features(r, mean=mean, scale=scale), todo, n_jobs=n_jobs, desc='features',
+              progress=progress)
+    return len(todo)
 
 
 def extract(params: dict[str, Any], *, progress: bool = True) -> FeatureClass:
-    """Labels, statistics, scaler and normalized features for the parameters' dataset/ov/split/db.
+    """Labels, statistics, scaler and normalized features of the parameters' dataset.
 
-    ``stage=all`` does everything for all files (for this shard's files only the stats when ``nb_shards > 1``);
-    ``stage=stats`` only the labels and statistics of this shard's files; ``stage=features`` the scaler and this
-    shard's features, once every shard's statistics exist.
+    ``stage=all`` does everything for all recordings (only this shard's stats when ``nb_shards > 1``);
+    ``stage=stats`` only the labels and statistics of this shard's recordings; ``stage=features`` the scaler and
+    this shard's features, once every shard's statistics exist.
     """
     _check_sharding(params)
     stage, nb_shards, k = params['stage'], params['nb_shards'], params['shard_index']
-    if nb_shards > 1 or stage == 'features':
-        FeatureClass(params).check_dataset()  # shards never synthesize (they would race): the data must exist
-    else:
-        ensure_dataset(params)
+    if nb_shards == 1 and stage != 'features':
+        ensure_dataset(params)  # shards never synthesize (they would race): the data must exist
     fc = FeatureClass(params)
     t0 = time.time()  # extraction only (not the synthesis of the embedded default, which prints its own time)
-    stems = fc.file_stems() if nb_shards == 1 else shard_stems(fc.file_stems(), nb_shards, k)
-    minutes = len(stems) * params['clip_len_s'] / 60
+    recs = fc.recordings()
+    if nb_shards > 1:
+        recs = recs[k::nb_shards]
     shard = f'shard {k}/{nb_shards}: ' if nb_shards > 1 else ''
-    same = f'(same other key=value{f", shard_index={k} on each shard" if nb_shards > 1 else ""})'
-    if stage == 'features':
-        written = write_features(fc, params, stems, progress=progress)
-        print(f'{shard}normalized features: {len(stems)} files ({written} written, {len(stems) - written} already '
-              f'done), {minutes:.1f} min of audio, {time.time() - t0:.1f} s -> {fc.feat_dir_norm}')
-        return fc
-    summary = fc.analyze_all(n_jobs=params['n_jobs'], stems=stems, progress=progress)
-    if stage == 'stats' or nb_shards > 1:
-        print(f'{shard}labels and statistics: {summary["files"]} files ({summary["analyzed"]} analyzed, '
-              f'{summary["skipped"]} already done), {time.time() - t0:.1f} s -> {fc.feat_label_dir}; when every '
-              f'shard is done, run `python batch_feature_extraction.py {params["task_id"]} stage=features` {same}')
-        return fc
-    written = write_features(fc, params, stems, progress=progress)
-    print(f'features: {len(stems)} files ({written} written, {len(stems) - written} already done), '
-          f'{minutes:.1f} min of audio, {fc.nb_classes} classes, {fc.nb_channels} channels, '
+    n_jobs = params['n_jobs']
+    if stage != 'features':
+        done = analyze_all(fc, recs, n_jobs=n_jobs, progress=progress)
+        if stage == 'stats' or nb_shards > 1:
+            same = f'(same other key=value{f", shard_index={k} on each shard" if nb_shards > 1 else ""})'
+            print(f'{shard}labels and statistics: {len(recs)} recordings ({done} analyzed, {len(recs) - done} already '
+                  f'done), {time.time() - t0:.1f} s -> {fc.feat_label_dir}; when every shard is done, run '
+                  f'`python batch_feature_extraction.py {params["task_id"]} stage=features` {same}')
+            return fc
+    written = write_features_all(fc, recs, n_jobs=n_jobs, progress=progress)
+    minutes = sum(fc.file_info(r.stem)['duration_s'] for r in recs) / 60
+    parts = {p: sum(r.part == p for r in recs) for p in ('train', 'val', 'test')}
+    print(f'{shard}features: {len(recs)} recordings ({parts["train"]} train, {parts["val"]} val, {parts["test"]} '
+          f'test; {written} written, {len(recs) - written} already done), {minutes:.1f} min of audio, '
+          f'{fc.nb_classes} classes, {fc.nb_channels} channels, {fc.frame_rate:.2f} frames/s, '
           f'{time.time() - t0:.1f} s -> {fc.feat_label_dir}')
     return fc
 

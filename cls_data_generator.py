@@ -3,9 +3,9 @@
 Every file is cut into sequences of ``sequence_length`` frames; the last partial sequence of a file
 is zero-padded and its padded frames get sample weight 0, so no frame is dropped and none is counted
 twice. The last partial batch is padded with all-zero-weight sequences, so every batch has the same
-shape (one compiled graph). Files are opened with ``np.load(mmap_mode='r')`` for their shapes and
-offsets, and each sequence is read with ``os.pread``: only the current batch is in memory, whatever
-the size of the dataset.
+shape (one compiled graph). Feature files are opened with ``np.load(mmap_mode='r')`` for their shapes
+and offsets, and each sequence is read with ``os.pread``: only the current batch of features is in
+memory, whatever the size of the dataset (the labels, 4 values per class and frame, are loaded whole).
 """
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ class DataGenerator(keras.utils.PyDataset):
     ----------
     params : dict
         Resolved parameters (``sequence_length``, ``batch_size``, ``azi_only``, ``seed``, ``quick_test`` ...).
-    split : {'train', 'test'}
-        Files whose names start with this prefix.
+    split : {'train', 'val', 'test'}
+        The recordings of this part (:meth:`datasets.Dataset.part`; ``val`` is the test part with
+        ``select_on_test``).
     shuffle : bool, optional
         Shuffle sequences between epochs (default: True for train, False for test).
     feat_class : FeatureClass, optional
@@ -43,8 +44,8 @@ class DataGenerator(keras.utils.PyDataset):
     def __init__(self, params: dict[str, Any], *, split: str, shuffle: bool | None = None,
                  feat_class: FeatureClass | None = None, max_batches: int | None = None, **kwargs: Any):
         super().__init__(**kwargs)
-        if split not in ('train', 'test'):
-            raise SELDError(f'split={split!r}: must be train or test')
+        if split not in ('train', 'val', 'test'):
+            raise SELDError(f'split={split!r}: must be train, val or test')
         self.fc = feat_class or FeatureClass(params)
         self.split = split
         self.seq_len = int(params['sequence_length'])
@@ -54,24 +55,22 @@ class DataGenerator(keras.utils.PyDataset):
         self.shuffle = (split == 'train') if shuffle is None else shuffle
         self._rng = np.random.default_rng(int(params['seed']))
 
-        feat_dir, label_dir = self.fc.feat_dir_norm, self.fc.label_dir
-        if not os.path.isdir(feat_dir) or not os.path.isdir(label_dir):
+        if not os.path.isdir(self.fc.feat_dir_norm) or not os.path.isdir(self.fc.label_dir):
             raise SELDError(f'{self.fc.feat_label_dir}: no normalized features/labels; run '
                             f'`python batch_feature_extraction.py {params.get("task_id", "1")}` with the same '
                             f'parameters first')
-        self.stems = sorted(os.path.splitext(f)[0] for f in os.listdir(label_dir)
-                            if f.startswith(split) and f.endswith('.npy'))
-        if not self.stems:
-            raise SELDError(f'{label_dir}: no {split} files; run batch_feature_extraction.py first')
+        self.recordings = self.fc.dataset.part(split)
+        self.stems = [r.stem for r in self.recordings]
         self._feat, self._label = [], []
         for s in self.stems:
-            fp = os.path.join(feat_dir, s + '.npy')
-            if not os.path.exists(fp):
-                raise SELDError(f'{fp}: normalized features missing; run batch_feature_extraction.py again')
-            feat = np.load(fp, mmap_mode='r')
-            label = np.load(os.path.join(label_dir, s + '.npy'), mmap_mode='r')
+            p = self.fc.paths(s)
+            if not os.path.exists(p['feat']) or not os.path.exists(p['label']):
+                raise SELDError(f'{p["feat"]}: normalized features or labels missing; run batch_feature_extraction.py '
+                                f'again with the same parameters')
+            feat = np.load(p['feat'], mmap_mode='r')
+            label = np.load(p['label'])  # small: (frames, 4*classes), kept in memory
             if feat.shape[0] != label.shape[0] or label.shape[1] != 4 * self.nb_classes:
-                raise SELDError(f'{fp}: features {feat.shape} and labels {label.shape} do not match '
+                raise SELDError(f'{p["feat"]}: features {feat.shape} and labels {label.shape} do not match '
                                 f'({self.nb_classes} classes); re-run batch_feature_extraction.py')
             self._feat.append(feat)
             self._label.append(label)
@@ -104,7 +103,7 @@ class DataGenerator(keras.utils.PyDataset):
         weight = np.zeros((B, T), dtype=np.float32)
         for k, (f, start, n) in enumerate(self.index[rows]):
             x[k, :n] = self._read(self._feat[f], start, n)
-            label[k, :n] = self._read(self._label[f], start, n)
+            label[k, :n] = self._label[f][start:start + n]
             weight[k, :n] = 1.0
         sed, doa = split_label(label, nb_classes=C, azi_only=self.azi_only)
         return x, {'sed_out': sed, 'doa_out': doa}, {'sed_out': weight, 'doa_out': weight}
@@ -155,7 +154,7 @@ class DataGenerator(keras.utils.PyDataset):
         self._check_ordered()
         out = []
         for f, frames in self._frames_used().items():
-            sed, doa = split_label(np.asarray(self._label[f][:frames]), nb_classes=self.nb_classes,
+            sed, doa = split_label(self._label[f][:frames], nb_classes=self.nb_classes,
                                    azi_only=self.azi_only)
             out.append((self.stems[f], sed, doa))
         return out

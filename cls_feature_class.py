@@ -1,69 +1,219 @@
-"""Features, labels and normalization for SELDnet on the TUT Sound Events 2018 layout.
+"""Features, labels and the feature scaler of SELDnet, for every dataset of :mod:`datasets`.
 
-Layout read (see README.md)::
+Layout written, one folder per dataset and feature setting (:attr:`FeatureClass.feat_label_dir`)::
 
-    <dataset_dir>/wav_ov{ov}_split{split}_{db}db/{train|test}_{i}_desc_{db}_{n}.wav
-    <dataset_dir>/desc_ov{ov}_split{split}/{train|test}_{i}_desc_{db}_{n}.csv
-    <dataset_dir>/dataset_info.json   (optional; written by synthesize_dataset.py: classes, channels, rate)
-
-Layout written, one folder per dataset/overlap/split/SNR/FFT size::
-
-    <feat_label_dir>/{dataset}_ov{ov}_split{split}_{db}db_nfft{nfft}/
+    <feat_label_dir>/<name>/
         feat_norm/{stem}.npy   float32 [shape=(frames, nfft/2, 2*channels)] magnitude then phase maps,
-                               standardized with the train-split scaler (unnormalized = x * scale + mean)
-        label/{stem}.npy       float32 [shape=(frames, 4*classes)]: SED, then x, y, z blocks per class
+                               standardized with the train-part scaler (unnormalized = x * scale + mean)
+        label/{stem}.npy       float32 [shape=(frames, 4*classes)]: SED, then x, y, z blocks per class, at the
+                               model frame rate
+        info/{stem}.json       the recording's part, fold, samples, rate, duration and frame count
         stats/{stem}.npz       per train file: count, mean and M2 of its features (the scaler merges them)
-        scaler.npz             mean, scale [shape=(nfft/2, 2*channels)] fitted on train files only
-        extraction.json        the parameters and classes the features were made with
+        scaler.npz             mean, scale [shape=(nfft/2, 2*channels)] fitted on the train part only
+        extraction.json        the parameters, classes and parts the features were made with
 
-Two passes, so that the features are written once, already standardized: pass 1 (:meth:`FeatureClass.analyze_all`)
-writes the labels and the statistics of every train file's features without storing the features; pass 2
-(:meth:`FeatureClass.write_features_all`), after :meth:`FeatureClass.fit_scaler`, computes the features again,
-standardizes them and writes them. Computing a train file's STFT twice is cheaper than writing and re-reading
-its features (4.2x the size of the wav): see benchmarks/README.md.
+Two passes (batch_feature_extraction.py), so that the features are written once, already standardized: pass 1
+(:meth:`FeatureClass.analyze`) reads every recording, writes its labels and info and, for a train recording, the
+statistics of its features without storing them; pass 2 (:meth:`FeatureClass.write_features`), after
+:meth:`FeatureClass.fit_scaler`, computes the features again, standardizes them and writes them.
 
-Differences from the original scripts, on purpose:
+Framing (:class:`Framing`)
+--------------------------
+* TUT-2018 (the original SELDnet scripts, ``hop_len_s=None``): symmetric Hann window (``np.hanning``) of
+  ``nfft`` samples, hop ``nfft/2``, frames starting at sample 0, ``ceil((samples - nfft) / hop)`` frames (5166 for
+  30 s at 44.1 kHz and nfft 512).
+* By time (``hop_len_s``, e.g. the DCASE baselines' 20 ms): hop ``hop_len_s * fs`` samples, window ``2 * hop``
+  (a periodic Hann, zero-padded to the middle of ``nfft``, as ``librosa.stft`` does), ``nfft`` the next power of
+  two (unless given), frames centred on ``i * hop`` with zero padding, ``ceil(samples / hop)`` frames: frame ``5k``
+  starts label frame ``k`` of 100 ms at 20 ms hops.
 
-* The original stored the spectrogram as ``(frames, bins*channels)`` and the data generator reshaped
-  ``[|S|, angle(S)]`` to ``(frames, bins, 2*channels)``, which folds pairs of neighbouring bins into
-  the channel axis (bin b of channel c lands at bin ``(b*C + c) // (2C)``). Here every channel's
-  magnitude and phase is its own map: ``feat[..., c]`` is ``|S_c|`` and ``feat[..., C + c]`` is
-  ``angle(S_c)``, with the frequency axis intact.
-* The STFT is computed with strided views and one FFT call per block of frames, not frame by frame, in one
-  pass with the magnitude/phase maps and their standardization (:func:`extract_features`) or their statistics
-  (:func:`audio_feature_stats`).
-* The DOA target of an event covers the same frames as its SED target (``floor(start*fr)`` to
-  ``ceil(end*fr)`` inclusive); the original left the last SED-active frame with a (0, 0, 0) target.
+Both take the FFT with ``norm='ortho'`` and keep bins ``0 .. nfft/2 - 1`` (the Nyquist bin is dropped).
+
+Features and labels
+-------------------
+``feat[..., c]`` is ``|S_c|`` and ``feat[..., C + c]`` is ``angle(S_c)``, with the frequency axis intact (the
+original stored ``(frames, bins*channels)`` and reshaped, folding pairs of neighbouring bins into the channel axis).
+Labels at the model frame rate: events in seconds (TUT-2018, 2019) are active in the frames of
+:func:`formats.event_frames`; frame metadata (2020+, 100 ms) maps model frame ``j`` to label frame
+``floor(j * label_rate / frame_rate)``. SELDnet has one output per class, so two instances of one class in the
+same frame become one target: the instance listed last in the metadata file (the DCASE 2020 baseline's rule:
+its label code overwrites earlier rows of the frame); the metric readers keep every instance.
 """
 from __future__ import annotations
 
-import functools
+import math
 import os
-import re
-import shutil
 import tempfile
-import threading
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator, NamedTuple
 
 import numpy as np
 import scipy.fft
+import scipy.signal
 import soundfile as sf
 
+import datasets
 import formats
 import utils
 from utils import SELDError
 
-# Class tables of the real TUT 2018 datasets (used when dataset_info.json is absent).
-DCASE2016_CLASSES = ['knock', 'drawer', 'clearthroat', 'phone', 'keysDrop', 'speech', 'keyboard', 'pageturn',
-                     'cough', 'doorslam', 'laughter']
-REAL_CLASSES = ['1', '3', '4', '5', '6', '7', '8', '9']  # UrbanSound8K class ids of TUT-REAL
-DATASET_INFO = 'dataset_info.json'
-FEATURE_VERSION = 2  # bump when the feature definition changes, so old features are redone
+FEATURE_VERSION = 3  # bump when the feature definition changes, so old features are redone
 
 
 # --------------------------------------------------------------------------------------------------
-# Pure functions: STFT, features, description files, labels
+# Audio
 # --------------------------------------------------------------------------------------------------
+def read_audio(path: str | os.PathLike, *, nb_channels: int, fs: int | None = None,
+               channels: list[int] | None = None, file_fs: int | None = None) -> tuple[np.ndarray, int, list[str]]:
+    """Read a recording: the one audio reader of the pipeline (features, labels and inference).
+
+    Parameters
+    ----------
+    path : str
+    nb_channels : int
+        Channels the dataset (or model) uses.
+    fs : int, optional
+        Sample rate wanted, in Hz; a file at another rate is resampled with ``librosa.resample`` (soxr, high
+        quality). Default: the file's.
+    channels : list of int, optional
+        The file's channels to use, in order (e.g. ``[0, 1, 2, 3]`` of a 32-channel recording). Without it the file
+        must have exactly ``nb_channels`` channels.
+    file_fs : int, optional
+        The rate the file must have (a dataset's own rate); another is an error.
+
+    Returns
+    -------
+    audio : np.ndarray [shape=(samples, nb_channels)], float32
+    fs_file : int
+        The file's sample rate.
+    notes : list of str
+        What was changed (resampling, channel selection), one sentence each, naming the file.
+
+    Raises
+    ------
+    SELDError
+        An unreadable file, no samples, a wrong channel count (more channels than ``nb_channels`` without
+        ``channels``, fewer, or ``channels`` out of range), NaN / infinite samples, or a rate other than
+        ``file_fs``.
+    """
+    path = os.fspath(path)
+    try:
+        audio, fs_file = sf.read(path, dtype='float32', always_2d=True)
+    except Exception as err:  # libsndfile raises several types for unreadable files
+        raise SELDError(f'{path}: cannot read audio ({err})') from err
+    if audio.shape[0] == 0:
+        raise SELDError(f'{path}: no audio samples')
+    if file_fs is not None and fs_file != file_fs:
+        raise SELDError(f'{path}: sample rate {fs_file} Hz, but the dataset is at {file_fs} Hz')
+    notes, nb_file = [], audio.shape[1]
+    check_channels(path, nb_file=nb_file, nb_channels=nb_channels, channels=channels)
+    if channels is not None:
+        audio = audio[:, list(channels)]
+        notes.append(f'{path}: using channels {list(channels)} of {nb_file}')
+    finite = np.isfinite(audio)
+    if not finite.all():
+        raise SELDError(f'{path}: {int((~finite).sum())} NaN or infinite sample(s) (first at sample '
+                        f'{int(np.argmin(finite.all(axis=1)))}); audio must be finite')
+    if fs is not None and fs_file != fs:
+        import librosa  # the right tool for resampling; imported only when needed
+
+        n = int(round(audio.shape[0] * fs / fs_file))  # librosa can return one sample more (ceil of a round-off)
+        audio = librosa.util.fix_length(librosa.resample(audio, orig_sr=fs_file, target_sr=fs, axis=0,
+                                                         res_type='soxr_hq'), size=n, axis=0).astype(np.float32)
+        notes.append(f'{path}: resampled from {fs_file} Hz to {fs} Hz')
+    return np.ascontiguousarray(audio), int(fs_file), notes
+
+
+def check_channels(path: str, *, nb_file: int, nb_channels: int, channels: list[int] | None) -> None:
+    """The channel rule of :func:`read_audio`: exactly ``nb_channels`` channels, or ``channels`` naming that many."""
+    if channels is not None:
+        if any(not 0 <= c < nb_file for c in channels) or len(channels) != nb_channels:
+            raise SELDError(f'{path}: channels={list(channels)} must name {nb_channels} of its {nb_file} '
+                            f'channels (0 .. {nb_file - 1})')
+    elif nb_file != nb_channels:
+        raise SELDError(f'{path}: {nb_file} channel(s), expected {nb_channels}'
+                        + ('; name the ones to use with channels=0,1,...' if nb_file > nb_channels else ''))
+
+
+# --------------------------------------------------------------------------------------------------
+# Framing and STFT
+# --------------------------------------------------------------------------------------------------
+class Framing(NamedTuple):
+    """How audio is cut into STFT frames (module docstring).
+
+    Attributes
+    ----------
+    fs : int
+        Sample rate, Hz.
+    nfft : int
+        FFT size, samples.
+    hop_len : int
+        Hop, samples.
+    win_len : int
+        Window length, samples (<= nfft).
+    centered : bool
+        False: the TUT-2018 framing (frames start at sample ``i * hop``, symmetric Hann of ``nfft``); True:
+        frames centred on sample ``i * hop`` (periodic Hann of ``win_len``, zero padding).
+    """
+    fs: int
+    nfft: int
+    hop_len: int
+    win_len: int
+    centered: bool
+
+    @property
+    def frame_rate(self) -> float:
+        """Frames per second, ``fs / hop_len``."""
+        return self.fs / self.hop_len
+
+    @property
+    def nb_bins(self) -> int:
+        return self.nfft // 2
+
+    def nb_frames(self, nb_samples: int) -> int:
+        """Frames of a recording of ``nb_samples`` samples."""
+        if self.centered:
+            return max(1, int(math.ceil(nb_samples / self.hop_len)))
+        return nb_frames_for(nb_samples, nfft=self.nfft, hop_len=self.hop_len)
+
+    def window(self) -> np.ndarray:
+        """The analysis window, float32 [shape=(nfft,)]."""
+        if not self.centered:
+            return np.hanning(self.nfft).astype(np.float32)
+        win = np.zeros(self.nfft, np.float32)
+        lpad = (self.nfft - self.win_len) // 2
+        win[lpad:lpad + self.win_len] = scipy.signal.get_window('hann', self.win_len, fftbins=True)
+        return win
+
+    def describe(self) -> dict[str, Any]:
+        return dict(fs=self.fs, nfft=self.nfft, hop_len=self.hop_len, win_len=self.win_len, centered=self.centered,
+                    frame_rate=self.frame_rate, nb_bins=self.nb_bins,
+                    window='hann (np.hanning, symmetric), frames from sample 0' if not self.centered
+                    else 'hann (periodic, centred in nfft), frames centred on i*hop', fft_norm='ortho')
+
+
+def framing_for(*, fs: int, nfft: int | None, hop_len_s: float | None) -> Framing:
+    """The framing of the parameters ``nfft`` and ``hop_len_s`` at ``fs`` Hz (module docstring).
+
+    Raises
+    ------
+    SELDError
+        ``hop_len_s * fs`` not a whole number of samples, or ``nfft`` shorter than the window.
+    """
+    if hop_len_s is None:
+        if nfft is None:
+            raise SELDError('nfft=None needs hop_len_s (the framing by time); the TUT-2018 framing needs nfft')
+        return Framing(int(fs), int(nfft), int(nfft) // 2, int(nfft), False)
+    hop = hop_len_s * fs
+    if not hop_len_s > 0 or abs(hop - round(hop)) > 1e-6 * max(1.0, hop):
+        raise SELDError(f'hop_len_s={hop_len_s} is {hop:g} samples at fs={fs} Hz: must be a whole number of samples')
+    hop = int(round(hop))
+    win = 2 * hop
+    n = 1 << (win - 1).bit_length() if nfft is None else int(nfft)
+    if n < win:
+        raise SELDError(f'nfft={n} must be at least the window of 2 * hop = {win} samples (hop_len_s={hop_len_s})')
+    return Framing(int(fs), n, hop, win, True)
+
+
 def nb_frames_for(nb_samples: int, *, nfft: int, hop_len: int) -> int:
     """Number of frames the original scripts use: ``ceil((samples - nfft) / hop)``."""
     if hop_len <= 0 or nfft % hop_len:
@@ -73,49 +223,52 @@ def nb_frames_for(nb_samples: int, *, nfft: int, hop_len: int) -> int:
     return int(np.ceil((nb_samples - nfft) / hop_len))
 
 
-def _check_framing(audio: np.ndarray, *, nfft: int, hop_len: int,
-                   nb_frames: int | None) -> tuple[np.ndarray, int, int]:
-    """Validate ``audio`` [shape=(samples, channels)] for ``nb_frames`` frames (default: as many as fit).
-
-    Returns the audio as an array, the number of frames and the number of samples they need.
-    """
+def _frames(audio: np.ndarray, framing: Framing, nb_frames: int | None, first: int = 0) -> tuple[np.ndarray, int]:
+    """A strided view of frames ``first .. first + nb_frames - 1`` of ``audio`` [shape=(samples, channels)]:
+    (frames, channels, nfft), float32. Centred frames read zeros beyond the ends of the audio."""
     audio = np.asarray(audio)
     if audio.ndim != 2:
         raise SELDError(f'audio has shape {audio.shape}: expected (samples, channels)')
     if nb_frames is None:
-        nb_frames = nb_frames_for(audio.shape[0], nfft=nfft, hop_len=hop_len)
-    needed = (nb_frames - 1) * hop_len + nfft
-    if audio.shape[0] < needed:
-        raise SELDError(f'{audio.shape[0]} samples is too short for {nb_frames} frames (needs {needed})')
-    return audio, nb_frames, needed
+        nb_frames = framing.nb_frames(audio.shape[0]) - first
+    audio = audio.astype(np.float32, copy=False)
+    start = first * framing.hop_len - (framing.nfft // 2 if framing.centered else 0)
+    stop = start + (nb_frames - 1) * framing.hop_len + framing.nfft
+    if framing.centered and (start < 0 or stop > audio.shape[0]):
+        seg = np.zeros((stop - start, audio.shape[1]), np.float32)
+        lo, hi = max(start, 0), min(stop, audio.shape[0])
+        seg[lo - start:hi - start] = audio[lo:hi]
+    elif stop > audio.shape[0]:
+        raise SELDError(f'{audio.shape[0]} samples is too short for {first + nb_frames} frames (needs {stop})')
+    else:
+        seg = audio[start:stop]
+    return np.lib.stride_tricks.sliding_window_view(seg, framing.nfft, axis=0)[::framing.hop_len], nb_frames
 
 
-def stft(audio: np.ndarray, *, nfft: int, hop_len: int, nb_frames: int | None = None) -> np.ndarray:
-    """Short-time Fourier transform exactly as the original SELDnet scripts compute it.
-
-    Symmetric Hann window (``np.hanning``) of length ``nfft``, hop ``hop_len``, FFT with
-    ``norm='ortho'``, bins ``0 .. nfft/2 - 1`` (the Nyquist bin is dropped), all frames at once.
+def stft(audio: np.ndarray, *, nfft: int, hop_len: int | None = None, nb_frames: int | None = None,
+         framing: Framing | None = None) -> np.ndarray:
+    """Short-time Fourier transform, all frames at once.
 
     Parameters
     ----------
     audio : np.ndarray [shape=(samples, channels)]
     nfft : int
-        FFT size and window length in samples.
-    hop_len : int
-        Hop in samples.
+        FFT size (and window length of the TUT-2018 framing).
+    hop_len : int, optional
+        Hop in samples of the TUT-2018 framing (``nfft/2``; default).
     nb_frames : int, optional
-        Frames to compute; default ``ceil((samples - nfft) / hop_len)``.
+        Frames to compute; default :meth:`Framing.nb_frames`.
+    framing : Framing, optional
+        Another framing (then ``nfft`` and ``hop_len`` are taken from it).
 
     Returns
     -------
     spec : np.ndarray [shape=(frames, nfft/2, channels)], complex64
     """
-    audio, nb_frames, needed = _check_framing(audio, nfft=nfft, hop_len=hop_len, nb_frames=nb_frames)
-    # Channel-major copy: every frame is then contiguous, and scipy's pocketfft works in native float32.
-    chans = np.ascontiguousarray(audio[:needed].T, dtype=np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(chans, nfft, axis=1)[:, ::hop_len]  # (channels, frames, nfft)
-    spec = scipy.fft.rfft(frames * np.hanning(nfft).astype(np.float32), axis=-1, norm='ortho')
-    return spec[..., :nfft // 2].astype(np.complex64, copy=False).transpose(1, 2, 0)
+    framing = framing or Framing(0, nfft, hop_len or nfft // 2, nfft, False)
+    frames, _ = _frames(audio, framing, nb_frames)
+    spec = scipy.fft.rfft(frames * framing.window(), axis=-1, norm='ortho')[..., :framing.nb_bins]
+    return spec.astype(np.complex64, copy=False).transpose(0, 2, 1)
 
 
 def spectrogram_features(spec: np.ndarray) -> np.ndarray:
@@ -137,8 +290,8 @@ def spectrogram_features(spec: np.ndarray) -> np.ndarray:
     return feat
 
 
-def _feature_blocks(audio: np.ndarray, *, nfft: int, hop_len: int, nb_frames: int | None,
-                    block_frames: int) -> Iterator[tuple[int, np.ndarray]]:
+def _feature_blocks(audio: np.ndarray, framing: Framing, nb_frames: int | None, block_frames: int,
+                    first: int = 0) -> Iterator[tuple[int, np.ndarray]]:
     """The magnitude and phase maps of ``block_frames`` frames at a time (shared by the two one-pass functions).
 
     Yields ``(first_frame, maps)`` with ``maps`` float32 [shape=(2*channels, n, nfft/2)], channel-major
@@ -146,11 +299,9 @@ def _feature_blocks(audio: np.ndarray, *, nfft: int, hop_len: int, nb_frames: in
     """
     if block_frames < 1:
         raise SELDError(f'block_frames={block_frames} must be at least 1')
-    audio, nb_frames, needed = _check_framing(audio, nfft=nfft, hop_len=hop_len, nb_frames=nb_frames)
-    ch, bins = audio.shape[1], nfft // 2
-    audio = audio.astype(np.float32, copy=False)
-    frames = np.lib.stride_tricks.sliding_window_view(audio[:needed], nfft, axis=0)[::hop_len]  # (frames, ch, nfft)
-    win = np.hanning(nfft).astype(np.float32)
+    frames, nb_frames = _frames(audio, framing, nb_frames, first)
+    ch, bins, nfft = frames.shape[1], framing.nb_bins, framing.nfft
+    win = framing.window()
     windowed = np.empty((ch, block_frames, nfft), np.float32)
     maps = np.empty((2 * ch, block_frames, bins), np.float32)
     for i in range(0, nb_frames, block_frames):
@@ -162,48 +313,49 @@ def _feature_blocks(audio: np.ndarray, *, nfft: int, hop_len: int, nb_frames: in
         yield i, maps[:, :n]
 
 
-def extract_features(audio: np.ndarray, *, nfft: int, hop_len: int, nb_frames: int | None = None,
-                     mean: np.ndarray | None = None, scale: np.ndarray | None = None, block_frames: int = 128,
-                     out: np.ndarray | None = None) -> np.ndarray:
+def extract_features(audio: np.ndarray, *, nfft: int | None = None, hop_len: int | None = None,
+                     framing: Framing | None = None, nb_frames: int | None = None, first_frame: int = 0,
+                     mean: np.ndarray | None = None, scale: np.ndarray | None = None,
+                     block_frames: int = 128) -> np.ndarray:
     """Features in one pass: ``spectrogram_features(stft(...))``, optionally standardized, ``block_frames`` at a time.
 
     The same values bit for bit as the two-step version (and, with ``mean`` and ``scale``, as
     ``(features - mean) / scale`` in float32), computed so that the windowed frames, the spectrum and the maps of a
-    block stay in the CPU cache, without full-size temporaries (the two-step version makes four 42 MB arrays per
-    30 s 4-channel clip).
+    block stay in the CPU cache, without full-size temporaries.
 
     Parameters
     ----------
     audio : np.ndarray [shape=(samples, channels)], float32
     nfft, hop_len : int
-        FFT size (= window length) and hop in samples.
+        The TUT-2018 framing (window = nfft, hop default nfft/2), or
+    framing : Framing
+        any framing.
     nb_frames : int, optional
-        Frames to compute; default ``ceil((samples - nfft) / hop_len)``.
+        Frames to compute; default all (:meth:`Framing.nb_frames`) from ``first_frame`` on.
+    first_frame : int
+        Index of the first frame to compute (frames are those of the whole ``audio``: a long recording can be
+        processed a block of frames at a time).
     mean, scale : np.ndarray [shape=(nfft/2, 2*channels)], optional
         Standardize with these (both or neither); they are cast to float32.
     block_frames : int
         Frames per block (128: 2 MB of work for 4 channels and nfft 512).
-    out : np.ndarray [shape=(frames, nfft/2, 2*channels)], float32, optional
-        Where to write the features (a buffer reused across files saves the page faults of a new array).
 
     Returns
     -------
     feat : np.ndarray [shape=(frames, nfft/2, 2*channels)], float32
         Magnitude maps, then phase maps (radians), as :func:`spectrogram_features`.
     """
-    audio, nb_frames, _ = _check_framing(audio, nfft=nfft, hop_len=hop_len, nb_frames=nb_frames)
-    shape = (nb_frames, nfft // 2, 2 * audio.shape[1])
-    if out is None:
-        out = np.empty(shape, np.float32)
-    elif out.shape != shape or out.dtype != np.float32:
-        raise SELDError(f'out has shape {out.shape} and dtype {out.dtype}: expected {shape} float32')
+    framing = framing or Framing(0, nfft, hop_len or nfft // 2, nfft, False)
+    audio = np.asarray(audio)
+    n = framing.nb_frames(audio.shape[0]) - first_frame if nb_frames is None else nb_frames
+    shape = (n, framing.nb_bins, 2 * audio.shape[1])
+    out = np.empty(shape, np.float32)
     if (mean is None) != (scale is None):
         raise SELDError('mean and scale: pass both (to standardize) or neither')
     if mean is not None:  # (maps, 1, bins): broadcasts over a block's frames
         mean, scale = (np.ascontiguousarray(np.asarray(a, np.float32).reshape(shape[1:]).T[:, None, :])
                        for a in (mean, scale))
-    for i, maps in _feature_blocks(audio, nfft=nfft, hop_len=hop_len, nb_frames=nb_frames,
-                                   block_frames=block_frames):
+    for i, maps in _feature_blocks(audio, framing, n, block_frames, first_frame):
         if mean is not None:
             maps -= mean
             maps /= scale
@@ -213,18 +365,13 @@ def extract_features(audio: np.ndarray, *, nfft: int, hop_len: int, nb_frames: i
     return out
 
 
-def audio_feature_stats(audio: np.ndarray, *, nfft: int, hop_len: int, nb_frames: int | None = None,
+def audio_feature_stats(audio: np.ndarray, *, nfft: int | None = None, hop_len: int | None = None,
+                        framing: Framing | None = None, nb_frames: int | None = None,
                         block_frames: int = 128) -> tuple[int, np.ndarray, np.ndarray]:
     """Statistics of the features of ``audio`` without storing them: :func:`feature_stats` of :func:`extract_features`.
 
     The float64 statistics of each block (its mean, then the squared deviations from it) are merged with
     Chan et al.'s formula (:func:`merge_stats`); they agree with the two-pass :func:`feature_stats` to ~1e-12.
-
-    Parameters
-    ----------
-    audio : np.ndarray [shape=(samples, channels)], float32
-    nfft, hop_len, nb_frames, block_frames
-        As :func:`extract_features`.
 
     Returns
     -------
@@ -233,9 +380,9 @@ def audio_feature_stats(audio: np.ndarray, *, nfft: int, hop_len: int, nb_frames
     mean, m2 : np.ndarray [shape=(nfft/2, 2*channels)], float64
         Mean and sum of squared deviations over frames.
     """
+    framing = framing or Framing(0, nfft, hop_len or nfft // 2, nfft, False)
     stats, work, ones = [], None, None
-    for _, maps in _feature_blocks(audio, nfft=nfft, hop_len=hop_len, nb_frames=nb_frames,
-                                   block_frames=block_frames):
+    for _, maps in _feature_blocks(audio, framing, nb_frames, block_frames):
         n = maps.shape[1]
         if work is None or work.shape != maps.shape:
             work, ones = np.empty(maps.shape, np.float64), np.ones(n)
@@ -247,6 +394,9 @@ def audio_feature_stats(audio: np.ndarray, *, nfft: int, hop_len: int, nb_frames
     return n, np.ascontiguousarray(mean.T), np.ascontiguousarray(m2.T)
 
 
+# --------------------------------------------------------------------------------------------------
+# Labels
+# --------------------------------------------------------------------------------------------------
 def desc_to_labels(events: formats.Events, *, nb_classes: int, nb_frames: int, frame_rate: float) -> np.ndarray:
     """Frame-wise SED and DOA targets of one file from its events in seconds.
 
@@ -268,8 +418,37 @@ def desc_to_labels(events: formats.Events, *, nb_classes: int, nb_frames: int, f
         ``[:, :C]`` SED activity in {0, 1}; ``[:, C:2C]``, ``[:, 2C:3C]``, ``[:, 3C:]`` x, y, z.
     """
     inst = formats.events_to_instances(events, frame_rate=frame_rate, nb_frames=nb_frames)
-    sed, doa = formats.instances_to_matrices(inst, nb_classes=nb_classes, nb_frames=nb_frames)
-    return np.concatenate([sed, doa], axis=1).astype(np.float32)
+    return instances_to_labels(inst, nb_classes=nb_classes, nb_frames=nb_frames)
+
+
+def instances_to_labels(inst: formats.Instances, *, nb_classes: int, nb_frames: int, frame_rate: float | None = None,
+                        label_rate: float | None = None) -> np.ndarray:
+    """Frame-wise targets of one file from instances, at the model frame rate.
+
+    Parameters
+    ----------
+    inst : formats.Instances
+        At ``label_rate`` (frame metadata) or already at the model rate (``label_rate`` None).
+    nb_classes, nb_frames : int
+        Classes and model frames.
+    frame_rate, label_rate : float, optional
+        Model frame ``j`` takes label frame ``floor(j * label_rate / frame_rate)``.
+
+    Returns
+    -------
+    label : np.ndarray [shape=(frames, 4*classes)], float32, as :func:`desc_to_labels`; two instances of one class
+        in one frame: the one listed last (module docstring).
+    """
+    if label_rate is None:
+        sed, doa = formats.instances_to_matrices(inst, nb_classes=nb_classes, nb_frames=nb_frames)
+        return np.concatenate([sed, doa], axis=1).astype(np.float32)
+    src = np.floor(np.arange(nb_frames) * label_rate / frame_rate + 1e-9).astype(np.int64)
+    n_label = int(src[-1]) + 1 if nb_frames else 0
+    keep = np.asarray(inst.frame) < n_label
+    sed, doa = formats.instances_to_matrices(formats.Instances(*(None if a is None else np.asarray(a)[keep]
+                                                                 for a in inst)),
+                                             nb_classes=nb_classes, nb_frames=n_label)
+    return np.concatenate([sed, doa], axis=1).astype(np.float32)[src]
 
 
 def split_label(label: np.ndarray, *, nb_classes: int, azi_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -340,248 +519,139 @@ def scaler_from_stats(n: int, mean: np.ndarray, m2: np.ndarray) -> tuple[np.ndar
 
 
 # --------------------------------------------------------------------------------------------------
-# Dataset access
+# One dataset's features
 # --------------------------------------------------------------------------------------------------
-def split_dirs(dataset_dir: str | os.PathLike, *, overlap: int, split: int, db: int) -> tuple[str, str]:
-    """The TUT-2018 folders of one overlap / split / SNR: ``(wav_ov{ov}_split{split}_{db}db, desc_ov{ov}_split{split})``
-    under ``dataset_dir`` (the layout synthesize_dataset.py writes and :class:`FeatureClass` reads)."""
-    return (os.path.join(dataset_dir, f'wav_ov{overlap}_split{split}_{db}db'),
-            os.path.join(dataset_dir, f'desc_ov{overlap}_split{split}'))
-
-
-def no_data_message(dataset_dir: str) -> str:
-    return (f'No dataset at {dataset_dir}. Either synthesize one, e.g. '
-            f'`python synthesize_dataset.py dataset=ansim dataset_dir={dataset_dir}`, or download the TUT Sound '
-            f'Events 2018 zips (ANSIM, RESIM, CANSIM, CRESIM or REAL; https://zenodo.org/communities/dcase) and unzip '
-            f'them so that {dataset_dir} holds the wav_ov*_split*_*db/ and desc_ov*_split*/ folders; then pass '
-            f'dataset_dir=<that folder>.')
-
-
 class FeatureClass:
-    """Feature and label extraction for one dataset / overlap / split / SNR.
+    """Features, labels and the scaler of one dataset (and the part of it the parameters select).
 
     Parameters
     ----------
     params : dict
-        Resolved parameters from :func:`parameter.get_params` (uses ``dataset``, ``dataset_dir``,
-        ``feat_label_dir``, ``overlap``, ``split``, ``db``, ``nfft``, ``fs``, ``clip_len_s``).
+        Resolved parameters (:func:`parameter.get_params`): the dataset keys of :class:`datasets.Dataset`,
+        ``feat_label_dir``, ``nfft``, ``hop_len_s``, ``fs`` (None: the dataset's) and ``channels``.
+
+    Attributes
+    ----------
+    dataset : datasets.Dataset
+    framing : Framing
+    fs, nfft, hop_len, nb_channels, nb_classes : int
+    frame_rate : float
+        Model frames per second.
+    label_rate : float or None
+        Frames per second of the dataset's frame metadata.
+    classes : list of str
+    feat_label_dir : str
+        Where this dataset's features go.
     """
 
     def __init__(self, params: dict[str, Any]):
         self.params = params
-        self.dataset = params['dataset']
-        self.dataset_dir = params['dataset_dir']
-        self.fs = int(params['fs'])
-        self.nfft = int(params['nfft'])
-        self.hop_len = self.nfft // 2
-        self.frame_rate = self.fs / self.hop_len
-        self.nb_frames_1s = int(self.frame_rate)
-        self.clip_len_samples = int(round(params['clip_len_s'] * self.fs))
-        self.nb_frames = nb_frames_for(self.clip_len_samples, nfft=self.nfft, hop_len=self.hop_len)
-        ov, split, db = params['overlap'], params['split'], params['db']
-        self.aud_dir, self.desc_dir = split_dirs(self.dataset_dir, overlap=ov, split=split, db=db)
-        self.feat_label_dir = os.path.join(params['feat_label_dir'],
-                                           f'{self.dataset}_ov{ov}_split{split}_{db}db_nfft{self.nfft}')
-        self.legacy_feat_dir = os.path.join(self.feat_label_dir, 'feat')  # unnormalized features of older versions
+        self.dataset = datasets.Dataset(params)
+        self.classes = self.dataset.classes
+        self.nb_classes = len(self.classes)
+        self.nb_channels = self.dataset.nb_channels
+        self.fs = int(params.get('fs') or self.dataset.fs)
+        self.framing = framing_for(fs=self.fs, nfft=params.get('nfft'), hop_len_s=params.get('hop_len_s'))
+        self.nfft, self.hop_len = self.framing.nfft, self.framing.hop_len
+        self.frame_rate = self.framing.frame_rate
+        self.label_rate = self.dataset.label_rate
+        self.channels = params.get('channels')
+        d = self.dataset
+        if d.spec.is_tut:
+            name = f'{d.name}_ov{params["overlap"]}_split{d.split}_{params["db"]}db_nfft{self.nfft}'
+        else:
+            name = f'{d.name}_{d.audio_format}_split{d.split}_hop{self.hop_len}_nfft{self.nfft}'
+        if self.fs != d.fs:
+            name += f'_fs{self.fs}'
+        self.feat_label_dir = os.path.join(params['feat_label_dir'], name)
         self.feat_dir_norm = os.path.join(self.feat_label_dir, 'feat_norm')
         self.label_dir = os.path.join(self.feat_label_dir, 'label')
+        self.info_dir = os.path.join(self.feat_label_dir, 'info')
         self.stats_dir = os.path.join(self.feat_label_dir, 'stats')
         self.scaler_file = os.path.join(self.feat_label_dir, 'scaler.npz')
         self.manifest_file = os.path.join(self.feat_label_dir, 'extraction.json')
-        self.info = self._read_dataset_info()
-        self.classes = self._classes()
-        self.nb_classes = len(self.classes)
-        self.nb_channels = int(self.info.get('nb_channels', params['nb_channels'])) if self.info \
-            else int(params['nb_channels'])
 
-    # ---- dataset description -----------------------------------------------------------------
-    def _read_dataset_info(self) -> dict[str, Any]:
-        path = os.path.join(self.dataset_dir, DATASET_INFO)
-        if not os.path.exists(path):
-            return {}
-        info = utils.read_json(path)
-        if not isinstance(info, dict) or not isinstance(info.get('classes'), list) or not info['classes']:
-            raise SELDError(f'{path}: must be a JSON object with a non-empty "classes" list')
-        if 'fs' in info and int(info['fs']) != self.fs:
-            raise SELDError(f'{path}: the dataset is at fs={info["fs"]} Hz but the parameters say fs={self.fs}; '
-                            f'pass fs={info["fs"]}')
-        return info
+    # ---- files ---------------------------------------------------------------------------------
+    def recordings(self) -> list[datasets.Recording]:
+        """Every recording of the dataset with its part (:meth:`datasets.Dataset.recordings`)."""
+        return self.dataset.recordings()
 
-    def _classes(self) -> list[str]:
-        if self.info:
-            return [str(c) for c in self.info['classes']]
-        return list(REAL_CLASSES if self.dataset == 'real' else DCASE2016_CLASSES)
+    def paths(self, stem: str) -> dict[str, str]:
+        """The output files of one recording."""
+        return dict(label=os.path.join(self.label_dir, stem + '.npy'), info=os.path.join(self.info_dir, stem + '.json'),
+                    stats=os.path.join(self.stats_dir, stem + '.npz'), feat=os.path.join(self.feat_dir_norm, stem + '.npy'))
 
-    def check_dataset(self) -> None:
-        """Raise a SELDError that says how to get data if the folders are missing."""
-        if not os.path.isdir(self.dataset_dir):
-            raise SELDError(no_data_message(self.dataset_dir))
-        for folder in (self.aud_dir, self.desc_dir):
-            if not os.path.isdir(folder):
-                present = sorted(d for d in os.listdir(self.dataset_dir) if d.startswith(('wav_', 'desc_')))
-                raise SELDError(f'{folder}: folder missing (overlap={self.params["overlap"]}, '
-                                f'split={self.params["split"]}, db={self.params["db"]}); {self.dataset_dir} holds '
-                                f'{present or "no wav_/desc_ folders"}. ' + no_data_message(self.dataset_dir))
-
-    def file_stems(self) -> list[str]:
-        """Sorted stems of the description files; every one must have its wav, and vice versa."""
-        self.check_dataset()
-        descs = {os.path.splitext(f)[0] for f in os.listdir(self.desc_dir) if f.endswith('.csv')}
-        wavs = {os.path.splitext(f)[0] for f in os.listdir(self.aud_dir) if f.endswith('.wav')}
-        # One desc folder may serve several SNRs: descriptions named for another db have no wav here.
-        other_db = re.compile(r'_desc_(\d+)_')
-        descs = {d for d in descs if not ((m := other_db.search(d)) and m.group(1) != str(self.params['db'])
-                                          and d not in wavs)}
-        if descs - wavs:
-            raise SELDError(f'{self.aud_dir}: no wav for description(s) {sorted(descs - wavs)[:5]}')
-        if wavs - descs:
-            raise SELDError(f'{self.desc_dir}: no description for wav(s) {sorted(wavs - descs)[:5]}')
-        stems = sorted(descs)
-        bad = [s for s in stems if not s.startswith(('train', 'test'))]
-        if bad:
-            raise SELDError(f'{self.desc_dir}: file names must start with train or test, not {bad[:5]}')
-        for part in ('train', 'test'):
-            if not any(s.startswith(part) for s in stems):
-                raise SELDError(f'{self.desc_dir}: the split has no {part} files')
-        return stems
-
-    def load_audio(self, path: str, *, reuse_buffer: bool = False) -> np.ndarray:
-        """Read a wav: check rate and channels, keep the first ``nb_channels``, pad/cut to the clip.
-
-        Parameters
-        ----------
-        path : str
-        reuse_buffer : bool
-            Read into this thread's reusable buffer (valid until its next call) instead of a new array.
-
-        Returns
-        -------
-        audio : np.ndarray [shape=(clip_len_samples, nb_channels)], float32 in [-1, 1)
-        """
-        with self._open_wav(path) as f:
-            shape = (self.clip_len_samples, f.channels)
-            out = _scratch('audio', shape) if reuse_buffer else np.empty(shape, np.float32)
-            # 16-bit PCM (every TUT 2018 wav): read the integers and scale them here, which is 2x faster than
-            # libsndfile's own conversion and gives the same floats (x / 32768 is exact in float32).
-            pcm16 = f.subtype == 'PCM_16'
-            buf = _scratch('audio_pcm16', shape, np.int16) if pcm16 else out
-            try:  # reads at most the clip length; a shorter file is padded with zeros
-                f.read(dtype='int16' if pcm16 else 'float32', always_2d=True, fill_value=0, out=buf)
-            except Exception as err:
-                raise SELDError(f'{path}: cannot read audio ({err})') from err
-        if pcm16:
-            np.multiply(buf, np.float32(1 / 32768), out=out)
-        return out[:, :self.nb_channels]
-
-    def _open_wav(self, path: str) -> sf.SoundFile:
-        """Open a wav and check its sample rate and channel count."""
-        try:
-            f = sf.SoundFile(path)
-        except Exception as err:  # libsndfile raises several types for corrupt files
-            raise SELDError(f'{path}: cannot read audio ({err})') from err
-        rate, channels = f.samplerate, f.channels
-        if rate != self.fs or channels < self.nb_channels:
-            f.close()
-            if rate != self.fs:
-                raise SELDError(f'{path}: sample rate {rate} Hz, expected fs={self.fs} Hz')
-            raise SELDError(f'{path}: {channels} channel(s), dataset {self.dataset!r} needs {self.nb_channels}')
-        return f
-
-    # ---- pass 1: labels and statistics ---------------------------------------------------------------
-    def _paths(self, stem: str) -> dict[str, str]:
-        return dict(wav=os.path.join(self.aud_dir, stem + '.wav'), csv=os.path.join(self.desc_dir, stem + '.csv'),
-                    label=os.path.join(self.label_dir, stem + '.npy'),
-                    stats=os.path.join(self.stats_dir, stem + '.npz'),
-                    feat=os.path.join(self.feat_dir_norm, stem + '.npy'))
-
-    def analyze_file(self, stem: str) -> None:
-        """Labels of one file and, for a train file, the statistics of its features (to fit the scaler).
-
-        The features themselves are not kept: :meth:`write_features_file` computes them again, standardized,
-        once the scaler is known, so that they are written to disk once. The label is written last: its
-        presence marks the file as analyzed. A test file's wav is only checked (rate, channels) here.
-        """
-        p = self._paths(stem)
-        desc = formats.read_desc_file(p['csv'], classes=self.classes, naming='real' if self.dataset == 'real' else 'tut',
-                                      max_time_s=self.params['clip_len_s'])
-        if stem.startswith('train'):
-            audio = self.load_audio(p['wav'], reuse_buffer=True)
-            n, mean, m2 = audio_feature_stats(audio, nfft=self.nfft, hop_len=self.hop_len, nb_frames=self.nb_frames)
-            utils.save_npz(p['stats'], n=n, mean=mean, m2=m2)
-        else:
-            self._open_wav(p['wav']).close()
-        label = desc_to_labels(desc, nb_classes=self.nb_classes, nb_frames=self.nb_frames,
-                               frame_rate=self.frame_rate)
-        utils.save_npy(p['label'], label)
+    def load_audio(self, path: str) -> np.ndarray:
+        """A recording at :attr:`fs` with :attr:`nb_channels` channels (:func:`read_audio`); a file at another rate
+        than the dataset's is an error (``fs=`` asks for resampling from the dataset's rate)."""
+        return read_audio(path, nb_channels=self.nb_channels, fs=self.fs, channels=self.channels,
+                          file_fs=self.dataset.fs)[0]
 
     def config(self) -> dict[str, Any]:
-        """What the features depend on; a change invalidates existing features."""
-        return dict(feature_version=FEATURE_VERSION, dataset=self.dataset, nfft=self.nfft, hop_len=self.hop_len,
-                    fs=self.fs, clip_len_samples=self.clip_len_samples, nb_frames=self.nb_frames,
-                    nb_channels=self.nb_channels, classes=self.classes,
-                    window='hann (np.hanning, symmetric)', fft_norm='ortho',
-                    feature_layout='[magnitude x channels, phase x channels]')
+        """What the features and labels depend on; a change invalidates existing ones."""
+        return dict(feature_version=FEATURE_VERSION, dataset=self.dataset.name, format=self.dataset.audio_format,
+                    classes=self.classes, nb_channels=self.nb_channels, channels=self.channels,
+                    label_rate=self.label_rate, feature_layout='[magnitude x channels, phase x channels]',
+                    **self.framing.describe())
 
-    def _source_mtime(self, stem: str) -> float:
-        p = self._paths(stem)
-        return max(os.path.getmtime(p['wav']), os.path.getmtime(p['csv']))
+    def feature_info(self) -> dict[str, Any]:
+        """What a model needs to know about the features (saved into every run's params.json)."""
+        return dict(classes=self.classes, nb_classes=self.nb_classes, nb_channels=self.nb_channels,
+                    label_rate=self.label_rate, feat_label_dir=self.feat_label_dir, dataset=self.dataset.name,
+                    format=self.dataset.audio_format, **self.framing.describe())
 
-    def is_analyzed(self, stem: str) -> bool:
-        """The label (and, for a train file, the statistics) exist and are newer than the file's wav and csv."""
-        p = self._paths(stem)
-        if not os.path.exists(p['label']) or (stem.startswith('train') and not os.path.exists(p['stats'])):
+    # ---- pass 1: labels, info and statistics ----------------------------------------------------
+    def analyze(self, rec: datasets.Recording) -> None:
+        """Read one recording (every check of :func:`read_audio`), write its labels and info and, for a train
+        recording, the statistics of its features. The features themselves are computed again, standardized, by
+        :meth:`write_features`. The label is written last: its presence marks the recording as analyzed."""
+        p = self.paths(rec.stem)
+        audio = self.load_audio(rec.wav)
+        duration = audio.shape[0] / self.fs
+        nb_frames = self.framing.nb_frames(audio.shape[0])
+        ref = self.dataset.read_reference(rec, duration_s=duration)
+        if isinstance(ref, formats.Events):
+            label = desc_to_labels(ref, nb_classes=self.nb_classes, nb_frames=nb_frames, frame_rate=self.frame_rate)
+        else:
+            label = instances_to_labels(ref, nb_classes=self.nb_classes, nb_frames=nb_frames,
+                                        frame_rate=self.frame_rate, label_rate=self.label_rate)
+        if rec.part == 'train':
+            n, mean, m2 = audio_feature_stats(audio, framing=self.framing, nb_frames=nb_frames)
+            utils.save_npz(p['stats'], n=n, mean=mean, m2=m2)
+        utils.write_json(p['info'], dict(stem=rec.stem, part=rec.part, fold=rec.fold, nb_samples=int(audio.shape[0]),
+                                         fs=self.fs, duration_s=duration, nb_frames=nb_frames, wav=rec.wav,
+                                         meta=rec.meta))
+        utils.save_npy(p['label'], label)
+
+    def is_analyzed(self, rec: datasets.Recording) -> bool:
+        """Label and info (and, for a train recording, statistics) exist, are newer than the wav and metadata, and
+        were made for the recording's current part."""
+        p = self.paths(rec.stem)
+        need = ('label', 'info', 'stats') if rec.part == 'train' else ('label', 'info')
+        if not all(os.path.exists(p[k]) for k in need):
             return False
-        return os.path.getmtime(p['label']) >= self._source_mtime(stem)
+        if os.path.getmtime(p['label']) < max(os.path.getmtime(rec.wav), os.path.getmtime(rec.meta)):
+            return False
+        return utils.read_json(p['info']).get('part') == rec.part
 
-    def analyze_all(self, *, n_jobs: int = 1, stems: list[str] | None = None, progress: bool = True) -> dict:
-        """Labels and train-file statistics of every file (skipping those already done with this config).
-
-        Parameters
-        ----------
-        n_jobs : int
-            Threads; -1 = one per core.
-        stems : list of str, optional
-            Subset of files (e.g. one shard of a multi-machine run); default all.
-
-        Returns
-        -------
-        summary : dict with ``files``, ``analyzed``, ``skipped``.
-        """
-        stems = self.file_stems() if stems is None else stems
-        cfg = self.config()
-        if os.path.exists(self.manifest_file):
-            old = utils.read_json(self.manifest_file)
-            if old.get('config') != cfg:
-                print(f'{self.feat_label_dir}: features were made with other parameters; redoing them')
-                for folder in (self.feat_dir_norm, self.label_dir, self.stats_dir):
-                    for f in os.listdir(folder) if os.path.isdir(folder) else []:
-                        os.remove(os.path.join(folder, f))
-                if os.path.exists(self.scaler_file):
-                    os.remove(self.scaler_file)
-        if os.path.isdir(self.legacy_feat_dir):  # intermediate files of an older version: never read now
-            shutil.rmtree(self.legacy_feat_dir)
-        for folder in (self.label_dir, self.stats_dir):
-            os.makedirs(folder, exist_ok=True)
-        utils.write_json(self.manifest_file, dict(config=cfg, dataset_dir=os.path.abspath(self.dataset_dir),
-                                                  dataset_info=self.info or None))
-        todo = [s for s in stems if not self.is_analyzed(s)]
-        _map_files(self.analyze_file, todo, n_jobs=n_jobs, desc='labels+stats', progress=progress)
-        return dict(files=len(stems), analyzed=len(todo), skipped=len(stems) - len(todo))
+    def file_info(self, stem: str) -> dict[str, Any]:
+        """The info of one analyzed recording (part, fold, nb_samples, fs, duration_s, nb_frames, wav, meta)."""
+        return utils.read_json(self.paths(stem)['info'])
 
     def fit_scaler(self) -> tuple[np.ndarray, np.ndarray]:
-        """Fit the standard scaler on the train files' statistics and save it as ``scaler.npz``.
+        """Fit the standard scaler on the train part's statistics and save it as ``scaler.npz``.
 
         The file is kept if it already holds the same scaler (so the features are not redone), and it is created
         with a hard link, which fails if another process has created it meanwhile: shards that fit the scaler at
         the same time (each from the same statistics) therefore keep the first one's file and its time stamp.
         """
-        train = [s for s in self.file_stems() if s.startswith('train')]
-        missing = [s for s in train if not os.path.exists(self._paths(s)['stats'])]
+        train = [r.stem for r in self.recordings() if r.part == 'train']
+        missing = [s for s in train if not os.path.exists(self.paths(s)['stats'])]
         if missing:
             raise SELDError(f'{self.stats_dir}: no statistics for {missing[:5]}: run the stats stage first')
 
         def load(s: str) -> tuple[int, np.ndarray, np.ndarray]:
-            with np.load(self._paths(s)['stats'], allow_pickle=False) as z:
+            with np.load(self.paths(s)['stats'], allow_pickle=False) as z:
                 return int(z['n']), z['mean'], z['m2']
 
         n, mean, m2 = merge_stats(load(s) for s in train)
@@ -611,78 +681,18 @@ class FeatureClass:
                     os.remove(tmp)
         return mean, scale
 
-    # ---- pass 2: normalized features ----------------------------------------------------------------
-    def is_extracted(self, stem: str) -> bool:
-        """The normalized features exist and are newer than the scaler and the file's wav and csv."""
-        feat = self._paths(stem)['feat']
-        return os.path.exists(feat) and os.path.exists(self.scaler_file) and \
-            os.path.getmtime(feat) >= max(os.path.getmtime(self.scaler_file), self._source_mtime(stem))
+    # ---- pass 2: normalized features ------------------------------------------------------------
+    def is_extracted(self, rec: datasets.Recording) -> bool:
+        """The normalized features exist and are newer than the scaler and the recording's wav and metadata."""
+        feat = self.paths(rec.stem)['feat']
+        return os.path.exists(feat) and os.path.exists(self.scaler_file) and os.path.getmtime(feat) >= max(
+            os.path.getmtime(self.scaler_file), os.path.getmtime(rec.wav), os.path.getmtime(rec.meta))
 
-    def write_features_all(self, *, n_jobs: int = 1, stems: list[str] | None = None, progress: bool = True) -> int:
-        """Write the standardized features of every file (train and test) with the saved scaler.
-
-        Files whose features are up to date (:meth:`is_extracted`) are skipped. ``n_jobs`` threads compute the
-        features (-1: one per core) and one more writes them. ``stems`` as :meth:`analyze_all`. Returns the
-        number of files written.
-        """
-        os.makedirs(self.feat_dir_norm, exist_ok=True)
-        todo = [s for s in (self.file_stems() if stems is None else stems) if not self.is_extracted(s)]
-        mean, scale = load_scaler(self.scaler_file)
-        n_threads = _nb_threads(n_jobs, len(todo))
-        with self._feature_writer(nb_buffers=n_threads + 1) as writer:
-            _map_files(functools.partial(self.write_features_file, mean=mean, scale=scale, writer=writer), todo,
-                       n_jobs=n_threads, desc='features', progress=progress)
-        return len(todo)
-
-    def _feature_writer(self, *, nb_buffers: int) -> utils.NpyWriter:
-        return utils.NpyWriter((self.nb_frames, self.nfft // 2, 2 * self.nb_channels), np.float32,
-                               nb_buffers=nb_buffers, direct=bool(self.params.get('direct_io', True)))
-
-    def write_features_file(self, stem: str, mean: np.ndarray, scale: np.ndarray,
-                            writer: utils.NpyWriter | None = None) -> None:
-        """Compute one file's features, standardize them and write them to ``feat_norm/`` (atomically).
-
-        The features are computed into a page-aligned buffer that already holds the ``.npy`` header, and written
-        with ``O_DIRECT`` where available (parameter ``direct_io``; see :class:`utils.NpyFileBuffer`), by
-        ``writer``'s thread while this thread computes the next file (without ``writer``: written here).
-        """
-        if writer is None:
-            with self._feature_writer(nb_buffers=1) as own:
-                return self.write_features_file(stem, mean, scale, writer=own)
-        p = self._paths(stem)
-        audio = self.load_audio(p['wav'], reuse_buffer=True)
-        with writer.filling(p['feat']) as out:
-            extract_features(audio, nfft=self.nfft, hop_len=self.hop_len, nb_frames=self.nb_frames, mean=mean,
-                             scale=scale, out=out)
-
-    def feature_info(self) -> dict[str, Any]:
-        """What a model needs to know about the features (saved into every run's params.json)."""
-        return dict(classes=self.classes, nb_classes=self.nb_classes, nb_channels=self.nb_channels,
-                    nb_bins=self.nfft // 2, frame_rate=self.frame_rate, nb_frames_1s=self.nb_frames_1s,
-                    feat_label_dir=self.feat_label_dir)
-
-
-def _nb_threads(n_jobs: int, nb_files: int) -> int:
-    """Threads for ``n_jobs`` (joblib's convention: -1 = all cores, -2 = all but one ...) and ``nb_files`` files."""
-    if n_jobs < 0:
-        n_jobs = (os.cpu_count() or 1) + 1 + n_jobs
-    return max(1, min(n_jobs, nb_files))
-
-
-_LOCAL = threading.local()  # per-thread reusable buffers (see _map_files)
-
-
-def _scratch(name: str, shape: tuple[int, ...], dtype: Any = np.float32) -> np.ndarray:
-    """This thread's reusable buffer ``name`` (reallocated only when the shape or dtype changes).
-
-    Reading a wav needs large arrays per file (21 MB of float32 for a 30 s 4-channel clip, and half that of int16
-    for 16-bit PCM); a new array per file pays the page faults of fresh memory every time, a reused one does not.
-    """
-    store = _LOCAL.__dict__.setdefault('store', {})
-    buf = store.get(name)
-    if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
-        buf = store[name] = np.empty(shape, dtype)
-    return buf
+    def write_features(self, rec: datasets.Recording, *, mean: np.ndarray, scale: np.ndarray) -> None:
+        """Compute one recording's features, standardize them and write them to ``feat_norm/`` (atomically)."""
+        audio = self.load_audio(rec.wav)
+        feat = extract_features(audio, framing=self.framing, mean=mean, scale=scale)
+        utils.save_npy(self.paths(rec.stem)['feat'], feat)
 
 
 def load_scaler(path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -699,37 +709,3 @@ def load_scaler(path: str) -> tuple[np.ndarray, np.ndarray]:
         raise SELDError(f'{path}: scaler not found; run batch_feature_extraction.py') from err
     except (KeyError, ValueError, OSError) as err:
         raise SELDError(f'{path}: not a valid scaler file ({err})') from err
-
-
-def _map_files(func: Callable[[str], Any], stems: list[str], *, n_jobs: int, desc: str, progress: bool) -> None:
-    """Call ``func(stem)`` for every file, in ``n_jobs`` threads, with a progress bar.
-
-    Threads, not processes: the work per file is in numpy, scipy.fft, libsndfile and the write, which release the
-    GIL (two threads extract 1.8-1.9x faster than one; see benchmarks/README.md), and threads start at once,
-    whereas worker processes took about a second to start (Python, numpy and scipy imports). Each thread keeps its
-    own buffers (:func:`_scratch`). The first error (or Ctrl-C) cancels the files not started, waits for those in
-    progress (a fraction of a second; their outputs are atomic) and is raised here. (joblib's threading backend
-    is not used: on Ctrl-C it returns while its daemon threads still run native code, and the interpreter then
-    aborts at exit.)
-    """
-    import concurrent.futures
-
-    from tqdm import tqdm
-
-    n_jobs = _nb_threads(n_jobs, len(stems))
-    with tqdm(total=len(stems), desc=desc, unit='file', disable=not progress or not stems) as bar:
-        if n_jobs <= 1:
-            for s in stems:
-                func(s)
-                bar.update()
-            return
-        with concurrent.futures.ThreadPoolExecutor(n_jobs, thread_name_prefix='features') as pool:
-            futures = [pool.submit(func, s) for s in stems]
-            try:
-                for f in concurrent.futures.as_completed(futures):
-                    f.result()  # re-raises the thread's error here
-                    bar.update()
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise  # leaving the with-block waits for the files in progress

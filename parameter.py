@@ -16,11 +16,8 @@ import copy
 import os
 from typing import Any, Iterable
 
+import datasets
 from utils import SELDError
-
-# Folder of this project: relative default paths are resolved against the current directory, but the
-# embedded-default dataset is recognised by its resolved path.
-PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 
 # fmt: off
 DEFAULTS: dict[str, Any] = dict(
@@ -29,29 +26,37 @@ DEFAULTS: dict[str, Any] = dict(
     seed=42,                 # int: seed of training (weight init, shuffling)
 
     # ---- folders (no machine paths in code: relative to the current directory) -----------------
-    dataset_dir='data/{dataset}',   # folder holding wav_ov*_split*_*db/ and desc_ov*_split*/ ('{dataset}' is filled in)
-    feat_label_dir='data/features', # features, labels and the scaler go in a sub-folder per dataset/ov/split/db/nfft
-    model_dir='runs',               # one run folder per dataset/ov/split/job-id
+    dataset_dir='data/{dataset}',   # the unzipped dataset: wav_*/ and desc_*/ (TUT-2018) or foa_dev/, mic_dev/, metadata_dev/ (DCASE)
+    feat_label_dir='data/features', # features, labels and the scaler go in a sub-folder per dataset and feature setting
+    model_dir='runs',               # one run folder per dataset/split/job-id
 
     # ---- dataset ------------------------------------------------------------------------------
-    dataset='ansim',         # ansim | resim (FOA, 4 ch) | cansim | cresim (circular array, 8 ch) | real (FOA)
-    overlap=1,               # maximum number of overlapping sound events: 1, 2 or 3
-    split=1,                 # cross-validation split: 1, 2 or 3
-    db=30,                   # SNR of the sound events in dB (part of the folder name): 30, 20 or 10
-    fs=44100,                # Hz: sample rate every wav must have
-    clip_len_s=30.0,         # s: audio is zero-padded / cut to this length
+    dataset='ansim',         # TUT-2018: ansim | resim (FOA, 4 ch) | cansim | cresim (circular array, 8 ch) | real (FOA);
+                             # DCASE: tau2019sse | tau2020sse_nigens | tau2021sse_nigens | starss22 | starss23 (datasets.py)
+    format=None,             # foa | mic (DCASE sets: FOA or the tetrahedral array, 4 ch); None = the dataset's first (foa)
+    overlap=1,               # TUT-2018: maximum number of overlapping sound events (folder name): 1, 2 or 3
+    split=1,                 # TUT-2018: cross-validation split (folder name); tau2019sse: the test split 1-4; others: 1
+    db=30,                   # TUT-2018: SNR of the sound events in dB (folder name): 30, 20 or 10
+    val_fraction=0.2,        # share of the train recordings held out to select the model (TUT-2018, STARSS: no validation set)
+    select_on_test=False,    # select the model and stop early on the TEST split, as the original code did: its "test"
+                             # numbers are then NOT test scores (they were used for selection)
+    fs=None,                 # Hz: None = the dataset's rate (44100 TUT-2018, 48000 2019, 24000 2020+); another resamples (librosa)
+    channels=None,           # list of int: the file's channels to use (e.g. 0,1,2,3); None = the file must have the dataset's count
 
     # ---- features -----------------------------------------------------------------------------
-    nfft=512,                # samples: FFT size = window length; hop = nfft / 2
+    nfft=None,               # samples: FFT size; None = 512 (TUT-2018 framing: window = nfft, hop = nfft / 2) or, with
+                             # hop_len_s, the next power of two >= the window of 2 hops
+    hop_len_s=None,          # s: hop of the framing by time (window = 2 hops, centred frames); None = the dataset's
+                             # (0.02 for the DCASE sets, the TUT-2018 framing for TUT-2018)
     n_jobs=-1,               # parallel jobs: threads for feature extraction, processes for synthesis (-1: all cores)
     nb_shards=1,             # int: feature extraction split into this many shards (processes or machines)
     shard_index=0,           # int: this process's shard, 0 .. nb_shards-1 (takes sorted files i % nb_shards == shard_index)
     stage='all',             # all | stats (labels + train statistics; per shard) | features (scaler + normalized features; per shard, after every shard's stats)
-    direct_io=True,          # bool: write features with O_DIRECT (Linux; skips the page cache; falls back where unsupported)
 
     # ---- embedded default: synthesized automatically only for dataset 'ansim' at the default dataset_dir
     synth_nb_train=80,       # clips in the train part of the embedded synthetic ANSIM look-alike
     synth_nb_test=20,        # clips in its test part
+    synth_clip_len_s=30.0,   # s: length of its clips (the TUT-2018 length)
     synth_seed=2018,         # seed of its synthesis
 
     # ---- model (the paper's 3-D setting) ------------------------------------------------------
@@ -65,13 +70,13 @@ DEFAULTS: dict[str, Any] = dict(
     loss_weights=[1.0, 50.0],  # [SED binary cross-entropy, DOA mean squared error]
     learning_rate=0.001,     # Adam learning rate
     azi_only=False,          # estimate azimuth only: DOA output is (x, y) per class instead of (x, y, z)
-    xyz_def_zero=True,       # DOA target of an inactive class is (0, 0, 0) (the only supported choice)
 
     # ---- training -----------------------------------------------------------------------------
     nb_epochs=1000,          # maximum number of epochs
     patience=None,           # epochs without improvement before stopping; None = int(0.1 * nb_epochs)
     sed_threshold=0.5,       # SED probability above which a class is active
-    early_stop_metric='seld_score',  # metric (lower is better) that selects the best model
+    early_stop_metric=None,  # metric (lower is better) that selects the best model; None = the dataset year's SELD score
+                             # ('seld_score' of the paper for TUT-2018, 'dcase2019/seld_score', ... for DCASE)
     jit_compile=False,       # XLA-compile the training step (see benchmarks/README.md before turning it on)
     distribute='none',       # none | mirrored (all local GPUs, or CPUs with tf.config logical devices) | multiworker (TF_CONFIG)
     mixed_precision=False,   # float16 compute with float32 weights (for GPUs; slower on CPU)
@@ -91,18 +96,33 @@ TASKS: dict[str, dict[str, Any]] = {
     # The embedded default: the synthetic ANSIM look-alike a fresh clone trains on, sized to finish
     # synthesis + extraction + training on 2 CPU cores in about 21 minutes (measured in README.md).
     'embedded': dict(nb_epochs=16, patience=16),
+    # DCASE development sets (datasets.py): each year's SELDnet-style configuration, as far as SELDnet allows:
+    # 20 ms hops, the baseline's feature sequence length, epochs and patience; 100 ms labels for 2020+.
+    'tau2019sse': dict(dataset='tau2019sse', sequence_length=128, pool_size=[8, 8, 4], nb_epochs=50, patience=5),
+    'tau2020sse_nigens': dict(dataset='tau2020sse_nigens', sequence_length=300, nb_epochs=50, patience=50),
+    'tau2021sse_nigens': dict(dataset='tau2021sse_nigens', sequence_length=300, dropout_rate=0.05, nb_epochs=50,
+                              patience=50),
+    'starss22': dict(dataset='starss22', sequence_length=250, dropout_rate=0.05, nb_epochs=100, patience=100),
+    'starss23': dict(dataset='starss23', sequence_length=250, dropout_rate=0.05, nb_epochs=100, patience=100),
     '999': dict(quick_test=True, nb_epochs=2),                # quick test: 2 epochs on 2 batches
 }
 
-CIRCULAR_DATASETS = ('cansim', 'cresim')
-DATASETS = ('ansim', 'resim', 'cansim', 'cresim', 'real')
+#: Types of the keys whose default is None (the others are typed like their default).
+TYPES: dict[str, Any] = dict(patience=int, fs=int, nfft=int, hop_len_s=float, channels=[int], format=str,
+                             early_stop_metric=str)
 
 
 def _parse_value(key: str, text: str, default: Any) -> Any:
-    """Parse ``text`` into the type of ``default``; raise SELDError naming the key and the rule."""
+    """Parse ``text`` into the type of ``default`` (or of ``TYPES[key]`` for a None default); raise SELDError naming
+    the key and the rule."""
     def fail(rule: str) -> SELDError:
         return SELDError(f'{key}={text!r}: {rule}')
 
+    if default is None:
+        if text.strip().lower() in ('none', ''):
+            return None
+        kind = TYPES.get(key, str)
+        default = [0] if isinstance(kind, list) else {int: 0, float: 0.0}.get(kind, '')
     if isinstance(default, bool):
         low = text.strip().lower()
         if low in ('1', 'true', 'yes', 'on'):
@@ -110,9 +130,7 @@ def _parse_value(key: str, text: str, default: Any) -> Any:
         if low in ('0', 'false', 'no', 'off'):
             return False
         raise fail('must be a boolean (true/false)')
-    if isinstance(default, int) or default is None:
-        if default is None and text.strip().lower() in ('none', ''):
-            return None
+    if isinstance(default, int):
         try:
             return int(text)
         except ValueError as err:
@@ -132,7 +150,7 @@ def _parse_value(key: str, text: str, default: Any) -> Any:
             raise fail('must be a list such as 8,8,2') from err
         elem = type(default[0]) if default else float
         try:
-            return [elem(v) for v in value]
+            return [elem(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
         except (TypeError, ValueError) as err:
             raise fail(f'must be a list of {elem.__name__}') from err
     return text
@@ -171,8 +189,10 @@ def get_params(task_id: str = '1', overrides: dict[str, Any] | list[str] | None 
     Returns
     -------
     params : dict
-        All keys of ``DEFAULTS`` plus the derived ``task_id``, ``nb_channels`` (4 or 8),
-        ``hop_len`` (samples), ``dataset_dir`` resolved and ``is_embedded_default`` (bool).
+        All keys of ``DEFAULTS``, with the dataset's framing (``hop_len_s``, ``nfft``), ``format`` and
+        ``early_stop_metric`` filled in where None, ``dataset_dir`` resolved, plus ``task_id`` and
+        ``is_embedded_default`` (bool). The sample rate, channel count and classes come from the data
+        (:class:`cls_feature_class.FeatureClass`).
     """
     task_id = str(task_id)
     if task_id not in TASKS:
@@ -190,6 +210,17 @@ def get_params(task_id: str = '1', overrides: dict[str, Any] | list[str] | None 
             raise SELDError(f'unknown parameter {key!r}; valid keys: {", ".join(sorted(DEFAULTS))}')
         params[key] = value
 
+    if params['dataset'] not in datasets.SPECS:
+        raise SELDError(f"dataset={params['dataset']!r}: must be one of {', '.join(datasets.DATASETS)}")
+    spec = datasets.SPECS[params['dataset']]
+    if params['hop_len_s'] is None:
+        params['hop_len_s'] = spec.hop_len_s
+    if params['nfft'] is None and params['hop_len_s'] is None:
+        params['nfft'] = 512
+    if params['format'] is None:
+        params['format'] = spec.audio_formats[0]
+    if params['early_stop_metric'] is None:
+        params['early_stop_metric'] = 'seld_score' if spec.metric == 'seld2018' else f'{spec.metric}/seld_score'
     _validate(params)
     if params['patience'] is None:
         params['patience'] = int(0.1 * params['nb_epochs'])
@@ -199,8 +230,6 @@ def get_params(task_id: str = '1', overrides: dict[str, Any] | list[str] | None 
     params['is_embedded_default'] = (params['dataset'] == 'ansim'
                                      and os.path.abspath(params['dataset_dir']) == os.path.abspath(default_dir))
     params['task_id'] = task_id
-    params['nb_channels'] = 8 if params['dataset'] in CIRCULAR_DATASETS else 4
-    params['hop_len'] = params['nfft'] // 2
     if verbose:
         print(f'task-id {task_id}:')
         for key in sorted(params):
@@ -209,29 +238,34 @@ def get_params(task_id: str = '1', overrides: dict[str, Any] | list[str] | None 
 
 
 def _validate(p: dict[str, Any]) -> None:
-    if p['dataset'] not in DATASETS:
-        raise SELDError(f"dataset={p['dataset']!r}: must be one of {', '.join(DATASETS)}")
+    spec = datasets.SPECS[p['dataset']]
+    if p['format'] not in spec.audio_formats:
+        raise SELDError(f"format={p['format']!r}: dataset {p['dataset']!r} has {', '.join(spec.audio_formats)}")
     nfft = p['nfft']
-    if nfft < 16 or nfft % 2:
+    if nfft is not None and (nfft < 16 or nfft % 2):
         raise SELDError(f'nfft={nfft}: must be an even number of samples >= 16')
+    if p['hop_len_s'] is not None and not p['hop_len_s'] > 0:
+        raise SELDError(f"hop_len_s={p['hop_len_s']}: must be > 0 seconds")
     if not p['pool_size'] or any(v < 1 for v in p['pool_size']):
         raise SELDError(f"pool_size={p['pool_size']}: must be a non-empty list of positive integers")
     prod = 1
     for v in p['pool_size']:
         prod *= v
-    if (nfft // 2) % prod:
+    if nfft is not None and (nfft // 2) % prod:
         raise SELDError(f"pool_size={p['pool_size']}: their product {prod} must divide nfft/2={nfft // 2}")
-    for key in ('sequence_length', 'batch_size', 'nb_epochs', 'fs', 'nb_cnn2d_filt'):
+    for key in ('sequence_length', 'batch_size', 'nb_epochs', 'nb_cnn2d_filt'):
         if p[key] < 1:
             raise SELDError(f'{key}={p[key]}: must be >= 1')
+    if p['fs'] is not None and p['fs'] < 1000:
+        raise SELDError(f"fs={p['fs']}: must be a sample rate in Hz (>= 1000)")
+    if p['channels'] is not None and (not p['channels'] or any(c < 0 for c in p['channels'])):
+        raise SELDError(f"channels={p['channels']}: must be a non-empty list of channel indices >= 0")
+    if not 0 <= p['val_fraction'] < 1:
+        raise SELDError(f"val_fraction={p['val_fraction']}: must be in [0, 1)")
     if not 0 <= p['dropout_rate'] < 1:
         raise SELDError(f"dropout_rate={p['dropout_rate']}: must be in [0, 1)")
     if len(p['loss_weights']) != 2:
         raise SELDError(f"loss_weights={p['loss_weights']}: must be [sed_weight, doa_weight]")
-    if not p['xyz_def_zero']:
-        raise SELDError('xyz_def_zero=False: only (0, 0, 0) targets for inactive classes are supported')
-    if p['clip_len_s'] * p['fs'] < nfft:
-        raise SELDError(f"clip_len_s={p['clip_len_s']}: a clip must hold at least one window of nfft={nfft}")
     if p['distribute'] not in ('none', 'mirrored', 'multiworker'):
         raise SELDError(f"distribute={p['distribute']!r}: must be none, mirrored or multiworker")
     if p['patience'] is not None and p['patience'] < 0:

@@ -3,6 +3,7 @@
 Usage::
 
     python predict.py RUN_FOLDER INPUT [INPUT ...] [--out DIR] [--format dcase2019|dcase2020] [--threshold P]
+                      [--channels 0,1,2,3]
     python predict.py runs/ansim_ov1_split1_7 my_recording.wav recordings/
 
 ``RUN_FOLDER`` is a folder written by seld.py (``params.json``, ``model.keras``, ``scaler.npz``);
@@ -16,12 +17,13 @@ Usage::
                         ``class,onset_s,offset_s,azimuth_deg,elevation_deg`` (mean direction of the run)
     <stem>.png          spectrogram of channel 1, SED and DOA versus time (plots.plot_seld_output)
 
-A file of any length is processed whole: ``max(1, ceil((samples - nfft) / hop))`` frames (the
-training features' count; a file shorter than one window is zero-padded to one window), computed
-and predicted in blocks of ``batch_size`` sequences of ``sequence_length`` frames (the last sequence
-zero-padded as in training, the padding dropped afterwards), so memory does not grow with the length
-beyond the audio itself. Another sample rate is resampled to the model's (``scipy.signal.resample_poly``);
-extra channels are dropped (the first ``nb_channels`` are used, as in training).
+A file of any length is processed whole, with the training features' framing and frame count (a file
+shorter than one window of the TUT-2018 framing is zero-padded to one window), computed and predicted in
+blocks of ``batch_size`` sequences of ``sequence_length`` frames (the last sequence zero-padded as in
+training, the padding dropped afterwards), so memory does not grow with the length beyond the audio
+itself. The audio is read by the pipeline's one reader (``cls_feature_class.read_audio``): another sample
+rate is resampled to the model's (``librosa.resample``), NaN or infinite samples are an error, and a file
+with more channels than the model's is an error unless ``--channels`` names the ones to use.
 
 From Python::
 
@@ -35,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
 import sys
 import time
@@ -45,16 +46,16 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
-from scipy.signal import resample_poly  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import formats  # noqa: E402
 import plots  # noqa: E402
 import utils  # noqa: E402
-from cls_feature_class import extract_features, load_scaler, nb_frames_for  # noqa: E402
+from cls_feature_class import Framing, check_channels, extract_features, load_scaler, read_audio  # noqa: E402
 from utils import SELDError  # noqa: E402
 
-USAGE = 'python predict.py RUN_FOLDER INPUT [INPUT ...] [--out DIR] [--format dcase2019|dcase2020] [--threshold P]'
+USAGE = ('python predict.py RUN_FOLDER INPUT [INPUT ...] [--out DIR] [--format dcase2019|dcase2020] [--threshold P] '
+         '[--channels 0,1,2,3]')
 FORMATS = ('dcase2019', 'dcase2020')
 RUN_FILES = ('params.json', 'model.keras', 'scaler.npz')
 EVENTS_HEADER = 'class,onset_s,offset_s,azimuth_deg,elevation_deg'
@@ -72,8 +73,8 @@ class Run:
     classes : list of str
     fs : int
         Sample rate of the model's features, Hz.
-    nfft, hop_len : int
-        STFT window and hop, samples.
+    framing : cls_feature_class.Framing
+        The training features' STFT framing.
     frame_rate : float
         Frames per second, ``fs / hop_len``.
     nb_channels, nb_bins, sequence_length, batch_size : int
@@ -90,8 +91,7 @@ class Run:
     model: Any
     classes: list[str]
     fs: int
-    nfft: int
-    hop_len: int
+    framing: Framing
     frame_rate: float
     nb_channels: int
     nb_bins: int
@@ -107,6 +107,14 @@ class Run:
     def nb_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def nfft(self) -> int:
+        return self.framing.nfft
+
+    @property
+    def hop_len(self) -> int:
+        return self.framing.hop_len
+
 
 def read_run_settings(run_folder: str | os.PathLike) -> dict[str, Any]:
     """Check a run folder and read its ``params.json`` (cheap: no TensorFlow, no model).
@@ -118,7 +126,7 @@ def read_run_settings(run_folder: str | os.PathLike) -> dict[str, Any]:
     Returns
     -------
     settings : dict
-        ``folder``, ``classes``, ``fs``, ``nfft``, ``hop_len``, ``frame_rate``, ``nb_channels``,
+        ``folder``, ``classes``, ``fs``, ``framing``, ``frame_rate``, ``nb_channels``,
         ``nb_bins``, ``sequence_length``, ``batch_size``, ``threshold``, ``azi_only``, ``params``
         (the keyword arguments of :class:`Run` but the model and the scaler).
 
@@ -140,15 +148,17 @@ def read_run_settings(run_folder: str | os.PathLike) -> dict[str, Any]:
     record = utils.read_json(params_file)
     try:
         p, feat = record['params'], record['features']
-        settings = dict(folder=folder, classes=[str(c) for c in feat['classes']], fs=int(p['fs']),
-                        nfft=int(p['nfft']), hop_len=int(p['hop_len']), nb_channels=int(feat['nb_channels']),
+        framing = Framing(int(feat['fs']), int(feat['nfft']), int(feat['hop_len']), int(feat['win_len']),
+                          bool(feat['centered']))
+        settings = dict(folder=folder, classes=[str(c) for c in feat['classes']], fs=framing.fs,
+                        framing=framing, nb_channels=int(feat['nb_channels']),
                         nb_bins=int(feat['nb_bins']), sequence_length=int(p['sequence_length']),
                         batch_size=int(p['batch_size']), threshold=float(p['sed_threshold']),
                         azi_only=bool(p['azi_only']), params=p)
     except (KeyError, TypeError, ValueError) as err:
         raise SELDError(f'{params_file}: missing or invalid entry {err} (expected the "params" and "features" '
                         f'written by seld.py)') from err
-    settings['frame_rate'] = settings['fs'] / settings['hop_len']
+    settings['frame_rate'] = framing.frame_rate
     return settings
 
 
@@ -198,65 +208,19 @@ def load_run(run_folder: str | os.PathLike) -> Run:
 # --------------------------------------------------------------------------------------------------
 # Audio
 # --------------------------------------------------------------------------------------------------
-def audio_info(path: str, *, nb_channels: int) -> tuple[int, int, int]:
-    """Check a file's header before any work: readable, enough channels.
+def audio_info(path: str, *, nb_channels: int, channels: list[int] | None = None) -> tuple[int, int, int]:
+    """Check a file's header before any work: readable, the channel rule of :func:`cls_feature_class.read_audio`.
 
     Returns
     -------
     fs, channels, samples : int
     """
-
     try:
         info = sf.info(path)
     except Exception as err:  # libsndfile raises several types for unreadable files
         raise SELDError(f'{path}: cannot read audio ({err})') from err
-    if info.channels < nb_channels:
-        raise SELDError(f'{path}: {info.channels} channel(s), but the model expects {nb_channels} '
-                        f'(fewer channels cannot be used)')
+    check_channels(path, nb_file=info.channels, nb_channels=nb_channels, channels=channels)
     return int(info.samplerate), int(info.channels), int(info.frames)
-
-
-def read_audio(path: str, *, fs: int, nb_channels: int) -> tuple[np.ndarray, list[str]]:
-    """Read a recording for the model: the first ``nb_channels`` channels at ``fs`` Hz.
-
-    Parameters
-    ----------
-    path : str
-    fs : int
-        Model sample rate in Hz; other rates are resampled (polyphase, ``scipy.signal.resample_poly``).
-    nb_channels : int
-        Channels the model expects; fewer is an error, more are cut (with a note).
-
-    Returns
-    -------
-    audio : np.ndarray [shape=(samples, nb_channels)], float32
-    notes : list of str
-        What was changed (resampling, channels dropped), one sentence each, naming the file.
-    """
-
-    fs_in, channels, _ = audio_info(path, nb_channels=nb_channels)
-    try:
-        audio, fs_in = sf.read(path, dtype='float32', always_2d=True)
-    except Exception as err:
-        raise SELDError(f'{path}: cannot read audio ({err})') from err
-    if audio.shape[0] == 0:
-        raise SELDError(f'{path}: no audio samples')
-    if not np.all(np.isfinite(audio)):
-        raise SELDError(f'{path}: audio holds NaN or infinite samples')
-    notes = []
-    if channels > nb_channels:
-        audio = audio[:, :nb_channels]
-        notes.append(f'{path}: {channels} channels; using the first {nb_channels} as in training')
-    if fs_in != fs:
-        g = math.gcd(int(fs_in), int(fs))
-        audio = resample_poly(audio, fs // g, fs_in // g, axis=0).astype(np.float32)
-        notes.append(f'{path}: resampled from {fs_in} Hz to the model\'s {fs} Hz')
-    return np.ascontiguousarray(audio), notes
-
-
-def nb_frames_of(nb_samples: int, *, nfft: int, hop_len: int) -> int:
-    """Frames of a recording: ``ceil((samples - nfft) / hop)`` as in training, at least 1."""
-    return max(1, nb_frames_for(max(nb_samples, nfft), nfft=nfft, hop_len=hop_len))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -265,8 +229,8 @@ def nb_frames_of(nb_samples: int, *, nfft: int, hop_len: int) -> int:
 def predict_audio(run: Run, audio: np.ndarray) -> dict[str, np.ndarray]:
     """Run the model over a whole recording.
 
-    The features of frames ``[f0, f1)`` are ``extract_features(audio[f0*hop : (f1-1)*hop + nfft])``, identical
-    to those of one STFT of the whole file; they are computed and predicted one block of
+    The features of frames ``[f0, f1)`` (``extract_features(..., first_frame=f0)``) are identical to those of one
+    STFT of the whole file; they are computed and predicted one block of
     ``batch_size * sequence_length`` frames at a time, the last sequence zero-padded (after
     normalization, as the training generator pads) and the padding dropped.
 
@@ -286,16 +250,15 @@ def predict_audio(run: Run, audio: np.ndarray) -> dict[str, np.ndarray]:
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 2 or audio.shape[1] != run.nb_channels:
         raise SELDError(f'audio has shape {audio.shape}: expected (samples, {run.nb_channels})')
-    if audio.shape[0] < run.nfft:
-        audio = np.pad(audio, ((0, run.nfft - audio.shape[0]), (0, 0)))
-    n = nb_frames_of(audio.shape[0], nfft=run.nfft, hop_len=run.hop_len)
-    T, hop = run.sequence_length, run.hop_len
+    if not run.framing.centered and audio.shape[0] < run.nfft + run.hop_len:  # at least one frame
+        audio = np.pad(audio, ((0, run.nfft + run.hop_len - audio.shape[0]), (0, 0)))
+    n = run.framing.nb_frames(audio.shape[0])
+    T = run.sequence_length
     block = T * run.batch_size
     sed, doa, spec = [], [], []
     for f0 in range(0, n, block):
         f1 = min(f0 + block, n)
-        feat = extract_features(audio[f0 * hop:(f1 - 1) * hop + run.nfft], nfft=run.nfft, hop_len=hop,
-                                nb_frames=f1 - f0)
+        feat = extract_features(audio, framing=run.framing, first_frame=f0, nb_frames=f1 - f0)
         spec.append(feat[..., 0].copy())
         x = (feat - run.mean) / run.scale
         nb_seq = -(-(f1 - f0) // T)
@@ -307,7 +270,8 @@ def predict_audio(run: Run, audio: np.ndarray) -> dict[str, np.ndarray]:
                 spec=np.concatenate(spec).astype(np.float32))
 
 
-def predict_file(run: Run, path: str | os.PathLike, *, threshold: float | None = None) -> dict[str, Any]:
+def predict_file(run: Run, path: str | os.PathLike, *, threshold: float | None = None,
+                 channels: list[int] | None = None) -> dict[str, Any]:
     """Predict one recording.
 
     Parameters
@@ -315,9 +279,11 @@ def predict_file(run: Run, path: str | os.PathLike, *, threshold: float | None =
     run : Run
         From :func:`load_run`.
     path : str
-        Audio file of any length, sample rate and at least ``run.nb_channels`` channels.
+        Audio file of any length and sample rate with ``run.nb_channels`` channels (or ``channels``).
     threshold : float, optional
         SED threshold (default: the run's ``sed_threshold``).
+    channels : list of int, optional
+        The file's channels to use (required when it has more than ``run.nb_channels``).
 
     Returns
     -------
@@ -330,7 +296,7 @@ def predict_file(run: Run, path: str | os.PathLike, *, threshold: float | None =
     """
     path = os.fspath(path)
     threshold = run.threshold if threshold is None else float(threshold)
-    audio, notes = read_audio(path, fs=run.fs, nb_channels=run.nb_channels)
+    audio, _, notes = read_audio(path, fs=run.fs, nb_channels=run.nb_channels, channels=channels)
     out = predict_audio(run, audio)
     out.update(sed=(out['sed_prob'] > threshold).astype(np.float32), frame_rate=run.frame_rate,
                nb_frames=int(out['sed_prob'].shape[0]), nb_samples=int(audio.shape[0]), fs=run.fs,
@@ -457,6 +423,16 @@ def _threshold(text: str) -> float:
     return value
 
 
+def _channel_list(text: str) -> list[int]:
+    try:
+        value = [int(c) for c in text.split(',')]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a comma-separated list of channel indices') from err
+    if not value or any(c < 0 for c in value):
+        raise argparse.ArgumentTypeError(f'{text!r}: channel indices must be >= 0')
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog='predict.py', usage=USAGE,
@@ -470,6 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
                          'dcase2020 = frame,class,track,azi,ele in 100-ms frames')
     ap.add_argument('--threshold', type=_threshold, metavar='P',
                     help="SED probability threshold in (0, 1) (default: the run's sed_threshold)")
+    ap.add_argument('--channels', type=_channel_list, metavar='LIST',
+                    help="the files' channels to use, e.g. 0,1,2,3 (required for files with more channels than the "
+                         "model's)")
     return ap
 
 
@@ -478,15 +457,15 @@ def main(argv: list[str]) -> int:
     t0 = time.time()
     files, any_folder = collect_inputs(args.inputs)
     settings = read_run_settings(args.run_folder)
-    for f in files:  # fail on an unreadable file or too few channels before loading TensorFlow
-        audio_info(f, nb_channels=settings['nb_channels'])
+    for f in files:  # fail on an unreadable file or a wrong channel count before loading the model
+        audio_info(f, nb_channels=settings['nb_channels'], channels=args.channels)
     run = load_run(args.run_folder)
     out_dir = args.out or os.path.join(run.folder, 'inference')
     os.makedirs(out_dir, exist_ok=True)
     nb_events, seconds = 0, 0.0
     bar = tqdm(files, desc='predict', unit='file', disable=not (any_folder or len(files) > 1), file=sys.stderr)
     for f in bar:
-        result = predict_file(run, f, threshold=args.threshold)
+        result = predict_file(run, f, threshold=args.threshold, channels=args.channels)
         for note in result['notes']:
             tqdm.write(f'note: {note}', file=sys.stdout)
         written = write_outputs(result, out_dir=out_dir, fmt=args.format)

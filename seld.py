@@ -45,11 +45,18 @@ from utils import SELDError  # noqa: E402
 
 USAGE = 'python seld.py [job-id] [task-id] [key=value ...]'
 # Parameters that may change when a run is resumed (they do not change what is being trained).
-RESUMABLE_CHANGES = {'nb_epochs', 'patience', 'n_jobs', 'nb_shards', 'shard_index', 'stage', 'direct_io'}
+RESUMABLE_CHANGES = {'nb_epochs', 'patience', 'n_jobs', 'nb_shards', 'shard_index', 'stage'}
 
 
 def run_dir_for(params: dict[str, Any], job_id: str) -> str:
-    return os.path.join(params['model_dir'], f'{params["dataset"]}_ov{params["overlap"]}_split{params["split"]}_{job_id}')
+    """``<model_dir>/<dataset>_ov<ov>_split<split>_<job-id>`` (TUT-2018) or ``<dataset>_<format>_split<split>_<job-id>``."""
+    import datasets
+
+    if params['dataset'] in datasets.TUT_DATASETS:
+        name = f'{params["dataset"]}_ov{params["overlap"]}_split{params["split"]}_{job_id}'
+    else:
+        name = f'{params["dataset"]}_{params["format"]}_split{params["split"]}_{job_id}'
+    return os.path.join(params['model_dir'], name)
 
 
 def masked_losses(ref_sed: np.ndarray, ref_doa: np.ndarray, sed: np.ndarray, doa: np.ndarray,
@@ -79,22 +86,54 @@ def read_metrics_csv(path: str) -> list[dict[str, float]]:
         return [{k: (int(v) if k == 'epoch' else float(v)) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
-def make_callbacks(*, params: dict[str, Any], run_dir: str, test_gen: Any, history: list[dict[str, float]],
+def evaluate_split(model: Any, gen: Any, params: dict[str, Any]) -> tuple[dict[str, float], list]:
+    """Predict every recording of ``gen`` (an unshuffled DataGenerator) and score it.
+
+    Returns
+    -------
+    metrics : dict
+        ``val_loss``, ``val_sed_loss``, ``val_doa_loss`` (masked to the real frames) and every metric.
+    predictions : list of (stem, sed_prob, doa)
+    """
+    import evaluation_metrics
+
+    fc = gen.fc
+    predictions = gen.split_predictions(model.predict(gen, verbose=0))
+    m = evaluation_metrics.SELDMetrics(nb_classes=fc.nb_classes, frame_rate=fc.frame_rate)
+    ref_sed_all, ref_doa_all, sed_all, doa_all = [], [], [], []
+    for (stem, ref_sed, ref_doa), (_, sed_prob, doa) in zip(gen.get_labels(), predictions):
+        m.evaluate(ref_sed, ref_doa, (sed_prob > params['sed_threshold']).astype(np.float32), doa)
+        ref_sed_all.append(ref_sed), ref_doa_all.append(ref_doa)
+        sed_all.append(sed_prob), doa_all.append(doa)
+    res = m.results()
+    logs = masked_losses(np.concatenate(ref_sed_all), np.concatenate(ref_doa_all), np.concatenate(sed_all),
+                         np.concatenate(doa_all), params['loss_weights'])
+    logs.update(res['seld2018'])
+    for name, values in res.items():
+        if name != 'seld2018':
+            logs.update({f'{name}/{k}': v for k, v in values.items()})
+    return logs, predictions
+
+
+def epoch_line(row: dict[str, float], params: dict[str, Any], state: dict[str, Any], improved: bool) -> str:
+    """The one-line summary of an epoch."""
+    metric = params['early_stop_metric']
+    return (f'epoch {row["epoch"]:4d}/{params["nb_epochs"]} {row["epoch_time_s"]:7.1f}s | loss {row["loss"]:.4f} '
+            f'val {row["val_loss"]:.4f} | ER {row["error_rate"]:.3f} F {row["f_score"]:.3f} '
+            f'DOA {row["doa_error"]:6.2f} deg FR {row["frame_recall"]:.3f} SELD {row["seld_score"]:.4f} | '
+            f'{metric} {row[metric]:.4f}, best {state["best"]:.4f} @ {state["best_epoch"]}' + (' *' if improved else ''))
+
+
+def make_callbacks(*, params: dict[str, Any], run_dir: str, val_gen: Any, history: list[dict[str, float]],
                    state: dict[str, Any], interrupt: dict[str, bool] | None = None) -> list[Any]:
     """Callbacks: per-epoch evaluation, best-model checkpoint, epoch log, resume state, early stopping."""
     import keras
 
-    import evaluation_metrics
-
-    fc = test_gen.fc
     metric = params['early_stop_metric']
     interrupt = interrupt if interrupt is not None else {'flag': False}
-    refs = test_gen.get_labels()
-    from cls_feature_class import load_scaler
-    scaler = load_scaler(fc.scaler_file)  # (mean, scale): to draw the spectrogram of the best model's figures
 
     class Evaluate(keras.callbacks.Callback):
-        """Predict the whole test split after each epoch and add every metric to ``logs``."""
+        """Predict the whole validation split after each epoch and add every metric to ``logs``."""
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self.t0 = time.time()
@@ -102,21 +141,7 @@ def make_callbacks(*, params: dict[str, Any], run_dir: str, test_gen: Any, histo
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             if interrupt['flag']:  # a partial epoch is neither evaluated nor checkpointed
                 return
-            pred = self.model.predict(test_gen, verbose=0)
-            self.predictions = test_gen.split_predictions(pred)
-            m = evaluation_metrics.SELDMetrics(nb_classes=fc.nb_classes, frame_rate=fc.frame_rate)
-            ref_sed_all, ref_doa_all, sed_all, doa_all = [], [], [], []
-            for (stem, ref_sed, ref_doa), (_, sed_prob, doa) in zip(refs, self.predictions):
-                m.evaluate(ref_sed, ref_doa, (sed_prob > params['sed_threshold']).astype(np.float32), doa)
-                ref_sed_all.append(ref_sed), ref_doa_all.append(ref_doa)
-                sed_all.append(sed_prob), doa_all.append(doa)
-            res = m.results()
-            logs.update(masked_losses(np.concatenate(ref_sed_all), np.concatenate(ref_doa_all),
-                                      np.concatenate(sed_all), np.concatenate(doa_all), params['loss_weights']))
-            logs.update(res['seld2018'])
-            for name, values in res.items():
-                if name != 'seld2018':
-                    logs.update({f'{name}/{k}': v for k, v in values.items()})
+            logs.update(evaluate_split(self.model, val_gen, params)[0])
             if metric not in logs:
                 raise SELDError(f'early_stop_metric={metric!r}: not one of the metrics {sorted(logs)}')
             logs['epoch_time_s'] = time.time() - self.t0
@@ -124,7 +149,7 @@ def make_callbacks(*, params: dict[str, Any], run_dir: str, test_gen: Any, histo
     evaluate = Evaluate()
 
     class Checkpoint(keras.callbacks.Callback):
-        """Keep the best model, its test predictions and results.json; log, plot, save resume state."""
+        """Keep the best model (by the validation metric); log, plot, save resume state."""
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
             if interrupt['flag']:
@@ -141,22 +166,7 @@ def make_callbacks(*, params: dict[str, Any], run_dir: str, test_gen: Any, histo
                 state.update(best=value, best_epoch=epoch + 1, wait=0)
                 with utils.atomic_path(os.path.join(run_dir, 'model.keras')) as tmp:
                     self.model.save(tmp)
-                pred_dir = os.path.join(run_dir, 'predictions')
-                for (stem, sed_prob, doa) in evaluate.predictions:
-                    formats.write_csv(os.path.join(pred_dir, stem + '.csv'),
-                                                 (sed_prob > params['sed_threshold']).astype(np.float32), doa,
-                                                 fmt='dcase2019', frame_rate=fc.frame_rate)
-                for (stem, ref_sed, ref_doa), (_, sed_prob, doa) in list(zip(refs, evaluate.predictions))[:3]:
-                    # magnitude map of channel 0, un-standardized (the features are stored normalized only)
-                    spec = np.load(os.path.join(fc.feat_dir_norm, stem + '.npy'), mmap_mode='r')[:len(ref_sed), :, 0]
-                    spec = spec * scaler[1][:, 0] + scaler[0][:, 0]
-                    plot_seld_output(os.path.join(run_dir, 'figures', stem + '.png'), spec=spec, classes=fc.classes,
-                                     frame_rate=fc.frame_rate, fs=fc.fs, ref_sed=ref_sed, ref_doa=ref_doa,
-                                     pred_sed=sed_prob > params['sed_threshold'], pred_doa=doa,
-                                     title=f'{stem}: best model (epoch {epoch + 1})')
-                utils.write_json(os.path.join(run_dir, 'results.json'),
-                                 dict(best_epoch=epoch + 1, early_stop_metric=metric, metrics=row,
-                                      frame_rate=fc.frame_rate, nb_test_files=len(refs)))
+                utils.write_json(os.path.join(run_dir, 'checkpoint', 'best.json'), dict(epoch=epoch + 1, metrics=row))
             else:
                 state['wait'] += 1
             state['epoch'] = epoch + 1
@@ -164,13 +174,7 @@ def make_callbacks(*, params: dict[str, Any], run_dir: str, test_gen: Any, histo
             plot_training_curves(os.path.join(run_dir, 'training_curves.png'), history)
             with utils.atomic_path(os.path.join(run_dir, 'checkpoint', 'last.keras')) as tmp:
                 self.model.save(tmp)
-            print(f'epoch {epoch + 1:4d}/{params["nb_epochs"]} {row["epoch_time_s"]:7.1f}s | '
-                  f'loss {row["loss"]:.4f} val {row["val_loss"]:.4f} | ER {row["error_rate"]:.3f} '
-                  f'F {row["f_score"]:.3f} DOA {row["doa_error"]:6.2f} deg FR {row["frame_recall"]:.3f} | '
-                  f'SELD {row["seld_score"]:.4f} | 2020: ER20 {row["dcase2020/error_rate"]:.3f} '
-                  f'F20 {row["dcase2020/f_score"]:.3f} LE {row["dcase2020/localization_error"]:6.2f} '
-                  f'LR {row["dcase2020/localization_recall"]:.3f} | best {metric} {state["best"]:.4f} @ {state["best_epoch"]}'
-                  + (' *' if improved else ''), flush=True)
+            print(epoch_line(row, params, state, improved), flush=True)
             if not improved and state['wait'] >= params['patience']:
                 print(f'early stopping: no improvement of {metric} in {state["wait"]} epochs')
                 state['stopped'] = True
@@ -224,7 +228,7 @@ def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
                         f'overrides) first')
     run_dir = run_dir_for(params, job_id)
     os.makedirs(run_dir, exist_ok=True)
-    record = dict(params=params, job_id=job_id, features=fc.feature_info(),
+    record = dict(params=params, job_id=job_id, features=fc.feature_info(), data=fc.dataset.describe(),
                   versions=dict(python=sys.version.split()[0], numpy=np.__version__, tensorflow=tf.__version__,
                                 keras=keras.__version__))
     params_file = os.path.join(run_dir, 'params.json')
@@ -242,9 +246,11 @@ def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
     utils.set_seeds(params['seed'])
     quick = params['quick_test']
     train_gen = DataGenerator(params, split='train', feat_class=fc, max_batches=2 if quick else None)
+    val_gen = DataGenerator(params, split='val', feat_class=fc, max_batches=2 if quick else None)
     test_gen = DataGenerator(params, split='test', feat_class=fc, max_batches=2 if quick else None)
-    print(f'run {run_dir}: {len(train_gen.stems)} train files ({len(train_gen)} batches), {len(test_gen.stems)} test '
-          f'files ({len(test_gen)} batches), {fc.nb_classes} classes, input {train_gen.get_data_sizes()[0]}')
+    print(f'run {run_dir}: {len(train_gen.stems)} train files ({len(train_gen)} batches), {len(val_gen.stems)} '
+          f'validation files' + (' (= the TEST files: select_on_test=true)' if params['select_on_test'] else '')
+          + f', {len(test_gen.stems)} test files, {fc.nb_classes} classes, input {train_gen.get_data_sizes()[0]}')
 
     if params['mixed_precision']:
         keras.mixed_precision.set_global_policy('mixed_float16')
@@ -254,11 +260,13 @@ def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
               f'{params["batch_size"]} sequences is split between them')
     with strategy.scope():
         model, state, history = _build_or_resume(params, run_dir, fc)
+    if state.get('stopped') and state['wait'] < params['patience']:  # resumed with more patience
+        state['stopped'] = False
     if state['epoch'] >= params['nb_epochs'] or state.get('stopped'):
         print(f'{run_dir}: finished already (epoch {state["epoch"]}); nothing to train')
     else:
         interrupt = {'flag': False}
-        callbacks = make_callbacks(params=params, run_dir=run_dir, test_gen=test_gen, history=history, state=state,
+        callbacks = make_callbacks(params=params, run_dir=run_dir, val_gen=val_gen, history=history, state=state,
                                    interrupt=interrupt)
 
         def on_sigint(signum: int, frame: Any) -> None:  # first Ctrl-C: stop cleanly after the current batch
@@ -277,10 +285,44 @@ def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
                 signal.signal(signal.SIGINT, previous)
         if interrupt['flag']:
             raise KeyboardInterrupt
-    results = utils.read_json(os.path.join(run_dir, 'results.json'))
-    m = results['metrics']
-    print(f'best epoch {results["best_epoch"]}: ER {m["error_rate"]:.3f} F {m["f_score"]:.3f} '
-          f'DOA {m["doa_error"]:.2f} deg FR {m["frame_recall"]:.3f} SELD {m["seld_score"]:.4f} -> {run_dir}')
+    return evaluate_test(params, run_dir, test_gen)
+
+
+def evaluate_test(params: dict[str, Any], run_dir: str, test_gen: Any) -> dict[str, Any]:
+    """Score the selected model on the test split, once: predictions/, figures/ and results.json."""
+    import keras_model
+    from cls_feature_class import load_scaler
+
+    fc = test_gen.fc
+    best_file = os.path.join(run_dir, 'checkpoint', 'best.json')
+    if not os.path.exists(best_file):
+        raise SELDError(f'{run_dir}: no finished epoch yet; nothing to evaluate')
+    best = utils.read_json(best_file)
+    model = keras_model.load_model(os.path.join(run_dir, 'model.keras'))
+    metrics, predictions = evaluate_split(model, test_gen, params)
+    pred_dir = os.path.join(run_dir, 'predictions')
+    for stem, sed_prob, doa in predictions:
+        formats.write_csv(os.path.join(pred_dir, stem + '.csv'), (sed_prob > params['sed_threshold']).astype(np.float32),
+                          doa, fmt='dcase2019', frame_rate=fc.frame_rate)
+    mean, scale = load_scaler(fc.scaler_file)
+    for (stem, ref_sed, ref_doa), (_, sed_prob, doa) in list(zip(test_gen.get_labels(), predictions))[:3]:
+        # magnitude map of channel 0, un-standardized (the features are stored normalized only)
+        spec = np.load(fc.paths(stem)['feat'], mmap_mode='r')[:len(ref_sed), :, 0] * scale[:, 0] + mean[:, 0]
+        plot_seld_output(os.path.join(run_dir, 'figures', stem + '.png'), spec=spec, classes=fc.classes,
+                         frame_rate=fc.frame_rate, fs=fc.fs, ref_sed=ref_sed, ref_doa=ref_doa,
+                         pred_sed=sed_prob > params['sed_threshold'], pred_doa=doa,
+                         title=f'{stem}: selected model (epoch {best["epoch"]})')
+    metric = params['early_stop_metric']
+    results = dict(best_epoch=best['epoch'], early_stop_metric=metric, select_on_test=params['select_on_test'],
+                   validation={k: v for k, v in best['metrics'].items() if k not in ('epoch', 'loss')
+                               and not k.endswith('_out_loss')},
+                   test=metrics, frame_rate=fc.frame_rate, nb_test_files=len(predictions),
+                   test_is_selection_split=params['select_on_test'])
+    utils.write_json(os.path.join(run_dir, 'results.json'), results)
+    m = metrics
+    print(f'selected epoch {best["epoch"]} ({metric} {best["metrics"][metric]:.4f} on validation); test: '
+          f'ER {m["error_rate"]:.3f} F {m["f_score"]:.3f} DOA {m["doa_error"]:.2f} deg FR {m["frame_recall"]:.3f} '
+          f'SELD {m["seld_score"]:.4f} -> {run_dir}')
     return results
 
 
@@ -300,7 +342,7 @@ def _build_or_resume(params: dict[str, Any], run_dir: str, fc: Any) -> tuple[Any
               f'epoch {state["best_epoch"]})')
     else:
         model = keras_model.get_model(
-            nb_frames=params['sequence_length'], nb_bins=fc.nfft // 2, nb_channels=fc.nb_channels,
+            nb_frames=params['sequence_length'], nb_bins=fc.framing.nb_bins, nb_channels=fc.nb_channels,
             nb_classes=fc.nb_classes, azi_only=params['azi_only'], dropout_rate=params['dropout_rate'],
             nb_cnn2d_filt=params['nb_cnn2d_filt'], pool_size=params['pool_size'], rnn_size=params['rnn_size'],
             fnn_size=params['fnn_size'], loss_weights=params['loss_weights'], learning_rate=params['learning_rate'],

@@ -63,7 +63,7 @@ import numpy as np
 import scipy.signal
 import soundfile as sf
 
-from cls_feature_class import DCASE2016_CLASSES
+from datasets import DCASE2016_CLASSES
 from utils import SELDError
 
 #: Class order of the TUT Sound Events 2018 datasets (the 11 DCASE2016 task-2 classes): the order the feature

@@ -129,7 +129,7 @@ import scipy.signal
 import soundfile as sf
 from tqdm import tqdm
 
-from cls_feature_class import DATASET_INFO, split_dirs
+from datasets import DATASET_INFO, tut_dirs
 from formats import DESC_HEADER
 from parameter import parse_overrides as parse_key_values
 from sound_bank import SoundBank, load_sound_bank
@@ -779,7 +779,7 @@ def synthesize(*, dataset_dir: str | os.PathLike, dataset: str = 'ansim', overla
                                 f'use another dataset_dir or delete that folder')
 
     key = split_key(overlap=overlap, split=split, db=db)
-    wav_dir, desc_dir = (Path(d) for d in split_dirs(root, overlap=overlap, split=split, db=db))
+    wav_dir, desc_dir = (Path(d) for d in tut_dirs(root, overlap=overlap, split=split, db=db))
     meta_dir = root / f'meta_{key}'
     for folder in (wav_dir, desc_dir, meta_dir):
         folder.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from utils import SELDError
 import tut_fixture
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = dict(clip_len_s=2.0, sequence_length=64, batch_size=4, nb_cnn2d_filt=8, rnn_size=[16], fnn_size=[16])
+TINY = dict(sequence_length=64, batch_size=4, nb_cnn2d_filt=8, rnn_size=[16], fnn_size=[16])
 
 # Logical devices must be configured before TensorFlow initializes its devices: a fresh interpreter.
 MIRRORED_SCRIPT = textwrap.dedent('''
@@ -86,16 +86,14 @@ def test_two_shards_stats_then_features_equal_one_run(tiny):
         fc = batch_feature_extraction.extract(dict(shard[k], stage='features'), progress=False)
         if k == 0:  # the first shard fits the scaler; the second finds the same one and keeps its file
             scaler_mtime = os.path.getmtime(fc.scaler_file)
-            assert len(os.listdir(fc.feat_dir_norm)) == len(batch_feature_extraction.shard_stems(
-                fc.file_stems(), 2, 0))
+            assert len(os.listdir(fc.feat_dir_norm)) == len(fc.recordings()[0::2])
     assert os.path.getmtime(fc.scaler_file) == scaler_mtime
     a, b = FeatureClass(one), FeatureClass(parameter.get_params('999', overrides(tiny, 'feat_shards')))
-    stems = a.file_stems()
-    assert batch_feature_extraction.shard_stems(stems, 2, 0) == stems[0::2]
-    assert all(b.is_extracted(s) for s in stems)
-    for sub in ('feat_norm', 'label'):
+    stems = [r.stem for r in a.recordings()]
+    assert all(b.is_extracted(r) for r in b.recordings())
+    for sub, ext in (('feat_norm', '.npy'), ('label', '.npy'), ('info', '.json')):
         names = sorted(os.listdir(os.path.join(a.feat_label_dir, sub)))
-        assert names == sorted(os.listdir(os.path.join(b.feat_label_dir, sub))) == [s + '.npy' for s in stems]
+        assert names == sorted(os.listdir(os.path.join(b.feat_label_dir, sub))) == sorted(s + ext for s in stems)
         match, mismatch, errors = filecmp.cmpfiles(os.path.join(a.feat_label_dir, sub),
                                                    os.path.join(b.feat_label_dir, sub), names, shallow=False)
         assert not mismatch and not errors, (sub, mismatch, errors)
@@ -109,7 +107,7 @@ def test_features_before_every_shard_is_done_is_an_error(tiny):
     with pytest.raises(SELDError, match='without labels/statistics yet'):
         batch_feature_extraction.extract(dict(shard, stage='features'), progress=False)
     with pytest.raises(SELDError, match='made with other feature parameters; run stage=stats'):
-        batch_feature_extraction.extract(dict(shard, stage='features', clip_len_s=1.5), progress=False)
+        batch_feature_extraction.extract(dict(shard, stage='features', channels=[3, 2, 1, 0]), progress=False)
     with pytest.raises(SELDError, match='extraction.json: missing; run stage=stats'):
         batch_feature_extraction.extract(parameter.get_params('999', dict(overrides(tiny, 'feat_none'),
                                                                           stage='features')), progress=False)

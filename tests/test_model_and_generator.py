@@ -8,6 +8,7 @@ import pytest
 
 import batch_feature_extraction
 import keras_model
+import datasets
 import parameter
 from cls_data_generator import DataGenerator
 from utils import SELDError
@@ -22,9 +23,16 @@ def test_defaults_are_the_papers():
     assert (p['sequence_length'], p['batch_size'], p['dropout_rate'], p['nb_cnn2d_filt']) == (512, 16, 0.0, 64)
     assert p['pool_size'] == [8, 8, 2] and p['rnn_size'] == [128, 128] and p['fnn_size'] == [128]
     assert p['loss_weights'] == [1.0, 50.0] and p['nb_epochs'] == 1000 and p['patience'] == 100
-    assert p['azi_only'] is False and p['xyz_def_zero'] is True and p['hop_len'] == 256
+    assert p['azi_only'] is False and p['hop_len_s'] is None and p['val_fraction'] == 0.2
+    assert not p['select_on_test'] and p['early_stop_metric'] == 'seld_score'
     assert [parameter.get_params(t)['sequence_length'] for t in '23456'] == [512, 256, 256, 256, 512]
-    assert [parameter.get_params(t)['nb_channels'] for t in '23456'] == [4, 4, 8, 8, 4]
+    assert [datasets.SPECS[parameter.get_params(t)['dataset']].nb_channels('foa') for t in '23456'] == [4, 4, 8, 8, 4]
+    # the DCASE task-ids: 20 ms hops (nfft derived from the rate), the year's metric selects the model
+    p = parameter.get_params('starss23')
+    assert (p['hop_len_s'], p['nfft'], p['format'], p['sequence_length']) == (0.02, None, 'foa', 250)
+    assert p['early_stop_metric'] == 'dcase2022/seld_score'
+    # dataset=<name> with any task-id takes that dataset's framing
+    assert parameter.get_params('999', ['dataset=tau2020sse_nigens'])['hop_len_s'] == 0.02
 
 
 def test_overrides_are_typed_and_checked():
@@ -76,7 +84,7 @@ def features(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('gen')
     tut_fixture.make_dataset(str(tmp / 'ds'), nb_train=3, nb_test=2, clip_len_s=1.0)
     p = parameter.get_params('1', dict(dataset_dir=str(tmp / 'ds'), feat_label_dir=str(tmp / 'feat'),
-                                       clip_len_s=1.0, sequence_length=64, batch_size=4))
+                                       sequence_length=64, batch_size=4))
     batch_feature_extraction.extract(p, progress=False)
     return p
 
@@ -108,8 +116,10 @@ def test_test_generator_covers_every_frame_once(features):
 
 
 def test_train_generator_shuffles_and_covers_all_sequences(features):
-    gen = DataGenerator(features, split='train')
-    assert len(gen.index) == 9 and len(gen) == 3
+    gen = DataGenerator(features, split='train')  # 2 of the 3 train clips: one is held out for validation
+    assert len(gen.stems) == 2 and len(gen.index) == 6 and len(gen) == 2
+    val = DataGenerator(features, split='val')
+    assert len(val.stems) == 1 and not set(val.stems) & set(gen.stems) and not val.shuffle
 
     def epoch_keys():
         keys = []
@@ -121,7 +131,7 @@ def test_train_generator_shuffles_and_covers_all_sequences(features):
     first = epoch_keys()
     gen.on_epoch_end()
     second = epoch_keys()
-    assert len(first) == len(second) == 9
+    assert len(first) == len(second) == 6
     assert sorted(first) == pytest.approx(sorted(second)) and first != second
     with pytest.raises(SELDError, match='unshuffled'):
         gen.get_labels()

@@ -63,7 +63,7 @@ MIN_EVENT_COVERAGE = 0.7
 def make_dataset(root: str) -> None:
     rng = np.random.default_rng(7)
     wav_dir, desc_dir = os.path.join(root, 'wav_ov1_split1_30db'), os.path.join(root, 'desc_ov1_split1')
-    for part, count in (('train', 16), ('test', 4)):
+    for part, count in (('train', 20), ('test', 4)):
         for j in range(count):
             events = [(CLASSES[(j + k) % 2], round(0.1 + 0.55 * k, 3), round(0.5 + 0.55 * k, 3),
                        *DIRECTIONS[rng.integers(len(DIRECTIONS))]) for k in range(5)]
@@ -79,7 +79,7 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('predict')
     make_dataset(str(tmp / 'ds'))
     params = parameter.get_params('1', dict(
-        dataset_dir=str(tmp / 'ds'), feat_label_dir=str(tmp / 'feat'), model_dir=str(tmp / 'runs'), clip_len_s=3.0,
+        dataset_dir=str(tmp / 'ds'), feat_label_dir=str(tmp / 'feat'), model_dir=str(tmp / 'runs'),
         nfft=NFFT, sequence_length=SEQ, batch_size=8, nb_cnn2d_filt=16, pool_size=[8, 8, 2], rnn_size=[32],
         fnn_size=[32], learning_rate=0.003, nb_epochs=12, patience=12))
     batch_feature_extraction.extract(params, progress=False)
@@ -259,15 +259,19 @@ def test_plot_seld_output_axes_hold_the_data(trained, tmp_path):
     assert not os.path.exists(tmp_path / 'g.png')
 
 
-def test_more_channels_are_cut_with_a_note_fewer_are_an_error(trained, tmp_path):
+def test_more_channels_need_the_channels_named_fewer_are_an_error(trained, tmp_path):
     probe = trained['probe']
     six = tmp_path / 'six.wav'
-    sf.write(str(six), np.concatenate([probe, probe[:, :2]], axis=1)[:FS], FS, subtype='PCM_16')
-    res = predict.predict_file(trained['run'], str(six))
-    assert any('6 channels; using the first 4' in note for note in res['notes'])
+    sf.write(str(six), np.concatenate([probe[:, :2], probe], axis=1), FS, subtype='PCM_16')
+    with pytest.raises(SELDError, match=r'six\.wav: 6 channel\(s\), expected 4; name the ones to use'):
+        predict.predict_file(trained['run'], str(six))
+    res = predict.predict_file(trained['run'], str(six), channels=[2, 3, 4, 5])  # the FOA channels
+    assert any('using channels [2, 3, 4, 5] of 6' in note for note in res['notes'])
+    ref = predict.predict_file(trained['run'], str(trained['rec'] / 'probe.wav'))
+    np.testing.assert_allclose(res['sed_prob'], ref['sed_prob'], atol=1e-5)  # the same audio
     two = tmp_path / 'two.wav'
     sf.write(str(two), probe[:FS, :2], FS, subtype='PCM_16')
-    with pytest.raises(SELDError, match=r'two\.wav: 2 channel\(s\), but the model expects 4'):
+    with pytest.raises(SELDError, match=r'two\.wav: 2 channel\(s\), expected 4'):
         predict.predict_file(trained['run'], str(two))
 
 
@@ -296,7 +300,7 @@ def test_cli_exits_2_on_errors(trained, tmp_path):
     two = tmp_path / 'two.wav'
     sf.write(str(two), trained['probe'][:FS, :2], FS, subtype='PCM_16')
     for args, message in (([trained['run_dir'], str(bad)], 'bad.wav: cannot read audio'),
-                          ([trained['run_dir'], str(two)], 'two.wav: 2 channel(s), but the model expects 4'),
+                          ([trained['run_dir'], str(two)], 'two.wav: 2 channel(s), expected 4'),
                           ([str(tmp_path / 'none'), str(two)], 'run folder not found'),
                           ([trained['run_dir'], str(two), '--threshold', '1.5'], 'strictly between 0 and 1')):
         r = subprocess.run([sys.executable, 'predict.py', *args], cwd=ROOT, capture_output=True, text=True)

@@ -21,7 +21,7 @@ from utils import SELDError
 import tut_fixture
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = dict(clip_len_s=2.0, sequence_length=64, batch_size=4, nb_cnn2d_filt=8, rnn_size=[16], fnn_size=[16])
+TINY = dict(sequence_length=64, batch_size=4, nb_cnn2d_filt=8, rnn_size=[16], fnn_size=[16])
 
 
 def tiny_overrides(tmp) -> dict:
@@ -47,17 +47,23 @@ def test_quick_run_writes_the_run_folder_and_resumes(tiny):
     record = json.load(open(os.path.join(run, 'params.json')))
     assert record['params']['sequence_length'] == 64 and record['features']['nb_classes'] == 11
     assert 'keras' in record['versions']
+    # the held-out validation file is named, apart from the train and test files
+    parts = record['data']['parts']
+    assert len(parts['train']) == 2 and len(parts['val']) == 1 and len(parts['test']) == 2
+    assert parts['val'][0].startswith('train_') and not set(parts['val']) & set(parts['train'])
     with open(os.path.join(run, 'metrics.csv')) as f:
         rows = list(csv.DictReader(f))
     assert [int(r['epoch']) for r in rows] == [1, 2]
     for key in ('loss', 'val_loss', 'error_rate', 'f_score', 'doa_error', 'frame_recall', 'seld_score',
                 'dcase2020/localization_error', 'dcase2021/f_score'):
         assert key in rows[0]
-    # results.json: the best epoch's row with named keys; its score is the minimum in metrics.csv
+    # results.json: the epoch with the best validation score (the minimum in metrics.csv), its validation metrics,
+    # and the test metrics of that model in a section of their own
     best = min(rows, key=lambda r: float(r['seld_score']))
-    assert results['best_epoch'] == int(best['epoch'])
-    assert results['metrics']['seld_score'] == pytest.approx(float(best['seld_score']))
-    s = results['metrics']
+    assert results['best_epoch'] == int(best['epoch']) and results['select_on_test'] is False
+    assert results['validation']['seld_score'] == pytest.approx(float(best['seld_score']))
+    assert set(results['test']) >= {'error_rate', 'f_score', 'doa_error', 'frame_recall', 'seld_score'}
+    s = results['test']
     assert s['seld_score'] == pytest.approx(np.mean([s['error_rate'], 1 - s['f_score'], s['doa_error'] / 180,
                                                      1 - s['frame_recall']]))
     # the best model loads in safe mode
@@ -114,14 +120,14 @@ def test_cli_errors_exit_2(tmp_path):
 
 def test_embedded_default_is_synthesized_then_extracted_and_trained(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default dataset_dir data/ansim is relative to the current folder
-    params = parameter.get_params('999', dict(synth_nb_train=2, synth_nb_test=1, **TINY))
+    params = parameter.get_params('999', dict(synth_nb_train=3, synth_nb_test=1, synth_clip_len_s=2.0, **TINY))
     assert params['is_embedded_default'] and params['dataset_dir'] == 'data/ansim'
     fc = batch_feature_extraction.extract(params, progress=False)
     info = json.load(open(tmp_path / 'data' / 'ansim' / 'dataset_info.json'))
     assert info['synthetic'] is True and fc.classes == info['classes']  # class set read from the data
-    assert len(fc.file_stems()) == 3
+    assert len(fc.recordings()) == 4
     results = seld.train(params, 'embedded')
-    assert np.isfinite(results['metrics']['seld_score'])
+    assert np.isfinite(results['test']['seld_score'])
     # any other missing dataset is an error, never synthesized
     other = parameter.get_params('999', dict(dataset_dir='data/mine', **TINY))
     with pytest.raises(SELDError, match='No dataset at data/mine'):

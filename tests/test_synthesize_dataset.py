@@ -23,7 +23,7 @@ import soundfile as sf
 from pyroomacoustics.experimental import measure_rt60
 
 import synthesize_dataset as sd
-from cls_feature_class import DCASE2016_CLASSES
+from datasets import DCASE2016_CLASSES
 from sound_bank import BUILTIN_CLASSES, load_sound_bank
 from utils import SELDError, angular_distance_deg, sph2cart
 
@@ -373,7 +373,7 @@ def test_shared_dcase2016_folder_bank(tmp_path):
         assert all(Path(p).name.startswith(cls) for p in train + test)
     summary = make(tmp_path, sound_bank=SHARED_DCASE, nb_train=1, nb_test=0, clip_len_s=4.0)
     info = json.loads((tmp_path / 'dataset_info.json').read_text())
-    assert info['classes'] == DCASE2016_CLASSES
+    assert info['classes'] == list(DCASE2016_CLASSES)
     assert summary['nb_events'] >= 1
 
 
