@@ -336,6 +336,38 @@ def resample_matrices(sed: np.ndarray, doa: np.ndarray, *, frame_rate: float, ou
     return sed_out.astype(np.float32), vectors_to_doa(vec_out)
 
 
+def upsample_instances(inst: Instances, *, factor: int, nb_frames: int | None = None) -> Instances:
+    """An instance list at ``factor`` times its frame rate: frame ``f`` becomes frames ``f*factor .. f*factor +
+    factor - 1`` (the up-sampling rule of :func:`resample_matrices`, keeping every instance, track and distance).
+
+    Parameters
+    ----------
+    inst : Instances
+    factor : int
+        Integer ratio of the output to the input frame rate, >= 1.
+    nb_frames : int, optional
+        Frames of the output: instances at or beyond it are dropped.
+
+    Returns
+    -------
+    inst : Instances, ``factor`` rows per input row (fewer where cut), in the input's row order per frame.
+    """
+    if int(factor) != factor or factor < 1:
+        raise ValueError(f'factor={factor} must be an integer >= 1')
+    k = int(factor)
+    frame = np.asarray(inst.frame, dtype=np.int64)
+    rows = np.repeat(np.arange(frame.size), k)
+    new_frame = frame[rows] * k + np.tile(np.arange(k), frame.size)
+    order = np.argsort(new_frame, kind='stable')  # frame order, input order within a frame
+    rows, new_frame = rows[order], new_frame[order]
+    if nb_frames is not None:
+        keep = new_frame < int(nb_frames)
+        rows, new_frame = rows[keep], new_frame[keep]
+    return Instances(new_frame, np.asarray(inst.cls, dtype=np.int64)[rows], np.asarray(inst.track, dtype=np.int64)[rows],
+                     np.asarray(inst.vec, dtype=np.float64)[rows], None if inst.dist is None else
+                     np.asarray(inst.dist, dtype=np.float64)[rows])
+
+
 # ==================================================================================================
 # Reading
 # ==================================================================================================
