@@ -1199,19 +1199,25 @@ class SELDScorer:
                             f'{nb_frames / self.prediction_rate:.3f} s, but duration_s={duration_s}')
         C = len(self.classes)
         try:
-            pred = check_instances(pred, nb_frames=nb_frames, nb_classes=C, name=f'{stem}: prediction')
+            pred = check_instances(pred, nb_frames=nb_frames, nb_classes=C, name='prediction')
+            inputs = []  # every grid's input first, so that a bad file leaves the accumulators as they were
             for rate, metrics in self._grids:
                 T = nb_frames if rate is None else nb_frames_at(duration_s, frame_rate=rate)
                 g = metrics.frame_rate
                 ref_g = self._reference_at(stem, ref, g, T)
                 pred_g = pred if rate is None else self._prediction_at(pred, g, T, nb_frames)
-                rs, rd = instances_to_matrices(ref_g, nb_classes=C, nb_frames=T, same_class='last')
-                ps, pd = instances_to_matrices(pred_g, nb_classes=C, nb_frames=T, same_class='last')
-                metrics.evaluate(rs, rd, ps, pd, ref_instances=ref_g, pred_instances=pred_g)
+                if 'dcase2024' in metrics.definitions and (ref_g.dist is None or pred_g.dist is None):
+                    raise SELDError(f'{stem}: dcase2024 needs distances in both the reference and the prediction '
+                                    f'(the {"reference" if ref_g.dist is None else "prediction"} has none)')
+                inputs.append((metrics, *instances_to_matrices(ref_g, nb_classes=C, nb_frames=T, same_class='last'),
+                               *instances_to_matrices(pred_g, nb_classes=C, nb_frames=T, same_class='last'),
+                               ref_g, pred_g))
         except SELDError:
             raise
         except ValueError as err:
             raise SELDError(f'{stem}: {err}') from err
+        for metrics, rs, rd, ps, pd, ref_g, pred_g in inputs:
+            metrics.evaluate(rs, rd, ps, pd, ref_instances=ref_g, pred_instances=pred_g)
         self._stems.add(stem)
 
     def results(self) -> dict[str, dict[str, float]]:
