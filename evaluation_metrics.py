@@ -152,6 +152,40 @@ Undefined cases (documented choices)
 * A predicted active class with a zero DOA vector is 90 degrees from everything; a reference-active class must have
   a non-zero vector.
 
+The scoring command
+-------------------
+``python evaluation_metrics.py --ref <dataset description folder> --pred <run>/predictions`` scores the CSVs of
+``--pred`` (only those; ``<stem>.csv`` is paired with the one ``<stem>.csv`` found anywhere below ``--ref``, so a
+DCASE ``metadata_dev/`` with ``dev-train/``, ``dev-test/`` ... works; a missing or duplicated reference is an
+error). A reference with the ``tut2018`` header row is a description in seconds; a headerless one is DCASE
+metadata of the format named by ``reference.format`` (or ``--ref-format``). The prediction folder's side file
+``format.json`` (:func:`formats.write_format_file`) is read for these keys, each overridden by its flag:
+
+==============================  ======================  ================================================================
+key                             flag                    meaning
+==============================  ======================  ================================================================
+``format``                      ``--format``            prediction file format (:data:`formats.FORMATS`)
+``frame_rate``                  ``--frame-rate``        ``R_p``, prediction frames per second
+``classes``                     ``--classes``           class names in index order
+``files.<stem>.nb_frames``      (``--duration``)        frames at ``R_p``; rows beyond are an error
+``files.<stem>.duration_s``     ``--duration``          the recording's length (every grid's ``T_g``)
+``reference.format``            ``--ref-format``        format of headerless references
+``reference.naming``            ``--naming``            tut2018 class naming (``tut``, ``real``, ``plain``)
+``reference.frame_rate``        ``--ref-frame-rate``    DCASE reference frames per second (null: the format's)
+``metrics``                     ``--metrics``           definitions (default :data:`DEFAULT_DEFINITIONS`, and dcase2024
+                                                        for dcase2024 files with distances on both sides)
+``doa_threshold``               ``--threshold``         degrees (20)
+``segment_len_s``               ``--segment-len``       seconds (1)
+``average``                     ``--average``           optional; each year's default
+==============================  ======================  ================================================================
+
+Every CSV of the folder must be listed in ``files`` and every listed stem must have a CSV. Other keys (e.g.
+``dataset``) are not read. Without a side file, ``--format`` is needed, the classes come from ``--classes`` /
+``--nb-classes`` (or the names in tut2018 references), and each recording lasts until the last row of its
+reference or prediction unless ``--duration`` says otherwise. The JSON on stdout is :meth:`SELDScorer.results`
+(NaN as null); the grids and a table go to stderr. ``seld.py`` builds its scorer with :meth:`SELDScorer.from_format`
+from the same dict it writes, so the JSON reproduces the run's numbers.
+
 Official behaviour not reproduced
 ---------------------------------
 * The 2019 challenge script ``calculate_SELD_metrics.py`` scores integer-degree files on a 10-degree grid
@@ -177,16 +211,18 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from formats import (FORMAT_FILE, FORMAT_FRAME_RATE, FORMATS, NAMINGS, Events, Instances, as_sed, check_instances,
-                     desc_class_names, doa_vectors, events_to_instances, has_desc_header, instances_to_matrices,
-                     matrices_to_instances, nb_frames_at, read_desc_file, read_format_file, read_instances,
-                     resample_matrices, unit, upsample_instances, vectors_to_doa)
+from formats import (DESC_HEADER, FORMAT_FILE, FORMAT_FRAME_RATE, FORMATS, NAMINGS, Events, Instances, as_sed,
+                     check_instances, desc_class_names, doa_vectors, events_to_instances, has_desc_header,
+                     instances_to_matrices, matrices_to_instances, nb_frames_at, read_desc_file, read_format_file,
+                     read_instances, resample_matrices, unit, upsample_instances)
 from utils import SELDError, angular_distance_deg, run_cli
 
 DEFINITIONS = ('seld2018', 'seld2018_legacy', 'dcase2019', 'dcase2020', 'dcase2020_corrected', 'dcase2021',
                'dcase2022', 'dcase2024')
 #: Definitions scored when none are named (dcase2024 is added where reference and prediction have distances).
 DEFAULT_DEFINITIONS = ('seld2018', 'dcase2019', 'dcase2020', 'dcase2021', 'dcase2022')
+#: Every definition that needs no distances.
+NO_DISTANCE_DEFINITIONS = tuple(d for d in DEFINITIONS if d != 'dcase2024')
 AVERAGES = ('micro', 'macro')
 #: Each year's default class averaging (the others pool counts by definition).
 DEFAULT_AVERAGE = {'dcase2021': 'micro', 'dcase2022': 'macro', 'dcase2024': 'macro'}
@@ -881,7 +917,7 @@ class SELDMetrics:
     """
 
     def __init__(self, *, nb_classes: int, frame_rate: float, segment_len_s: float = 1.0,
-                 doa_threshold: float = 20.0, definitions: Sequence[str] = DEFINITIONS[:-1],
+                 doa_threshold: float = 20.0, definitions: Sequence[str] = NO_DISTANCE_DEFINITIONS,
                  average: str | None = None, dist_threshold: float = math.inf, reldist_threshold: float = 1.0) -> None:
         unknown = [d for d in definitions if d not in DEFINITIONS]
         if unknown or not definitions:
@@ -1094,6 +1130,25 @@ class SELDScorer:
                        for rate, names in by_grid.items()]
         self._stems: set[str] = set()
 
+    @classmethod
+    def from_format(cls, info: dict[str, Any]) -> 'SELDScorer':
+        """The scorer that a prediction folder's side file (:func:`formats.write_format_file`) describes.
+
+        Reads ``classes``, ``frame_rate`` (the prediction rate), ``metrics`` (default
+        :data:`DEFAULT_DEFINITIONS`), ``reference.frame_rate`` (default: the format's, for a DCASE
+        ``reference.format``; none for ``tut2018``), ``doa_threshold`` (20), ``segment_len_s`` (1) and ``average``
+        (each year's). ``seld.py`` builds its in-memory scorer with this from the dict it writes, and the scoring
+        command from the file, so both score alike.
+        """
+        ref = info.get('reference') or {}
+        ref_rate = ref.get('frame_rate')
+        if ref_rate is None and ref.get('format') in FORMAT_FRAME_RATE:
+            ref_rate = FORMAT_FRAME_RATE[ref['format']]
+        return cls(classes=info['classes'], prediction_rate=info['frame_rate'],
+                   definitions=info.get('metrics') or DEFAULT_DEFINITIONS, reference_rate=ref_rate,
+                   doa_threshold=info.get('doa_threshold', 20.0), segment_len_s=info.get('segment_len_s', 1.0),
+                   average=info.get('average'))
+
     @property
     def nb_files(self) -> int:
         return len(self._stems)
@@ -1130,7 +1185,7 @@ class SELDScorer:
             raise SELDError(f'{stem}: a reference at {self.reference_rate:g} frames/s cannot be scored on a '
                             f'{rate:g}-frames/s grid (only integer multiples of its rate: frames are repeated)')
         frame = np.asarray(ref.frame, dtype=np.int64)
-        limit = nb_frames_at(T / rate, frame_rate=self.reference_rate) if k > 1 else T
+        limit = -(-T // k)  # the grid's frames at the reference's rate
         if frame.size and frame.max() >= limit:
             raise SELDError(f'{stem}: reference frame {int(frame.max())} is beyond the recording ({limit} frames at '
                             f'{self.reference_rate:g} frames/s)')
@@ -1361,32 +1416,25 @@ def main(argv: list[str] | None = None) -> int:
                                                   'files, else up to the last row of either file)')
     a = p.parse_args(argv)
 
+    if not os.path.isdir(a.pred):
+        raise SELDError(f'{a.pred}: prediction folder not found')
     info = read_format_file(a.pred) or {}
     side = os.path.join(a.pred, FORMAT_FILE)
-    reference = info.get('reference') or {}
-    if not isinstance(reference, dict):
-        raise SELDError(f'{side}: "reference" must be an object {{format, naming, frame_rate}}')
+    reference = dict(info.get('reference') or {})
     fmt = a.format or info.get('format')
     if fmt is None:
         raise SELDError(f'{a.pred}: no {FORMAT_FILE}; give --format (one of {", ".join(FORMATS)})')
-    rate = a.frame_rate or info.get('frame_rate') or (FORMAT_FRAME_RATE.get(fmt) if fmt != 'tut2018' else
-                                                      PAPER_FRAME_RATE)
+    rate = a.frame_rate or info.get('frame_rate') or FORMAT_FRAME_RATE.get(fmt, PAPER_FRAME_RATE)
     naming = a.naming or reference.get('naming') or 'tut'
     ref_fmt = a.ref_format or reference.get('format')
-    ref_rate = a.ref_frame_rate or reference.get('frame_rate')
-    if not os.path.isdir(a.pred):
-        raise SELDError(f'{a.pred}: prediction folder not found')
     stems = sorted(os.path.splitext(n)[0] for n in os.listdir(a.pred) if n.lower().endswith('.csv'))
     if not stems:
         raise SELDError(f'{a.pred}: no .csv files in the prediction folder')
     files = info.get('files') or {}
-    if info:
-        unlisted = [s for s in stems if s not in files]
-        absent = [s for s in files if s not in stems]
-        if unlisted or absent:
-            raise SELDError(f'{side}: lists {", ".join(absent) or "no missing file"} without a CSV, and '
-                            f'{", ".join(unlisted) or "every CSV"} is not listed; the folder must hold what the run '
-                            'wrote')
+    unlisted, absent = [s for s in stems if s not in files], [s for s in files if s not in stems]
+    if info and (unlisted or absent):
+        raise SELDError(f'{side}: lists {", ".join(absent) or "no missing file"} without a CSV, and does not list '
+                        f'{", ".join(unlisted) or "any other"}; the folder must hold what the run wrote')
     ref_paths = find_references(a.ref, stems)
     ref_fmts = {}
     for stem, path in ref_paths.items():
@@ -1394,11 +1442,17 @@ def main(argv: list[str] | None = None) -> int:
             if ref_fmt not in (None, 'tut2018'):
                 raise SELDError(f'{path}: a tut2018 description (its header), but the reference format is {ref_fmt}')
             ref_fmts[stem] = 'tut2018'
-        elif ref_fmt in (None, 'tut2018'):
+        elif ref_fmt == 'tut2018':
+            raise SELDError(f'{path}: no tut2018 header ({",".join(DESC_HEADER)}), but the reference format '
+                            'is tut2018')
+        elif ref_fmt is None:
             raise SELDError(f'{path}: headerless DCASE metadata of unknown format; give --ref-format (dcase2019, '
                             'dcase2020 or dcase2024) or a format.json "reference"')
         else:
             ref_fmts[stem] = ref_fmt
+    ref_rate = a.ref_frame_rate or reference.get('frame_rate')
+    if any(f != 'tut2018' for f in ref_fmts.values()):
+        ref_rate = ref_rate or FORMAT_FRAME_RATE[ref_fmt]
     if a.classes:
         classes = [c.strip() for c in a.classes.split(',')]
     elif info.get('classes'):
@@ -1411,31 +1465,29 @@ def main(argv: list[str] | None = None) -> int:
         raise SELDError('the classes are unknown: give --classes or --nb-classes (or a format.json)')
     if a.nb_classes and a.nb_classes != len(classes):
         raise SELDError(f'--nb-classes {a.nb_classes} does not match the {len(classes)} classes {classes}')
-    if any(f != 'tut2018' for f in ref_fmts.values()):
-        ref_rate = ref_rate or FORMAT_FRAME_RATE[ref_fmt]
 
     refs, preds, lengths = {}, {}, {}
     for stem in stems:
         entry = files.get(stem) or {}
         duration = a.duration or entry.get('duration_s')
-        nb_frames = entry.get('nb_frames') if not a.duration else None
+        nb_frames = None if a.duration else entry.get('nb_frames')
         if duration is not None and nb_frames is None:
             nb_frames = nb_frames_at(duration, frame_rate=rate)
         refs[stem] = read_reference(ref_paths[stem], fmt=ref_fmts[stem], classes=classes, naming=naming,
                                     frame_rate=ref_rate, duration_s=duration)
-        pred_path = os.path.join(a.pred, stem + '.csv')
-        preds[stem] = read_instances(pred_path, fmt=fmt, nb_classes=len(classes), classes=classes, frame_rate=rate,
-                                     naming=naming, nb_frames=nb_frames)
+        preds[stem] = read_instances(os.path.join(a.pred, stem + '.csv'), fmt=fmt, nb_classes=len(classes),
+                                     classes=classes, frame_rate=rate, naming=naming, nb_frames=nb_frames)
         if duration is None:  # no side file: the file lasts until its last row
             duration = max(_last_time(refs[stem], ref_rate), _last_time(preds[stem], rate), 1.0 / rate)
             nb_frames = nb_frames_at(duration, frame_rate=rate)
         lengths[stem] = (float(duration), int(nb_frames))
-    with_dist = all(refs[s].dist is not None and preds[s].dist is not None for s in stems)
-    definitions = a.metrics or info.get('metrics') or (DEFAULT_DEFINITIONS + (('dcase2024',) if with_dist else ()))
-    scorer = SELDScorer(classes=classes, prediction_rate=rate, definitions=definitions, reference_rate=ref_rate,
-                        doa_threshold=a.threshold if a.threshold is not None else info.get('doa_threshold', 20.0),
-                        segment_len_s=a.segment_len or info.get('segment_len_s', 1.0),
-                        average=a.average or info.get('average'))
+    with_dist = fmt == 'dcase2024' and all(refs[s].dist is not None and preds[s].dist is not None for s in stems)
+    scoring = dict(classes=classes, frame_rate=rate, reference=dict(reference, frame_rate=ref_rate),
+                   metrics=a.metrics or info.get('metrics') or DEFAULT_DEFINITIONS + (('dcase2024',) * with_dist),
+                   doa_threshold=a.threshold if a.threshold is not None else info.get('doa_threshold', 20.0),
+                   segment_len_s=a.segment_len or info.get('segment_len_s', 1.0),
+                   average=a.average or info.get('average'))
+    scorer = SELDScorer.from_format(scoring)
     for stem in stems:
         scorer.add_instances(stem, refs[stem], preds[stem], duration_s=lengths[stem][0], nb_frames=lengths[stem][1])
     res = scorer.results()

@@ -37,7 +37,8 @@ Frame ``i`` covers ``[i, i + 1) / rate`` seconds. Down-sampling puts input frame
 ``floor(i * out_rate / rate)``; a class is active there if active in MORE THAN HALF of its input frames
 (``rule='majority'``, the pipeline's choice for model outputs) or in ANY of them (``'any'``); its direction is the
 mean of the active input frames' unit vectors, renormalized. Up-sampling copies the input frame that holds the
-output frame's start.
+output frame's start. An instance list goes up by an integer factor with :func:`upsample_instances` (every
+instance of a frame repeated; no down-sampling of instance lists).
 """
 from __future__ import annotations
 
@@ -363,9 +364,9 @@ def upsample_instances(inst: Instances, *, factor: int, nb_frames: int | None = 
     if nb_frames is not None:
         keep = new_frame < int(nb_frames)
         rows, new_frame = rows[keep], new_frame[keep]
-    return Instances(new_frame, np.asarray(inst.cls, dtype=np.int64)[rows], np.asarray(inst.track, dtype=np.int64)[rows],
-                     np.asarray(inst.vec, dtype=np.float64)[rows], None if inst.dist is None else
-                     np.asarray(inst.dist, dtype=np.float64)[rows])
+    dist = None if inst.dist is None else np.asarray(inst.dist, dtype=np.float64)[rows]
+    return Instances(new_frame, np.asarray(inst.cls, dtype=np.int64)[rows],
+                     np.asarray(inst.track, dtype=np.int64)[rows], np.asarray(inst.vec, dtype=np.float64)[rows], dist)
 
 
 # ==================================================================================================

@@ -336,7 +336,8 @@ def random_file(rng, T, C, *, p=0.15, k=3, runs=True):
     ref_vec = random_units(rng, (T, C), k) * ref[..., None]
     noise = random_units(rng, (T, C), k)
     pred_vec = 0.8 * ref_vec + 0.6 * noise  # near the reference where it is active, raw (not unit)
-    return ref.astype(np.float32), formats.vectors_to_doa(ref_vec), pred.astype(np.float32), formats.vectors_to_doa(pred_vec)
+    return (ref.astype(np.float32), formats.vectors_to_doa(ref_vec), pred.astype(np.float32),
+            formats.vectors_to_doa(pred_vec))
 
 
 def random_multi_rows(rng, T, C, p=0.35, with_dist=False):
@@ -933,9 +934,12 @@ def test_cli_scores_a_tut_run_folder_like_the_run(tmp_path):
     rng = np.random.default_rng(9)
     desc, pred_dir = tmp_path / 'desc_ov1_split1', tmp_path / 'run' / 'predictions'
     desc.mkdir(), pred_dir.mkdir(parents=True)
-    definitions = [d for d in em.DEFINITIONS if d != 'dcase2024']
-    scorer = em.SELDScorer(classes=TUT_CLASSES, prediction_rate=TUT_RATE, definitions=definitions)
-    files = {}
+    # what seld.py writes; its in-memory scorer is built from the same dict
+    info = dict(format='dcase2019', frame_rate=TUT_RATE, classes=TUT_CLASSES, files={},
+                reference=dict(format='tut2018', naming='tut', frame_rate=None),
+                metrics=list(em.NO_DISTANCE_DEFINITIONS), doa_threshold=20.0, segment_len_s=1.0, dataset='ansim')
+    scorer = em.SELDScorer.from_format(info)
+    files = info['files']
     for i, (stem, dur) in enumerate((('train_0', 3.0), ('test_0', 3.0), ('test_1', 2.3))):
         lines = ['sound_event_recording,start_time,end_time,ele,azi,dist']
         for k in range(6):
@@ -955,10 +959,9 @@ def test_cli_scores_a_tut_run_folder_like_the_run(tmp_path):
         scorer.add(stem, ref, ps, pd, duration_s=dur, nb_frames=T)
         formats.write_csv(pred_dir / f'{stem}.csv', ps, pd, fmt='dcase2019', frame_rate=TUT_RATE)
         files[stem] = dict(nb_frames=T, duration_s=dur)
-    formats.write_format_file(pred_dir, fmt='dcase2019', frame_rate=TUT_RATE, classes=TUT_CLASSES, files=files,
-                              reference=dict(format='tut2018', naming='tut', frame_rate=None), metrics=definitions,
-                              doa_threshold=20.0, segment_len_s=1.0, dataset='ansim')
+    formats.write_format_file(pred_dir, fmt=info.pop('format'), **info)
     mem = scorer.results()
+    assert set(mem) == set(em.NO_DISTANCE_DEFINITIONS)
     out = _run_cli('--ref', desc, '--pred', pred_dir)
     assert out.returncode == 0, out.stderr
     _assert_same(json.loads(out.stdout), mem)
