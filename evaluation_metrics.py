@@ -1243,7 +1243,15 @@ class SELDScorer:
     def add_instances(self, stem: str, ref: Events | Instances, pred: Instances, *, duration_s: float,
                       nb_frames: int) -> None:
         """Add one recording whose prediction is an instance list at ``prediction_rate`` (e.g. a DCASE file, with
-        several instances of a class per frame, a ``dist`` in metres); see :meth:`add`."""
+        several instances of a class per frame, a ``dist`` in metres); see :meth:`add`.
+
+        Raises
+        ------
+        SELDError
+            Naming the stem: a stem added twice, ``nb_frames / prediction_rate`` more than 1 s away from
+            ``duration_s``, a prediction or reference frame beyond the recording, a reference rate that the grid is
+            not an integer multiple of, dcase2024 without distances. The scorer is unchanged then.
+        """
         if stem in self._stems:
             raise SELDError(f'{stem}: scored twice')
         nb_frames = int(nb_frames)
