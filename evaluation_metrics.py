@@ -1,115 +1,202 @@
-"""SELD metrics: the SELDnet 2018 paper's, DCASE 2019, DCASE 2020 and DCASE 2021-2023, vectorized.
+"""SELD metrics: the SELDnet paper's and each DCASE year's (2019-2024), on each year's grid, and the scoring command.
 
-Every definition is a pure function of frame-wise matrices (or DOA instance lists) plus an
-accumulator, :class:`SELDMetrics`, that sums *counts* over files (never averages per-file scores)
-and returns named results. The file formats of the TUT-2018 and DCASE datasets are read and written
-here, and ``python evaluation_metrics.py --ref DIR --pred DIR`` scores a folder of CSVs.
+Three layers, vectorized (no per-frame Python loops):
+
+* the **definitions** below, as functions of frame-wise matrices or DOA instance lists that return *counts*, and
+  of accumulated counts that return scores;
+* :class:`SELDMetrics`, an accumulator (sed_eval style: ``evaluate`` per file, then ``results``) of any set of
+  definitions at ONE frame rate;
+* :class:`SELDScorer`, which scores a recording's reference and the model's prediction on the grid of each
+  definition (section *Grids*). ``seld.py`` (in memory) and ``python evaluation_metrics.py --ref DIR --pred DIR``
+  (from the written files) both use it, so their numbers agree.
 
 Data conventions
 ----------------
 ``sed`` : np.ndarray [shape=(frames, classes)], values in {0, 1}.
-``doa`` : np.ndarray [shape=(frames, 3*classes)] in blocks ``[x_0..x_{C-1}, y_0.., z_0..]`` (unit
-    vectors, zeros where inactive), or [shape=(frames, 2*classes)] ``[x.., y..]`` for azimuth-only
-    models. 2-D and 3-D vectors go through the same code (angles between vectors).
-Angles are in degrees: azimuth ``atan2(y, x)`` counter-clockwise from +x, elevation positive up.
-Segments: ``frames_per_segment = int(frame_rate * segment_len_s)``, i.e. 172 frames for the paper's
-44100/256 = 172.27 fps and 1-s segments, as the original ``nb_frames_1s = int(frame_rate)``; a
-"1-s" segment is then 0.998 s long and segment ``s`` holds frames ``[s*fps, (s+1)*fps)``. The last,
-partial segment counts.
+``doa`` : np.ndarray [shape=(frames, 3*classes)] in blocks ``[x_0..x_{C-1}, y_0.., z_0..]`` (zeros where inactive),
+    or [shape=(frames, 2*classes)] ``[x.., y..]`` for azimuth-only models.
+Instance lists are :class:`formats.Instances` (several instances of a class per frame allowed, ``dist`` in metres).
+Angles are in degrees (azimuth ``atan2(y, x)``, elevation positive up); an angle is the great-circle angle between
+two direction vectors (the official codes' spherical-coordinate formula gives the same angle).
+Segments: ``frames_per_segment = int(frame_rate * segment_len_s)`` (172 at 44100/256 = 172.27 fps, as
+``nb_frames_1s = int(frame_rate)`` of the original code; 50 at 50 fps; 10 at 10 fps); segment ``s`` holds frames
+``[s*n, (s+1)*n)``; a last, partial segment counts.
 
-Definitions (``SELDMetrics(definitions=...)``)
------------------------------------------------
+Definitions (``definitions=``)
+------------------------------
+Sources are read at these commits of the official repositories (GitHub, mirrored under /work/.mirror):
+seld-dcase2019 e88c62b, seld-dcase2020 384ad9b, seld-dcase2021 f8e09db, seld-dcase2022 c8adb1d, seld-dcase2023
+24d14c9, DCASE2024_seld_baseline (partha2409) 0b07887. ``eps``-guarded ratios of the official code are exact here.
+
 ``seld2018``
-    Adavanne et al., IEEE JSTSP 2019, Sec. V. Segment-based SED (sed_eval's definition, Mesaros et
-    al. 2016) on segments where a class is active if it is active in ANY frame of the segment (every
-    frame counts). Per segment ``FN = #(ref & ~pred)``, ``FP = #(~ref & pred)``, ``S = min(FN, FP)``,
-    ``D = max(0, FN - FP)``, ``I = max(0, FP - FN)``; ``ER = sum(S + D + I) / N`` with ``N`` the
-    number of active reference class-segments; ``F = 2 TP / (2 TP + FP + FN)`` (micro).
-    DOA error: mean over (frame, class) pairs with the class active in the reference of the angle
-    between the reference vector and the *predicted vector of the same class* (whatever the
-    predicted activity, as in the original code); pairs whose predicted vector is zero (no estimate,
-    e.g. a prediction read from a CSV) are left out and counted in :meth:`SELDMetrics.details`.
-    Frame recall: share of frames where the number of predicted active classes equals the
-    reference's. ``seld_score = mean(ER, 1 - F, DOA / 180, 1 - FR)``.
+    Adavanne et al., IEEE JSTSP 2019, Sec. V. Segment-based SED (sed_eval, Mesaros et al. 2016): a class is active
+    in a segment if active in ANY of its frames. Per segment ``FN = #(ref & ~pred)``, ``FP = #(~ref & pred)``,
+    ``S = min(FN, FP)``, ``D = max(0, FN - FP)``, ``I = max(0, FP - FN)``; ``ER = sum(S + D + I) / N_ref``;
+    ``F = 2 TP / (2 TP + FP + FN)`` (micro). DOA error: mean over reference-active (frame, class) pairs of the angle
+    to the predicted vector of the same class, whatever its predicted activity (as the original code); pairs whose
+    predicted vector is zero (no estimate, e.g. a prediction read from a file) are left out (``missing`` in
+    :meth:`SELDMetrics.details`). Frame recall: share of frames with as many predicted as reference active
+    classes. ``seld_score = mean(ER, 1 - F, DOA / 180, 1 - FR)``.
 ``seld2018_legacy``
-    The original seld-net code (``evaluation_metrics.py`` + ``seld.py``), to compare with published
-    numbers: segments are the blocks ``O[i*bs : i*bs+bs-1]`` (the last frame of every block is
-    dropped - seld-net issue #16), ER uses ``floor(frames / bs)`` blocks (the last partial block is
-    dropped) while F uses ``ceil``; DOA is ``2 arcsin(d / 2)`` in degrees of the mean Euclidean
-    (chord) length ``d`` between the raw predicted and the reference vectors over reference-active
-    (frame, class) pairs (chord lengths are averaged *before* conversion - issue #16; ``d / 2`` is
-    clipped to 1). The original concatenated all test sequences before blocking; here each
-    evaluated matrix is blocked on its own.
+    The original seld-net code (``evaluation_metrics.py`` + ``seld.py``): blocks ``O[i*bs : i*bs+bs-1]`` (the last
+    frame of every block is dropped - seld-net issue #16), ER on ``floor(frames / bs)`` blocks, F on ``ceil``; DOA
+    ``2 arcsin(min(d / 2, 1))`` of the mean Euclidean (chord) length ``d`` between the raw predicted and reference
+    vectors over reference-active pairs (chords averaged before conversion - issue #16). The original concatenated
+    all test sequences before blocking; here each file is blocked on its own.
 ``dcase2019``
-    Adavanne et al., DCASE 2019 task 3 baseline (``metrics/evaluation_metrics.py``,
-    ``compute_doa_scores_regr``). SED ER/F as ``seld2018``. DOA: in each frame where both have
-    sources, predicted and reference DOAs are matched by the Hungarian algorithm on the angular
-    distance *regardless of class*; DOA error = sum of matched angles over all frames / total number
-    of predicted DOAs (``np.sum(nb_src_pred_list)``). Unmatched predictions (more predicted than
-    reference DOAs, or predictions in frames without reference) add to the denominator only, which
-    lowers the error - reproduced on purpose. Frame recall as ``seld2018``.
+    seld-dcase2019 ``metrics/evaluation_metrics.py``: ``compute_sed_scores`` (``f1_overall_1sec``,
+    ``er_overall_1sec``) and ``compute_doa_scores_regr``, as ``seld.py`` calls them on the regression outputs at
+    20-ms frames (``nb_frames_1s = 50``). SED: the blocks ``O[i*50 : i*50+49]`` of BOTH functions drop the last frame
+    of every block (reproduced), ``ceil(frames / 50)`` blocks for ER and F; ER and F as ``seld2018``. DOA: in each
+    frame where both have active classes, the predicted and reference DOAs (one per active class) are matched by
+    the Hungarian algorithm on the angle REGARDLESS OF CLASS; ``DOA error = sum of matched angles / total number
+    of predicted DOAs`` (unmatched predictions only enlarge the denominator, which lowers the error - reproduced).
+    Frame recall and SELD score as ``seld2018``. Several reference instances of a class in a frame: the last one
+    (as the 2019 regression labels, ``same_class='last'``).
 ``dcase2020``
-    Politis et al., "Overview and evaluation of SELD in DCASE 2019", IEEE/ACM TASLP 2020, and the
-    DCASE 2020 baseline (``metrics/SELD_evaluation_metrics.py``, location-aware detection of
-    Mesaros et al., WASPAA 2019). For every segment and class: present in both -> the frames where
-    both have the class are paired frame by frame; the segment's distance is the mean over those
-    frames of the angle (with several same-class DOAs in a frame - not supported by the official
-    code - the mean of the Hungarian-matched angles of that frame). It is a TP if <= ``threshold``,
-    otherwise a FN; no common frame -> FN. Reference only -> FN; prediction only -> FP.
-    ``ER_T = sum_seg (S + D + I) / N_ref``; ``F_T = 2 TP / (N_ref + N_sys)`` (the code's
-    ``2PR/(P+R)``); ``LE_CD = sum(segment distances) / DE_TP`` over class-segments with a common
-    frame; ``LR_CD = DE_TP / N_ref``. ``seld_score = mean(ER_T, 1 - F_T, LE_CD / 180, 1 - LR_CD)``.
+    seld-dcase2020 ``metrics/SELD_evaluation_metrics.py``, ``SELDMetrics.update_seld_scores`` (polar, as
+    ``calculate_dev_results_from_dcase_output.py`` scores the files) and ``compute_seld_scores``; location-aware
+    detection of Mesaros et al., WASPAA 2019. Per 1-s segment and class: present in both -> over the frames where
+    both have the class, the frame's distance is the SUM of the Hungarian-matched angles of its DOAs (one pair with
+    one DOA each); the segment's distance ``d`` is their mean over those frames. ``d <= threshold`` is a TP,
+    otherwise a FN; no common frame -> FN; ``d`` adds to ``LE`` and counts a ``DE_TP`` whenever a common frame
+    exists. Reference only -> FN; prediction only -> FP. ``N_ref`` / ``N_sys`` = class-segments present.
+    ``ER = sum_seg (S + D + I) / N_ref``, ``F = 2 TP / (N_ref + N_sys)`` (the code's ``2PR/(P+R)``),
+    ``LE = sum d / DE_TP``, and as ``localization_recall`` the value the code returns in that place and the
+    challenge published as LR_CD: ``DE_F = 2 DE_TP / (N_ref + N_sys)`` (an F-score). ``seld_score = mean(ER,
+    1 - F, LE / 180, 1 - DE_F)``. (Before commit c0d6ccf, 2020-04-25, the Cartesian distance was
+    ``2 arcsin(clip(chord, -1, 1) / 2)``, capping errors at 60 degrees; HEAD and the published numbers use angles.)
+``dcase2020_corrected``
+    ``dcase2020`` as the task description defines it: ``localization_recall = DE_TP / N_ref`` (not DE_F), and a
+    frame with several same-class DOAs contributes the MEAN (not the sum) of its matched angles.
 ``dcase2021``
-    The DCASE 2021-2023 baselines (``SELD_evaluation_metrics.py``, segment level; the 2024 repository
-    keeps it as ``SELDMetricsSegmentLevel``), multi-instance extension of Politis et al. 2020. Per
-    segment and class with ``n_ref``/``n_pred`` = the largest number of simultaneous reference /
-    predicted instances of the class in a frame of the segment: both present -> in every frame where
-    both have instances they are matched by the Hungarian algorithm; matched distances are grouped
-    by the reference instance's position in the frame ("track"), averaged over the segment, and each
-    group is a DE_TP (distance added to LE) and a TP if <= ``threshold``, else a spatial FP; then
-    ``n_pred > n_ref`` adds FPs and ``n_pred < n_ref`` adds FNs. No common frame -> ``n_pred`` FNs.
-    Reference only -> ``n_ref`` FNs; prediction only -> ``n_pred`` FPs. Per segment S/D/I from the
-    segment's FN and FP (spatial FPs included). ``N_ref = sum n_ref``.
-    ``ER = sum (S + D + I) / N_ref``, ``F = TP / (TP + FP_spatial + (FP + FN) / 2)``,
-    ``LE = sum distances / DE_TP``, ``LR = DE_TP / (DE_TP + DE_FN)`` (DE_FN = the FNs above).
-    ``average='micro'`` pools classes; ``'macro'`` (the official default) averages F, LE, LR over
-    ALL classes with ``LE_c = 180`` for a class without any DE_TP (so classes absent from the
-    reference count as F = 0, LE = 180, LR = 0); ``'macro_present'`` averages over the classes
-    present in the reference only, LE over those with a DE_TP (close to the 2024 code, which sets
-    such LE to NaN and uses nanmean). ER is always the overall ER.
+    seld-dcase2021 ``metrics/SELD_evaluation_metrics.py`` (HEAD, after the multi-instance fix 0fae38e), default
+    micro. Per segment and class, ``n_ref`` / ``n_pred`` = the largest number of simultaneous reference / predicted
+    instances of the class in a frame of the segment. Both present -> in every frame where both have instances they
+    are matched by the Hungarian algorithm; the matched angles are grouped by the reference instance's position in
+    the frame (a "track": the code ignores track ids, ``gt_ids = np.arange(...)``), averaged over the segment; each
+    track is a ``DE_TP`` (its mean adds to ``LE``) and a TP if ``<= threshold``, else a spatial miss, which the code
+    adds to FP (``self._FP += 1``); then ``n_pred > n_ref`` adds FPs and ``n_pred < n_ref`` FNs. No common frame ->
+    ``n_pred`` FNs (not ``n_ref`` - reproduced). Reference only -> ``n_ref`` FNs; prediction only -> ``n_pred`` FPs.
+    Per segment ``S/D/I`` from its FN and FP (spatial misses included); ``N_ref = sum n_ref``; ``DE_FN = FN``.
+    ``ER = sum (S + D + I) / N_ref``; ``F = TP / (TP + (FP + FP_spatial + FN) / 2)`` (a spatial miss weighs 1/2);
+    ``LE = sum track means / DE_TP``; ``LR = DE_TP / (DE_TP + DE_FN)``; ``seld_score = mean(ER, 1 - F, LE/180,
+    1 - LR)``.
+``dcase2022`` (= 2023)
+    seld-dcase2022 and seld-dcase2023 ``SELD_evaluation_metrics.py`` (identical files), default macro: the counts
+    of ``dcase2021``, with the spatial misses kept apart: ``F_c = TP_c / (TP_c + FP_spatial_c + (FP_c + FN_c) / 2)``
+    (a spatial miss weighs 1); ``LE_c = sum_c / DE_TP_c``, 180 for a class without ``DE_TP``; ``LR_c = DE_TP_c /
+    (DE_TP_c + DE_FN_c)``; F, LE, LR are the means over ALL classes (a class absent from reference and prediction
+    counts F 0, LE 180, LR 0); ER is the overall ER. ``micro`` pools the counts first.
+``dcase2024``
+    DCASE2024_seld_baseline ``SELD_evaluation_metrics.py``, ``SELDMetrics`` (frame level, ``evaluate_distance=True``,
+    ``segment_based_metrics=False``, ``average='macro'``, ``lad_doa_thresh=20``, ``lad_dist_thresh=inf``,
+    ``lad_reldist_thresh=1`` of its ``parameters.py``). Per 100-ms frame and class with ``R`` reference and ``P``
+    predicted instances: both present -> Hungarian matching on the angle, ``K = min(P, R)`` pairs, each a ``DE_TP``
+    whose angle, ``|d_p - d_r|`` and ``|d_p - d_r| / (d_r + eps)`` add to the DOA, distance and relative distance
+    errors; a pair is a spatial FP if ``angle > 20`` OR ``|d_p - d_r| > dist_threshold`` OR the relative error
+    ``> 1`` (so a relative error of exactly 1 still passes), else a TP; ``P > R`` adds ``P - R`` FPs, ``P < R``
+    adds ``R - P`` FNs. Reference only -> ``R`` FNs; prediction only -> ``P`` FPs. S/D/I per frame.
+    ``F_c = TP_c / (TP_c + FP_spatial_c + (FP_c + FN_c) / 2)``; ``doa_error_c``, ``distance_error_c`` (metres) and
+    ``relative_distance_error_c`` are sums / ``DE_TP_c`` (NaN without a ``DE_TP``); macro: F and LR are means over
+    all classes, the errors NaN-means over classes; ``seld_score = mean over classes of nanmean(1 - F_c,
+    doa_error_c / 180, relative_distance_error_c)`` (micro: the nanmean of the pooled terms); ER and LR are reported
+    but not in the score. The angle is the code's ``arccos(clip(u.v / (sqrt(|u|^2 + 1e-10) sqrt(|v|^2 + 1e-10))))``
+    (reproduced: 8.1e-4 degrees for identical directions). Needs a distance on both sides: the official scoring
+    reads the REFERENCE files with ``cm2m=True`` (STARSS23 metadata distances in cm, divided by 100) and the
+    predictions as written (metres); the scoring command does the same, and in memory both go in metres.
 
-Conventions for undefined values (documented choices)
-----------------------------------------------------
-* ``N_ref = 0``: ``ER = (S + D + I) / 1``, i.e. 0 for an empty prediction and the number of
-  inserted class-segments otherwise. (sed_eval and the DCASE code divide by ``N_ref + eps`` and
-  report ~4.5e15 per insertion; sed_eval reports F = NaN.)
-* ``2 TP + FP + FN = 0`` (nothing anywhere): ``F = 0`` (as the DCASE code). Empty prediction:
-  ``F = 0``, ``ER = 1`` (deletions only).
-* Localization recall with nothing in the reference: 0.
-* DOA / localization error with no pair to measure: NaN in the results; the SELD score uses 180 for
-  that term (the DCASE code's value), so the score stays finite. The JSON output writes NaN as null.
-* A predicted active class with a zero DOA vector (DCASE definitions) is 90 degrees away from
-  everything (:func:`utils.angular_distance_deg`); a reference active class must have a non-zero
-  vector.
+``average=``: ``None`` uses each year's default (dcase2021 micro, dcase2022 and dcase2024 macro); ``'micro'`` or
+``'macro'`` applies to those three (dcase2021 macro: per-class F with the 2021 weights, LE 180 for a class without
+``DE_TP``, as dcase2022). seld2018, dcase2019 and dcase2020 pool the counts by definition.
 
-Quirks of the official code that are documented but NOT reproduced
-------------------------------------------------------------------
-* seld-net / DCASE 2019: block slicing ``[i*bs : i*bs+bs-1]`` drops a frame per segment (reproduced
-  only in ``seld2018_legacy``); ``np.float`` (removed in numpy 1.24) and a leftover import of an
-  interactive debugging shell make the original files fail to import today.
-* DCASE 2020 code: the fourth metric it returns is ``DE_F = 2 DE_TP / (N_ref + N_sys)`` (an F-score),
-  printed as "localization recall"; here LR_CD = DE_TP / N_ref as in the task definition. Its
-  Cartesian distance clipped the chord to [-1, 1] before ``2 arcsin(d/2)``, capping errors at 60
-  degrees; angles are used here. One DOA per class and frame is assumed (``np.squeeze``).
-* DCASE 2021-2023 code: reference track ids are ignored (``gt_ids = np.arange(...)``, a TODO), so a
-  "track" is the position of the DOA in the frame's list (file order) - reproduced; the no-common-
-  frame case adds ``nb_pred_doas`` (not ``nb_gt_doas``) FNs - reproduced; a spatial miss counts as a
-  FP in ER and with weight 1 (not 1/2) in F - reproduced. ``cls_compute_seld_results.py`` segments a
-  file up to ``max(reference frame index)`` only, so predictions after the last reference event are
-  never scored, and a last frame index that is a multiple of the segment length loses its segment -
-  not reproduced: every frame of the given length is scored. An early 2022 revision sliced
-  ``gt_arr[:, :-1]`` (track and azimuth used as the angles); later ones use ``[:, 1:]``.
-* All DCASE code divides by ``x + eps`` (e.g. ``eps = 2.2e-16``); exact ratios are used here.
+Grids (:class:`SELDScorer`)
+---------------------------
+A recording of ``duration_s`` seconds has ``T_g = formats.nb_frames_at(duration_s, frame_rate=g)`` frames on grid
+``g``; on the prediction's own rate ``R_p`` it has the given ``nb_frames`` (for TUT-2018 the feature frame count,
+5166 for 30 s at 44.1 kHz / 256, not ``ceil(30 * 172.27)``).
+
+====================================================  ============  ==========================================
+definitions                                           grid          segments
+====================================================  ============  ==========================================
+seld2018, seld2018_legacy                             ``R_p``       ``int(R_p * segment_len_s)`` frames
+dcase2019                                             50 fps        50 frames
+dcase2020, dcase2020_corrected, dcase2021, dcase2022  10 fps        10 frames (1 s)
+dcase2024                                             10 fps        none (frame level)
+====================================================  ============  ==========================================
+
+* The reference given in seconds (:class:`formats.Events`: TUT-2018 descriptions, DCASE 2019 metadata) is framed
+  on each grid by the one framing rule, :func:`formats.events_to_instances`. A reference given as instances at its
+  label rate (10 fps for DCASE 2020+) is used as is on a grid of that rate, and on a grid of an integer multiple
+  of it (dcase2019's 50 fps, a 50-fps model rate) by repeating each frame (:func:`formats.upsample_instances`);
+  any other rate is refused (a reference is never down-sampled or interpolated).
+* The prediction is scored as written: the DOAs of the predicted-active classes as unit vectors (what a DCASE
+  file holds; so seld2018's DOA error covers the reference-active pairs that are also predicted active, and
+  seld2018_legacy counts a chord of 1 for the others). On a grid of ``R_p`` it is used as is; on an integer
+  multiple it is repeated; otherwise it is converted by :func:`formats.resample_matrices` with
+  ``rule='majority'`` - the pipeline's conversion: SELDnet outputs one frame per STFT hop, unlike the 2020+
+  baselines whose CNN pools time down to the label rate; a class active in more than half of the model frames of a
+  label frame is the analogue, its direction their mean. Frames at or beyond ``T_g`` are not scored.
+* seld2018 and dcase2019 score class-wise matrices (one DOA per class and frame: the last instance of a class in a
+  frame, ``same_class='last'``); dcase2020 to dcase2024 score the instance lists.
+
+Undefined cases (documented choices)
+------------------------------------
+* ``N_ref = 0``: ``ER = (S + D + I) / 1``: 0 for an empty prediction, the number of insertions otherwise (the
+  official codes divide by ``N_ref + eps``, ~4.5e15 per insertion; sed_eval gives NaN).
+* A zero denominator of an F-score or a recall gives 0 (the official codes' value). Empty prediction: F 0, ER 1.
+* A DOA / localization error with no pair to measure is NaN (the official value is 0 in 2019, 180 in 2020-2023 and
+  NaN in 2024); the SELD score counts 180 for that term (2019-2023; the 2020-2023 value) or leaves it out
+  (dcase2024's nanmean, official). In dcase2022-style macro averages a class without ``DE_TP`` counts LE 180 as the
+  official code, and the overall LE is NaN only when no class has one. The JSON output writes NaN as null.
+* A predicted active class with a zero DOA vector is 90 degrees from everything; a reference-active class must have
+  a non-zero vector.
+
+The scoring command
+-------------------
+``python evaluation_metrics.py --ref <dataset description folder> --pred <run>/predictions`` scores the CSVs of
+``--pred`` (only those; ``<stem>.csv`` is paired with the one ``<stem>.csv`` found anywhere below ``--ref``, so a
+DCASE ``metadata_dev/`` with ``dev-train/``, ``dev-test/`` ... works; a missing or duplicated reference is an
+error). A reference with the ``tut2018`` header row is a description in seconds; a headerless one is DCASE
+metadata of the format named by ``reference.format`` (or ``--ref-format``). The prediction folder's side file
+``format.json`` (:func:`formats.write_format_file`) is read for these keys, each overridden by its flag:
+
+==============================  ======================  ================================================================
+key                             flag                    meaning
+==============================  ======================  ================================================================
+``format``                      ``--format``            prediction file format (:data:`formats.FORMATS`)
+``frame_rate``                  ``--frame-rate``        ``R_p``, prediction frames per second
+``classes``                     ``--classes``           class names in index order
+``files.<stem>.nb_frames``      (``--duration``)        frames at ``R_p``; rows beyond are an error
+``files.<stem>.duration_s``     ``--duration``          the recording's length (every grid's ``T_g``)
+``reference.format``            ``--ref-format``        format of headerless references
+``reference.naming``            ``--naming``            tut2018 class naming (``tut``, ``real``, ``plain``)
+``reference.frame_rate``        ``--ref-frame-rate``    DCASE reference frames per second (null: the format's)
+``metrics``                     ``--metrics``           definitions (default :data:`DEFAULT_DEFINITIONS`, and dcase2024
+                                                        for dcase2024 files with distances on both sides)
+``doa_threshold``               ``--threshold``         degrees (20)
+``segment_len_s``               ``--segment-len``       seconds (1)
+``average``                     ``--average``           optional; each year's default
+==============================  ======================  ================================================================
+
+Every CSV of the folder must be listed in ``files`` and every listed stem must have a CSV. Other keys (e.g.
+``dataset``) are not read. Without a side file, ``--format`` is needed, the classes come from ``--classes`` /
+``--nb-classes`` (or the names in tut2018 references), and each recording lasts until the last row of its
+reference or prediction unless ``--duration`` says otherwise. The JSON on stdout is :meth:`SELDScorer.results`
+(NaN as null); the grids and a table go to stderr. ``seld.py`` builds its scorer with :meth:`SELDScorer.from_format`
+from the same dict it writes, so the JSON reproduces the run's numbers.
+
+Official behaviour not reproduced
+---------------------------------
+* The 2019 challenge script ``calculate_SELD_metrics.py`` scores integer-degree files on a 10-degree grid
+  (``get_list_index``: ``(azi + 180) // 10``, predictions clipped to elevations -40..40); the definition here is the
+  regression scoring of ``seld.py``, which is what a file with full-precision angles holds.
+* ``cls_compute_seld_results.py`` of 2022-2024 scores each file only up to ``max(reference frame index)``: predicted
+  frames after the last reference event are never scored, and the last reference frame itself is dropped at frame
+  level (2024) or when it starts a segment (2022-2023). Here every frame of the recording (``T_g``) is scored; the
+  2021 script used the fixed 60-s length, which this equals for its data.
+* The DCASE 2020 ``seld.py`` scores in Cartesian coordinates during training (``update_seld_scores_xyz``, with the
+  ``+ 1e-10`` normalisation of 2024); its file scoring, reproduced, is polar.
 """
 from __future__ import annotations
 
@@ -119,20 +206,33 @@ import json
 import math
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from formats import (FORMAT_FRAME_RATE, FORMATS, Instances, as_sed as _as_sed, check_instances as _check_instances,
-                     doa_vectors, instances_to_matrices, matrices_to_instances, read_instances, desc_class_names,
-                     resample_matrices)
+from formats import (DESC_HEADER, FORMAT_FILE, FORMAT_FRAME_RATE, FORMATS, NAMINGS, Events, Instances, as_sed,
+                     check_instances, desc_class_names, doa_vectors, events_to_instances, has_desc_header,
+                     instances_to_matrices, matrices_to_instances, nb_frames_at, read_desc_file, read_format_file,
+                     read_instances, resample_matrices, unit, upsample_instances)
 from utils import SELDError, angular_distance_deg, run_cli
 
-DEFINITIONS = ('seld2018', 'seld2018_legacy', 'dcase2019', 'dcase2020', 'dcase2021')
-AVERAGES = ('micro', 'macro', 'macro_present')
+DEFINITIONS = ('seld2018', 'seld2018_legacy', 'dcase2019', 'dcase2020', 'dcase2020_corrected', 'dcase2021',
+               'dcase2022', 'dcase2024')
+#: Definitions scored when none are named (dcase2024 is added where reference and prediction have distances).
+DEFAULT_DEFINITIONS = ('seld2018', 'dcase2019', 'dcase2020', 'dcase2021', 'dcase2022')
+#: Every definition that needs no distances.
+NO_DISTANCE_DEFINITIONS = tuple(d for d in DEFINITIONS if d != 'dcase2024')
+AVERAGES = ('micro', 'macro')
+#: Each year's default class averaging (the others pool counts by definition).
+DEFAULT_AVERAGE = {'dcase2021': 'micro', 'dcase2022': 'macro', 'dcase2024': 'macro'}
+#: Frame rate of each DCASE definition's grid (seld2018 and seld2018_legacy: the prediction's rate).
+GRID_RATE = {'dcase2019': 50.0, 'dcase2020': 10.0, 'dcase2020_corrected': 10.0, 'dcase2021': 10.0,
+             'dcase2022': 10.0, 'dcase2024': 10.0}
 #: The SELDnet paper's model frame rate, fs / hop = 44100 / 256.
 PAPER_FRAME_RATE = 44100 / 256
+EPS = float(np.finfo(float).eps)  # the official codes' eps, kept where it changes a value (2024 relative distance)
+_SEGMENT_LA = ('dcase2020', 'dcase2020_corrected', 'dcase2021', 'dcase2022')
 _MAX_PERMUTATIONS = 5040  # larger assignment problems go to scipy's linear_sum_assignment
 
 
@@ -158,15 +258,27 @@ def frames_per_segment(*, frame_rate: float, segment_len_s: float = 1.0) -> int:
 
 
 def _check_pair(ref_sed: np.ndarray, pred_sed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ref = _as_sed(ref_sed, 'ref_sed')
-    pred = _as_sed(pred_sed, 'pred_sed')
+    ref = as_sed(ref_sed, 'ref_sed')
+    pred = as_sed(pred_sed, 'pred_sed')
     if ref.shape != pred.shape:
         raise ValueError(f'ref_sed {ref.shape} and pred_sed {pred.shape} must have the same shape')
     return ref, pred
 
 
+def _ratio(num: Any, den: Any, undefined: float) -> np.ndarray:
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    return np.divide(num, den, out=np.full(np.broadcast(num, den).shape, undefined), where=den > 0)
+
+
+def _nanmean(x: Any, axis: int | None = None) -> Any:
+    """``np.nanmean`` without the warning: NaN where everything is NaN."""
+    x = np.asarray(x, dtype=np.float64)
+    n = np.sum(~np.isnan(x), axis=axis)
+    return _ratio(np.nansum(x, axis=axis), n, np.nan)
+
+
 # ==================================================================================================
-# Segment-based SED (seld2018, dcase2019)
+# Segment-based SED (seld2018, seld2018_legacy, dcase2019)
 # ==================================================================================================
 def segment_activity(sed: np.ndarray, *, frames_per_segment: int, legacy: bool = False,
                      keep_partial: bool = True) -> np.ndarray:
@@ -178,17 +290,17 @@ def segment_activity(sed: np.ndarray, *, frames_per_segment: int, legacy: bool =
     frames_per_segment : int
         Segment ``s`` holds frames ``[s*n, (s+1)*n)``.
     legacy : bool
-        Reproduce the original ``O[i*n : i*n+n-1]`` slicing, which leaves out the last frame of
-        every segment (seld-net issue #16).
+        Reproduce the original ``O[i*n : i*n+n-1]`` slicing (seld-net, DCASE 2019), which leaves out the last
+        frame of every segment.
     keep_partial : bool
-        Count a last, partial segment (True; the original ER dropped it, F kept it).
+        Count a last, partial segment (True; seld-net's ER dropped it).
 
     Returns
     -------
     seg : np.ndarray [shape=(segments, classes)], bool
         ``segments = ceil(frames / n)`` (``floor`` if not ``keep_partial``).
     """
-    arr = _as_sed(sed, 'sed')
+    arr = as_sed(sed, 'sed')
     n = int(frames_per_segment)
     if n < 1:
         raise ValueError(f'frames_per_segment={frames_per_segment} must be >= 1')
@@ -235,7 +347,8 @@ def f_score(*, tp: float, fp: float, fn: float) -> float:
     return float(2 * tp / den) if den > 0 else 0.0
 
 
-def sed_scores(ref_sed: np.ndarray, pred_sed: np.ndarray, *, frames_per_segment: int) -> dict[str, float]:
+def sed_scores(ref_sed: np.ndarray, pred_sed: np.ndarray, *, frames_per_segment: int,
+               legacy: bool = False) -> dict[str, float]:
     """Segment-based error rate and F-score (the SELDnet paper, sed_eval's definitions).
 
     Parameters
@@ -243,6 +356,8 @@ def sed_scores(ref_sed: np.ndarray, pred_sed: np.ndarray, *, frames_per_segment:
     ref_sed, pred_sed : np.ndarray [shape=(frames, classes)], values in {0, 1}
     frames_per_segment : int
         E.g. ``frames_per_segment(frame_rate=172.27, segment_len_s=1)`` = 172.
+    legacy : bool
+        The DCASE 2019 blocks, which leave out the last frame of each (:func:`segment_activity`).
 
     Returns
     -------
@@ -250,8 +365,8 @@ def sed_scores(ref_sed: np.ndarray, pred_sed: np.ndarray, *, frames_per_segment:
         ``error_rate``, ``f_score`` and the counts of :func:`segment_counts`.
     """
     ref, pred = _check_pair(ref_sed, pred_sed)
-    c = segment_counts(segment_activity(ref, frames_per_segment=frames_per_segment),
-                       segment_activity(pred, frames_per_segment=frames_per_segment))
+    c = segment_counts(segment_activity(ref, frames_per_segment=frames_per_segment, legacy=legacy),
+                       segment_activity(pred, frames_per_segment=frames_per_segment, legacy=legacy))
     return dict(error_rate=error_rate(substitutions=c['substitutions'], deletions=c['deletions'],
                                       insertions=c['insertions'], n_ref=c['n_ref']),
                 f_score=f_score(tp=c['tp'], fp=c['fp'], fn=c['fn']), **c)
@@ -279,7 +394,7 @@ def frame_recall(ref_sed: np.ndarray, pred_sed: np.ndarray) -> float:
 
 def _doa_pairs(ref_sed: np.ndarray, ref_doa: np.ndarray, pred_doa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Reference and predicted vectors of the reference-active (frame, class) pairs: [shape=(pairs, k)]."""
-    ref = _as_sed(ref_sed, 'ref_sed')
+    ref = as_sed(ref_sed, 'ref_sed')
     C = ref.shape[1]
     rv, pv = doa_vectors(ref_doa, nb_classes=C), doa_vectors(pred_doa, nb_classes=C)
     if rv.shape != pv.shape or rv.shape[0] != ref.shape[0]:
@@ -291,15 +406,14 @@ def _doa_pairs(ref_sed: np.ndarray, ref_doa: np.ndarray, pred_doa: np.ndarray) -
     return rv, pv
 
 
-def doa_error_counts(ref_sed: np.ndarray, ref_doa: np.ndarray, pred_doa: np.ndarray) -> dict[str, float]:
-    """Sums behind :func:`doa_error`: ``angle_sum`` (degrees), ``count`` and ``missing`` pairs."""
-    return _angle_counts(*_doa_pairs(ref_sed, ref_doa, pred_doa))
-
-
-def _angle_counts(rv: np.ndarray, pv: np.ndarray, ang: np.ndarray | None = None) -> dict[str, float]:
+def _angle_counts(rv: np.ndarray, pv: np.ndarray) -> dict[str, float]:
     valid = np.einsum('ij,ij->i', pv, pv) > 0
-    ang = angular_distance_deg(rv[valid], pv[valid]) if ang is None else ang[valid]
+    ang = angular_distance_deg(rv[valid], pv[valid])
     return dict(angle_sum=float(ang.sum()), count=int(valid.sum()), missing=int((~valid).sum()))
+
+
+def _chord_counts(rv: np.ndarray, pv: np.ndarray) -> dict[str, float]:
+    return dict(chord_sum=float(np.linalg.norm(pv - rv, axis=1).sum()), count=int(rv.shape[0]))
 
 
 def doa_error(ref_sed: np.ndarray, ref_doa: np.ndarray, pred_doa: np.ndarray) -> float:
@@ -317,7 +431,7 @@ def doa_error(ref_sed: np.ndarray, ref_doa: np.ndarray, pred_doa: np.ndarray) ->
     -------
     error : float, degrees in [0, 180]; NaN if no pair.
     """
-    c = doa_error_counts(ref_sed, ref_doa, pred_doa)
+    c = _angle_counts(*_doa_pairs(ref_sed, ref_doa, pred_doa))
     return c['angle_sum'] / c['count'] if c['count'] else float('nan')
 
 
@@ -326,46 +440,48 @@ def chord_to_degrees(chord: float) -> float:
     return float(np.rad2deg(2 * np.arcsin(min(chord / 2.0, 1.0))))
 
 
-def doa_error_legacy_counts(ref_sed: np.ndarray, ref_doa: np.ndarray, pred_doa: np.ndarray) -> dict[str, float]:
-    """Sums behind :func:`doa_error_legacy`: ``chord_sum`` and ``count``."""
-    return _chord_counts(*_doa_pairs(ref_sed, ref_doa, pred_doa))
-
-
-def _chord_counts(rv: np.ndarray, pv: np.ndarray) -> dict[str, float]:
-    return dict(chord_sum=float(np.linalg.norm(pv - rv, axis=1).sum()), count=int(rv.shape[0]))
-
-
 def doa_error_legacy(ref_sed: np.ndarray, ref_doa: np.ndarray, pred_doa: np.ndarray) -> float:
     """The original seld-net DOA error: chord lengths averaged, then converted to degrees.
 
-    ``d = mean over {(t, c): ref_sed[t, c] = 1} of ||pred_vec[t, c] - ref_vec[t, c]||`` (raw,
-    unnormalized predicted vectors), error = ``2 arcsin(min(d / 2, 1))`` in degrees. This is
-    ``doa_loss_gt`` of ``compute_doa_scores_regr_xyz``/``_xy`` as converted in ``seld.py``; it is
-    not the mean angle (seld-net issue #16), see :func:`doa_error`.
+    ``d = mean over {(t, c): ref_sed[t, c] = 1} of ||pred_vec[t, c] - ref_vec[t, c]||`` (raw predicted vectors),
+    error = ``2 arcsin(min(d / 2, 1))`` in degrees: ``doa_loss_gt`` of ``compute_doa_scores_regr_xyz``/``_xy`` as
+    converted in ``seld.py``; not the mean angle (seld-net issue #16), see :func:`doa_error`.
 
     Returns
     -------
     error : float, degrees; NaN if no reference-active pair.
     """
-    c = doa_error_legacy_counts(ref_sed, ref_doa, pred_doa)
+    c = _chord_counts(*_doa_pairs(ref_sed, ref_doa, pred_doa))
     return chord_to_degrees(c['chord_sum'] / c['count']) if c['count'] else float('nan')
 
 
 def seld_score(*, error_rate: float, f_score: float, doa_error: float, recall: float) -> float:
     """``mean(ER, 1 - F, DOA / 180, 1 - recall)``; a NaN DOA error counts as 180 degrees.
 
-    ``recall`` is the frame recall (seld2018, dcase2019) or the localization recall (DCASE 2020+).
+    ``recall`` is the frame recall (seld2018, dcase2019) or the localization recall (DCASE 2020-2023).
     """
     doa = 180.0 if not np.isfinite(doa_error) else doa_error
     return float(np.mean([error_rate, 1.0 - f_score, doa / 180.0, 1.0 - recall]))
 
 
 # ==================================================================================================
-# DOA instance lists and the Hungarian matching (dcase2019, dcase2020, dcase2021)
+# Hungarian matching of DOA instance lists (dcase2019 to dcase2024)
 # ==================================================================================================
-def _instances(act: np.ndarray, vec: np.ndarray) -> Instances:
-    t, c = np.nonzero(act)
-    return Instances(t.astype(np.int64), c.astype(np.int64), np.zeros(t.size, dtype=np.int64), vec[t, c])
+def angle_dcase2024(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The DCASE 2024 code's angle in degrees: ``arccos(clip(a.b / (sqrt(|a|^2 + 1e-10) sqrt(|b|^2 + 1e-10))))``.
+
+    Parameters
+    ----------
+    a, b : np.ndarray [shape=(..., 3)]
+
+    Returns
+    -------
+    angle : np.ndarray [shape=(...)]; 8.1e-4 degrees for two equal unit vectors (the ``1e-10``).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    den = np.sqrt(np.sum(a * a, axis=-1) + 1e-10) * np.sqrt(np.sum(b * b, axis=-1) + 1e-10)
+    return np.rad2deg(np.arccos(np.clip(np.sum(a * b, axis=-1) / den, -1.0, 1.0)))
 
 
 def _groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -392,27 +508,28 @@ def _injective_maps(n_from: int, n_to: int) -> np.ndarray:
     return np.array(list(itertools.permutations(range(n_to), n_from)), dtype=np.int64).reshape(-1, n_from)
 
 
-def match_groups(ref_key: np.ndarray, ref_vec: np.ndarray, pred_key: np.ndarray,
-                 pred_vec: np.ndarray) -> dict[str, np.ndarray]:
+def match_groups(ref_key: np.ndarray, ref_vec: np.ndarray, pred_key: np.ndarray, pred_vec: np.ndarray, *,
+                 angle: Callable[[np.ndarray, np.ndarray], np.ndarray] = angular_distance_deg) -> dict[str, np.ndarray]:
     """Minimum-total-angle one-to-one matching of reference and predicted DOAs within each group.
 
-    Rows with the same key (e.g. a frame, or a frame and class) form a group; in every group present
-    in both, ``min(a, b)`` pairs are chosen to minimise the summed angular distance (the Hungarian
-    assignment of ``scipy.optimize.linear_sum_assignment``). Groups are processed by shape
-    ``(a, b)``, all at once: ``1 x b`` and ``a x 1`` by an argmin, small problems by evaluating every
-    injective assignment in one array operation, large ones (> 5040 assignments) with scipy.
-    Tied optima may pair differently from scipy; the total is the same.
+    Rows with the same key (e.g. a frame, or a frame and class) form a group; in every group present in both,
+    ``min(a, b)`` pairs are chosen to minimise the summed angle (the Hungarian assignment of
+    ``scipy.optimize.linear_sum_assignment``). Groups are processed by shape ``(a, b)``, all at once: ``1 x b`` and
+    ``a x 1`` by an argmin, small problems by evaluating every injective assignment in one array operation, large
+    ones (> 5040 assignments) with scipy. Tied optima may pair differently from scipy; the total is the same.
 
     Parameters
     ----------
     ref_key, pred_key : np.ndarray [shape=(n_ref,), (n_pred,)], int
     ref_vec, pred_vec : np.ndarray [shape=(n_ref, k), (n_pred, k)]
+    angle : callable
+        ``angle(a, b)`` in degrees for broadcast vector arrays (default :func:`utils.angular_distance_deg`).
 
     Returns
     -------
     pairs : dict of np.ndarray [shape=(pairs,)]
-        ``key``; ``ref_row``, ``pred_row`` (indices into the inputs); ``ref_pos`` (position of the
-        reference row within its group, in input order); ``dist`` (degrees).
+        ``key``; ``ref_row``, ``pred_row`` (indices into the inputs); ``ref_pos`` (position of the reference row
+        within its group, in input order); ``dist`` (degrees).
     """
     ref_key = np.asarray(ref_key, dtype=np.int64)
     pred_key = np.asarray(pred_key, dtype=np.int64)
@@ -433,12 +550,12 @@ def match_groups(ref_key: np.ndarray, ref_vec: np.ndarray, pred_key: np.ndarray,
         if a == 1 and b == 1:  # the common case: one DOA each, no assignment to solve
             r1, p1 = ro[rs[ir[sel]]], po[ps[ip[sel]]]
             for k, v in (('key', common[sel]), ('ref_row', r1), ('pred_row', p1), ('ref_pos', np.zeros_like(r1)),
-                         ('dist', angular_distance_deg(ref_vec[r1], pred_vec[p1]))):
+                         ('dist', angle(ref_vec[r1], pred_vec[p1]))):
                 out[k].append(v)
             continue
         R = ro[rs[ir[sel]][:, None] + np.arange(a)]  # (G, a) input rows
         P = po[ps[ip[sel]][:, None] + np.arange(b)]  # (G, b)
-        cost = angular_distance_deg(ref_vec[R][:, :, None, :], pred_vec[P][:, None, :, :])  # (G, a, b)
+        cost = angle(ref_vec[R][:, :, None, :], pred_vec[P][:, None, :, :])  # (G, a, b)
         G, k = len(sel), min(a, b)
         if b == 1:
             ri = np.argmin(cost[:, :, 0], axis=1)[:, None]
@@ -479,19 +596,21 @@ def match_groups(ref_key: np.ndarray, ref_vec: np.ndarray, pred_key: np.ndarray,
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
+# ==================================================================================================
+# dcase2019: DOA error regardless of class and frame recall
+# ==================================================================================================
 def dcase2019_doa_counts(ref: Instances, pred: Instances, *, nb_frames: int) -> dict[str, float]:
     """Sums behind the DCASE 2019 DOA error and frame recall.
 
     Returns
     -------
     counts : dict
-        ``dist_sum`` (degrees, Hungarian-matched per frame regardless of class), ``matched``,
-        ``n_pred`` (all predicted DOAs), ``good_frames`` (frames with as many predicted DOAs as
-        reference DOAs), ``frames``.
+        ``dist_sum`` (degrees, Hungarian-matched per frame regardless of class), ``matched``, ``n_pred`` (all
+        predicted DOAs), ``good_frames`` (frames with as many predicted as reference DOAs), ``frames``.
     """
     big = np.iinfo(np.int32).max
-    ref = _check_instances(ref, nb_frames=nb_frames, nb_classes=big, name='ref')
-    pred = _check_instances(pred, nb_frames=nb_frames, nb_classes=big, name='pred')
+    ref = check_instances(ref, nb_frames=nb_frames, nb_classes=big, name='ref')
+    pred = check_instances(pred, nb_frames=nb_frames, nb_classes=big, name='pred')
     m = match_groups(ref.frame, ref.vec, pred.frame, pred.vec)
     good = np.bincount(ref.frame, minlength=nb_frames) == np.bincount(pred.frame, minlength=nb_frames)
     return dict(dist_sum=float(m['dist'].sum()), matched=int(m['dist'].size), n_pred=int(pred.frame.size),
@@ -518,17 +637,92 @@ def doa_error_dcase2019(ref_sed: np.ndarray, ref_doa: np.ndarray, pred_sed: np.n
 
 
 # ==================================================================================================
-# Location-aware detection and class-aware localization (dcase2020, dcase2021)
+# Location-aware detection and class-aware localization in segments (dcase2020 to dcase2022)
 # ==================================================================================================
 _LA_FIELDS = ('tp', 'fp', 'fp_spatial', 'fn', 'n_ref', 'n_sys', 'de_tp', 'de_fn', 'de_sum')
 
 
+def _segment_matching(ref: Instances, pred: Instances, *, nb_frames: int, nb_classes: int,
+                      frames_per_segment: int) -> dict[str, Any]:
+    """What the segment-level definitions share: the largest number of simultaneous instances per segment and
+    class, and the Hungarian matching per frame and class."""
+    C, n = int(nb_classes), int(frames_per_segment)
+    ref = check_instances(ref, nb_frames=nb_frames, nb_classes=C, name='ref')
+    pred = check_instances(pred, nb_frames=nb_frames, nb_classes=C, name='pred')
+    nb_seg = -(-int(nb_frames) // n)
+    rkey, pkey = ref.frame * C + ref.cls, pred.frame * C + pred.cls
+    _, ur, _, rc = _groups(rkey)
+    _, up, _, pc = _groups(pkey)
+    nb_gt = np.zeros(nb_seg * C, dtype=np.int64)
+    nb_pr = np.zeros(nb_seg * C, dtype=np.int64)
+    np.maximum.at(nb_gt, (ur // C) // n * C + ur % C, rc)
+    np.maximum.at(nb_pr, (up // C) // n * C + up % C, pc)
+    return dict(C=C, n=n, nb_seg=nb_seg, nb_gt=nb_gt, nb_pr=nb_pr, J=int(rc.max(initial=1)),
+                m=match_groups(rkey, ref.vec, pkey, pred.vec))
+
+
+def _segment_counts(prep: dict[str, Any], *, threshold: float, rule: str) -> dict[str, Any]:
+    """Per-class counts of one segment-level rule: 'dcase2020', 'dcase2020_corrected' or 'tracks' (2021-2023)."""
+    C, n, nb_seg, nb_gt, nb_pr, m = (prep[k] for k in ('C', 'n', 'nb_seg', 'nb_gt', 'nb_pr', 'm'))
+    size = nb_seg * C
+
+    def seg_class(key: np.ndarray) -> np.ndarray:
+        return (key // C) // n * C + key % C
+
+    gt, pr = nb_gt > 0, nb_pr > 0
+    both = gt & pr
+    if rule in ('dcase2020', 'dcase2020_corrected'):
+        fk, inv = _unique_inverse(m['key'])
+        frame_dist = np.bincount(inv, m['dist'], minlength=fk.size)  # the official sum of the frame's pairs
+        if rule == 'dcase2020_corrected':
+            frame_dist = frame_dist / np.bincount(inv, minlength=fk.size)
+        sc = seg_class(fk)
+        seg_frames = np.bincount(sc, minlength=size)
+        matched = both & (seg_frames > 0)
+        avg = _ratio(np.bincount(sc, frame_dist, minlength=size), seg_frames, 0.0)
+        tp = matched & (avg <= threshold)
+        fn = (gt & ~pr) | (both & ~tp)
+        fp = pr & ~gt
+        per = dict(tp=tp, fp=fp, fp_spatial=np.zeros(size), fn=fn, n_ref=gt, n_sys=pr, de_tp=matched,
+                   de_fn=gt & ~matched, de_sum=np.where(matched, avg, 0.0))
+        loc_fn, loc_fp = fn.astype(np.int64), fp.astype(np.int64)
+    elif rule == 'tracks':
+        J = prep['J']
+        tk, inv = _unique_inverse(seg_class(m['key']) * J + m['ref_pos'])
+        track_avg = np.bincount(inv, m['dist'], minlength=tk.size) / np.bincount(inv, minlength=tk.size)
+        tsc = tk // J
+        de_tp = np.bincount(tsc, minlength=size)
+        tp = np.bincount(tsc, track_avg <= threshold, minlength=size).astype(np.int64)
+        fp_spatial = de_tp - tp
+        has = both & (de_tp > 0)
+        fp = np.where(has, np.maximum(nb_pr - nb_gt, 0), 0) + np.where(pr & ~gt, nb_pr, 0)
+        fn = (np.where(has, np.maximum(nb_gt - nb_pr, 0), 0) + np.where(both & ~has, nb_pr, 0)
+              + np.where(gt & ~pr, nb_gt, 0))
+        per = dict(tp=tp, fp=fp, fp_spatial=fp_spatial, fn=fn, n_ref=nb_gt, n_sys=nb_pr, de_tp=de_tp,
+                   de_fn=fn, de_sum=np.bincount(tsc, track_avg, minlength=size))
+        loc_fn, loc_fp = fn, fp + fp_spatial
+    else:
+        raise ValueError(f"rule={rule!r} must be 'dcase2020', 'dcase2020_corrected' or 'tracks'")
+    loc_fn = loc_fn.reshape(nb_seg, C).sum(axis=1)
+    loc_fp = loc_fp.reshape(nb_seg, C).sum(axis=1)
+    counts: dict[str, Any] = {k: np.asarray(v, dtype=np.float64).reshape(nb_seg, C).sum(axis=0)
+                              for k, v in per.items()}
+    counts.update(substitutions=int(np.minimum(loc_fn, loc_fp).sum()),
+                  deletions=int(np.maximum(0, loc_fn - loc_fp).sum()),
+                  insertions=int(np.maximum(0, loc_fp - loc_fn).sum()))
+    return counts
+
+
+def _segment_rule(definition: str) -> str:
+    if definition not in _SEGMENT_LA:
+        raise ValueError(f'definition={definition!r} must be one of {_SEGMENT_LA}')
+    return definition if definition.startswith('dcase2020') else 'tracks'
+
+
 def location_aware_counts(ref: Instances, pred: Instances, *, nb_frames: int, nb_classes: int,
                           frames_per_segment: int, threshold: float = 20.0,
-                          variant: str = 'dcase2021') -> dict[str, Any]:
-    """Per-class counts of the DCASE 2020 or 2021-2023 location-aware SELD metrics for one file.
-
-    See the module docstring for the rules of each variant.
+                          definition: str = 'dcase2022') -> dict[str, Any]:
+    """Per-class counts of a segment-level DCASE definition (2020 to 2023) for one file (module docstring).
 
     Parameters
     ----------
@@ -540,181 +734,179 @@ def location_aware_counts(ref: Instances, pred: Instances, *, nb_frames: int, nb
     frames_per_segment : int
     threshold : float
         Degrees; a matched class-segment / track with mean distance <= threshold is a TP.
-    variant : {'dcase2020', 'dcase2021'}
+    definition : {'dcase2020', 'dcase2020_corrected', 'dcase2021', 'dcase2022'}
+        dcase2021 and dcase2022 share their counts (they differ in the F-score and the averaging).
 
     Returns
     -------
     counts : dict
-        Per-class int/float arrays [shape=(classes,)] ``tp, fp, fp_spatial, fn, n_ref, n_sys, de_tp,
-        de_fn, de_sum`` (degrees) and scalars ``substitutions, deletions, insertions``.
+        Per-class float arrays [shape=(classes,)] ``tp, fp, fp_spatial, fn, n_ref, n_sys, de_tp, de_fn, de_sum``
+        (degrees) and ints ``substitutions, deletions, insertions``.
     """
-    if variant not in ('dcase2020', 'dcase2021'):
-        raise ValueError(f"variant={variant!r} must be 'dcase2020' or 'dcase2021'")
-    prep = _la_prepare(ref, pred, nb_frames=nb_frames, nb_classes=nb_classes, frames_per_segment=frames_per_segment)
-    return _la_counts(prep, threshold=threshold, variant=variant)
+    prep = _segment_matching(ref, pred, nb_frames=nb_frames, nb_classes=nb_classes,
+                             frames_per_segment=frames_per_segment)
+    return _segment_counts(prep, threshold=threshold, rule=_segment_rule(definition))
 
 
-def _la_prepare(ref: Instances, pred: Instances, *, nb_frames: int, nb_classes: int,
-                frames_per_segment: int) -> dict[str, Any]:
-    """What both location-aware variants share: instance counts per segment and class, and the
-    Hungarian matching per frame and class."""
-    C, n = int(nb_classes), int(frames_per_segment)
-    ref = _check_instances(ref, nb_frames=nb_frames, nb_classes=C, name='ref')
-    pred = _check_instances(pred, nb_frames=nb_frames, nb_classes=C, name='pred')
-    nb_seg = -(-int(nb_frames) // n)
-    size = nb_seg * C
-    rkey, pkey = ref.frame * C + ref.cls, pred.frame * C + pred.cls
-    _, ur, _, rc = _groups(rkey)
-    _, up, _, pc = _groups(pkey)
-    nb_gt = np.zeros(size, dtype=np.int64)
-    nb_pr = np.zeros(size, dtype=np.int64)
-    np.maximum.at(nb_gt, (ur // C) // n * C + ur % C, rc)
-    np.maximum.at(nb_pr, (up // C) // n * C + up % C, pc)
-    return dict(C=C, n=n, nb_seg=nb_seg, nb_gt=nb_gt, nb_pr=nb_pr, J=int(rc.max(initial=1)),
-                m=match_groups(rkey, ref.vec, pkey, pred.vec))
-
-
-def _la_prepare_matrices(ref: np.ndarray, pred: np.ndarray, ang_ref: np.ndarray, *,
-                         frames_per_segment: int) -> dict[str, Any]:
-    """:func:`_la_prepare` for class-wise matrices (one instance per frame and class): the Hungarian
-    matching of a frame and class is the 1 x 1 pair itself. ``ang_ref`` are the angles of the
-    reference-active pairs in ``np.nonzero(ref)`` order."""
-    n = int(frames_per_segment)
-    T, C = ref.shape
-    both = pred[ref]
-    seg = [segment_activity(x, frames_per_segment=n).astype(np.int64).ravel() for x in (ref, pred)]
-    key = np.flatnonzero(ref)[both]
-    return dict(C=C, n=n, nb_seg=-(-T // n), nb_gt=seg[0], nb_pr=seg[1], J=1,
-                m=dict(key=key, ref_pos=np.zeros_like(key), dist=ang_ref[both]))
-
-
-def _la_counts(prep: dict[str, Any], *, threshold: float, variant: str) -> dict[str, Any]:
-    C, n, nb_seg, nb_gt, nb_pr, m = (prep[k] for k in ('C', 'n', 'nb_seg', 'nb_gt', 'nb_pr', 'm'))
-    size = nb_seg * C
-
-    def seg_class(key: np.ndarray) -> np.ndarray:
-        return (key // C) // n * C + key % C
-
-    gt, pr = nb_gt > 0, nb_pr > 0
-    both = gt & pr
-    if variant == 'dcase2020':
-        fk, inv = _unique_inverse(m['key'])
-        frame_dist = np.bincount(inv, m['dist'], minlength=fk.size) / np.bincount(inv, minlength=fk.size)
-        sc = seg_class(fk)
-        seg_sum = np.bincount(sc, frame_dist, minlength=size)
-        seg_frames = np.bincount(sc, minlength=size)
-        matched = both & (seg_frames > 0)
-        avg = np.divide(seg_sum, seg_frames, out=np.zeros(size), where=seg_frames > 0)
-        tp = matched & (avg <= threshold)
-        fn = (gt & ~pr) | (both & ~tp)
-        fp = pr & ~gt
-        per = dict(tp=tp, fp=fp, fp_spatial=np.zeros(size), fn=fn, n_ref=gt, n_sys=pr, de_tp=matched,
-                   de_fn=gt & ~matched, de_sum=np.where(matched, avg, 0.0))
-        loc_fn, loc_fp = fn.astype(np.int64), fp.astype(np.int64)
-    else:
-        J = prep['J']
-        tk, inv = _unique_inverse(seg_class(m['key']) * J + m['ref_pos'])
-        track_avg = np.bincount(inv, m['dist'], minlength=tk.size) / np.bincount(inv, minlength=tk.size)
-        tsc = tk // J
-        de_tp = np.bincount(tsc, minlength=size)
-        de_sum = np.bincount(tsc, track_avg, minlength=size)
-        tp = np.bincount(tsc, track_avg <= threshold, minlength=size).astype(np.int64)
-        fp_spatial = de_tp - tp
-        has = both & (de_tp > 0)
-        no_common = both & ~has
-        fp = np.where(has, np.maximum(nb_pr - nb_gt, 0), 0) + np.where(pr & ~gt, nb_pr, 0)
-        fn = (np.where(has, np.maximum(nb_gt - nb_pr, 0), 0) + np.where(no_common, nb_pr, 0)
-              + np.where(gt & ~pr, nb_gt, 0))
-        per = dict(tp=tp, fp=fp, fp_spatial=fp_spatial, fn=fn, n_ref=nb_gt, n_sys=nb_pr, de_tp=de_tp,
-                   de_fn=fn, de_sum=de_sum)
-        loc_fn, loc_fp = fn, fp + fp_spatial
-    loc_fn = loc_fn.reshape(nb_seg, C).sum(axis=1)
-    loc_fp = loc_fp.reshape(nb_seg, C).sum(axis=1)
-    counts: dict[str, Any] = {k: np.asarray(v, dtype=np.float64).reshape(nb_seg, C).sum(axis=0)
-                              for k, v in per.items()}
-    counts.update(substitutions=int(np.minimum(loc_fn, loc_fp).sum()),
-                  deletions=int(np.maximum(0, loc_fn - loc_fp).sum()),
-                  insertions=int(np.maximum(0, loc_fp - loc_fn).sum()))
-    return counts
-
-
-def _ratio(num: np.ndarray, den: np.ndarray, undefined: float) -> np.ndarray:
-    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
-    return np.divide(num, den, out=np.full(np.broadcast(num, den).shape, undefined), where=den > 0)
-
-
-def location_aware_scores(counts: dict[str, Any], *, variant: str = 'dcase2021',
-                          average: str = 'macro') -> dict[str, float]:
+def location_aware_scores(counts: dict[str, Any], *, definition: str = 'dcase2022',
+                          average: str | None = None) -> dict[str, float]:
     """Scores from (accumulated) :func:`location_aware_counts`.
 
     Parameters
     ----------
     counts : dict
-    variant : {'dcase2020', 'dcase2021'}
-        dcase2020 is micro-averaged by definition (``average`` is ignored).
-    average : {'micro', 'macro', 'macro_present'}
-        See the module docstring.
+    definition : {'dcase2020', 'dcase2020_corrected', 'dcase2021', 'dcase2022'}
+    average : {'micro', 'macro'}, optional
+        dcase2021 / dcase2022 only (default: the year's, :data:`DEFAULT_AVERAGE`); dcase2020 pools by definition.
 
     Returns
     -------
     scores : dict
-        ``error_rate, f_score, localization_error`` (degrees, NaN if undefined),
-        ``localization_recall, seld_score``.
+        ``error_rate, f_score, localization_error`` (degrees, NaN if nothing matched), ``localization_recall``
+        (dcase2020: DE_F), ``seld_score``.
     """
+    _segment_rule(definition)
+    average = average or DEFAULT_AVERAGE.get(definition, 'micro')
     if average not in AVERAGES:
         raise ValueError(f'average={average!r} must be one of {AVERAGES}')
     c = {k: np.asarray(counts[k], dtype=np.float64) for k in _LA_FIELDS}
     er = error_rate(substitutions=counts['substitutions'], deletions=counts['deletions'],
                     insertions=counts['insertions'], n_ref=c['n_ref'].sum())
-    if variant == 'dcase2020' or average == 'micro':
+    le = float(_ratio(c['de_sum'].sum(), c['de_tp'].sum(), np.nan))
+    if definition.startswith('dcase2020'):
         s = {k: v.sum() for k, v in c.items()}
-        if variant == 'dcase2020':
-            f = float(_ratio(2 * s['tp'], s['n_ref'] + s['n_sys'], 0.0))
-            lr = float(_ratio(s['de_tp'], s['n_ref'], 0.0))
-        else:
-            f = float(_ratio(s['tp'], s['tp'] + s['fp_spatial'] + 0.5 * (s['fp'] + s['fn']), 0.0))
-            lr = float(_ratio(s['de_tp'], s['de_tp'] + s['de_fn'], 0.0))
-        le = float(_ratio(s['de_sum'], s['de_tp'], np.nan))
+        f = float(_ratio(2 * s['tp'], s['n_ref'] + s['n_sys'], 0.0))
+        lr = float(_ratio(2 * s['de_tp'], s['n_ref'] + s['n_sys'], 0.0) if definition == 'dcase2020' else
+                   _ratio(s['de_tp'], s['n_ref'], 0.0))
     else:
-        f_c = _ratio(c['tp'], c['tp'] + c['fp_spatial'] + 0.5 * (c['fp'] + c['fn']), 0.0)
-        le_c = _ratio(c['de_sum'], c['de_tp'], np.nan)
+        if average == 'micro':
+            c = {k: v.sum(keepdims=True) for k, v in c.items()}
+        spatial = 0.5 if definition == 'dcase2021' else 1.0  # weight of a spatial miss in F
+        f_c = _ratio(c['tp'], c['tp'] + spatial * c['fp_spatial'] + 0.5 * (c['fp'] + c['fn']), 0.0)
+        le_c = _ratio(c['de_sum'], c['de_tp'], 180.0)  # the official per-class value without a DE_TP
         lr_c = _ratio(c['de_tp'], c['de_tp'] + c['de_fn'], 0.0)
-        if average == 'macro':
-            f, le, lr = float(f_c.mean()), float(np.where(np.isnan(le_c), 180.0, le_c).mean()), float(lr_c.mean())
-        else:
-            present = c['n_ref'] > 0
-            f = float(f_c[present].mean()) if present.any() else 0.0
-            lr = float(lr_c[present].mean()) if present.any() else 0.0
-            le_p = le_c[present & ~np.isnan(le_c)]
-            le = float(le_p.mean()) if le_p.size else float('nan')
+        f, lr = float(f_c.mean()), float(lr_c.mean())
+        le = float(le_c.mean()) if np.isfinite(le) else le
     return dict(error_rate=er, f_score=f, localization_error=le, localization_recall=lr,
                 seld_score=seld_score(error_rate=er, f_score=f, doa_error=le, recall=lr))
 
 
 # ==================================================================================================
-# The accumulator
+# Frame-level location-aware detection with distances (dcase2024)
+# ==================================================================================================
+_FL_FIELDS = ('tp', 'fp', 'fp_spatial', 'fn', 'n_ref', 'de_tp', 'de_fn', 'angle_sum', 'dist_sum', 'reldist_sum')
+
+
+def frame_level_counts(ref: Instances, pred: Instances, *, nb_frames: int, nb_classes: int,
+                       doa_threshold: float = 20.0, dist_threshold: float = math.inf,
+                       reldist_threshold: float = 1.0) -> dict[str, Any]:
+    """Per-class counts of the DCASE 2024 frame-level metrics for one file (module docstring).
+
+    Parameters
+    ----------
+    ref, pred : Instances
+        At the label rate (100-ms frames), both with ``dist`` in metres.
+    nb_frames : int
+    nb_classes : int
+    doa_threshold : float
+        Degrees; a matched pair farther is a spatial FP.
+    dist_threshold, reldist_threshold : float
+        Absolute (metres) and relative distance errors above which a matched pair is a spatial FP.
+
+    Returns
+    -------
+    counts : dict
+        Per-class float arrays ``tp, fp, fp_spatial, fn, n_ref, de_tp, de_fn, angle_sum`` (degrees),
+        ``dist_sum`` (metres), ``reldist_sum``; ints ``substitutions, deletions, insertions``.
+    """
+    C, T = int(nb_classes), int(nb_frames)
+    ref = check_instances(ref, nb_frames=T, nb_classes=C, name='ref')
+    pred = check_instances(pred, nb_frames=T, nb_classes=C, name='pred')
+    for name, inst in (('reference', ref), ('prediction', pred)):
+        if inst.dist is None:
+            raise ValueError(f'dcase2024: the {name} has no distances (the 2024 metric needs them on both sides)')
+    rkey, pkey = ref.frame * C + ref.cls, pred.frame * C + pred.cls
+    n_ref = np.bincount(rkey, minlength=T * C)
+    n_pred = np.bincount(pkey, minlength=T * C)
+    m = match_groups(rkey, ref.vec, pkey, pred.vec, angle=angle_dcase2024)
+    d_ref = ref.dist[m['ref_row']]
+    d_err = np.abs(d_ref - pred.dist[m['pred_row']])
+    rel = d_err / (d_ref + EPS)
+    miss = (m['dist'] > doa_threshold) | (d_err > dist_threshold) | (rel > reldist_threshold)
+    both = (n_ref > 0) & (n_pred > 0)
+    k = np.where(both, np.minimum(n_ref, n_pred), 0)
+    fp_spatial = np.bincount(m['key'], miss, minlength=T * C)
+    fp = np.maximum(n_pred - n_ref, 0)  # unmatched predictions: both present, or prediction only
+    fn = np.maximum(n_ref - n_pred, 0)
+    loc_fp = (fp + fp_spatial).reshape(T, C).sum(axis=1)
+    loc_fn = fn.reshape(T, C).sum(axis=1)
+    per_class = {k_: np.asarray(v, dtype=np.float64).reshape(T, C).sum(axis=0) for k_, v in
+                 dict(tp=k - fp_spatial, fp=fp, fp_spatial=fp_spatial, fn=fn, n_ref=n_ref, de_tp=k, de_fn=fn).items()}
+    cls = m['key'] % C
+    per_class.update(angle_sum=np.bincount(cls, m['dist'], minlength=C), dist_sum=np.bincount(cls, d_err, minlength=C),
+                     reldist_sum=np.bincount(cls, rel, minlength=C))
+    per_class.update(substitutions=int(np.minimum(loc_fn, loc_fp).sum()),
+                     deletions=int(np.maximum(0, loc_fn - loc_fp).sum()),
+                     insertions=int(np.maximum(0, loc_fp - loc_fn).sum()))
+    return per_class
+
+
+def frame_level_scores(counts: dict[str, Any], *, average: str | None = None) -> dict[str, float]:
+    """DCASE 2024 scores from (accumulated) :func:`frame_level_counts`.
+
+    Parameters
+    ----------
+    counts : dict
+    average : {'micro', 'macro'}, optional
+        Default 'macro' (the 2024 default).
+
+    Returns
+    -------
+    scores : dict
+        ``error_rate, f_score, doa_error`` (degrees), ``distance_error`` (metres), ``relative_distance_error``
+        (NaN where nothing was matched), ``localization_recall, seld_score``.
+    """
+    average = average or DEFAULT_AVERAGE['dcase2024']
+    if average not in AVERAGES:
+        raise ValueError(f'average={average!r} must be one of {AVERAGES}')
+    c = {k: np.asarray(counts[k], dtype=np.float64) for k in _FL_FIELDS}
+    er = error_rate(substitutions=counts['substitutions'], deletions=counts['deletions'],
+                    insertions=counts['insertions'], n_ref=c['n_ref'].sum())
+    if average == 'micro':
+        c = {k: v.sum(keepdims=True) for k, v in c.items()}
+    f_c = _ratio(c['tp'], c['tp'] + c['fp_spatial'] + 0.5 * (c['fp'] + c['fn']), 0.0)
+    ang_c, dist_c, rel_c = (_ratio(c[k], c['de_tp'], np.nan) for k in ('angle_sum', 'dist_sum', 'reldist_sum'))
+    lr_c = _ratio(c['de_tp'], c['de_tp'] + c['de_fn'], 0.0)
+    seld_c = _nanmean(np.stack([1.0 - f_c, ang_c / 180.0, rel_c]), axis=0)
+    return dict(error_rate=er, f_score=float(f_c.mean()), doa_error=float(_nanmean(ang_c)),
+                distance_error=float(_nanmean(dist_c)), relative_distance_error=float(_nanmean(rel_c)),
+                localization_recall=float(lr_c.mean()), seld_score=float(seld_c.mean()))
+
+
+# ==================================================================================================
+# The accumulator (one frame rate)
 # ==================================================================================================
 class SELDMetrics:
-    """Accumulate SELD metrics over files, sed_eval style: :meth:`evaluate` per file, then :meth:`results`.
+    """Accumulate SELD metrics over files at one frame rate, sed_eval style: :meth:`evaluate`, then :meth:`results`.
 
-    Counts and sums are accumulated, so the results equal those of one evaluation of all files
-    concatenated (with segments restarting at every file).
+    Counts and sums are accumulated, so the results equal those of one evaluation of all files concatenated (with
+    segments restarting at every file). To score a model's output on each year's grid, use :class:`SELDScorer`.
 
     Parameters
     ----------
     nb_classes : int
     frame_rate : float
-        Frames per second of the matrices given to :meth:`evaluate` (the model's, 44100/256 in the
-        paper). All definitions are computed at this rate.
+        Frames per second of what :meth:`evaluate` gets; every definition is computed at this rate.
     segment_len_s : float
-        Segment length for ER/F (and the location-aware segments): ``int(frame_rate *
-        segment_len_s)`` frames.
+        Segment length: ``int(frame_rate * segment_len_s)`` frames.
     doa_threshold : float
-        Degrees, for dcase2020 / dcase2021.
+        Degrees, for the DCASE 2020+ definitions.
     definitions : sequence of str
-        Any of ``DEFINITIONS``.
-    average : {'micro', 'macro', 'macro_present'}
-        Class averaging of dcase2021 (dcase2020 is micro by definition).
+        Any of :data:`DEFINITIONS` (default: all but dcase2024, which needs distances).
+    average : {'micro', 'macro'}, optional
+        Class averaging of dcase2021, dcase2022, dcase2024 (default: each year's).
+    dist_threshold, reldist_threshold : float
+        dcase2024: absolute (metres) and relative distance error thresholds.
 
     Examples
     --------
@@ -725,22 +917,26 @@ class SELDMetrics:
     """
 
     def __init__(self, *, nb_classes: int, frame_rate: float, segment_len_s: float = 1.0,
-                 doa_threshold: float = 20.0, definitions: Sequence[str] = DEFINITIONS,
-                 average: str = 'macro') -> None:
+                 doa_threshold: float = 20.0, definitions: Sequence[str] = NO_DISTANCE_DEFINITIONS,
+                 average: str | None = None, dist_threshold: float = math.inf, reldist_threshold: float = 1.0) -> None:
         unknown = [d for d in definitions if d not in DEFINITIONS]
-        if unknown:
-            raise ValueError(f'definitions {unknown} are not among {DEFINITIONS}')
-        if average not in AVERAGES:
-            raise ValueError(f'average={average!r} must be one of {AVERAGES}')
+        if unknown or not definitions:
+            raise ValueError(f'definitions {list(definitions)} must be among {DEFINITIONS}')
+        if average is not None and average not in AVERAGES:
+            raise ValueError(f'average={average!r} must be one of {AVERAGES} (or None: each year\'s default)')
         if int(nb_classes) < 1:
             raise ValueError(f'nb_classes={nb_classes} must be >= 1')
-        if not doa_threshold >= 0:
-            raise ValueError(f'doa_threshold={doa_threshold} must be >= 0 degrees')
+        for name, v in (('doa_threshold', doa_threshold), ('dist_threshold', dist_threshold),
+                        ('reldist_threshold', reldist_threshold)):
+            if not v >= 0:
+                raise ValueError(f'{name}={v} must be >= 0')
         self.nb_classes = int(nb_classes)
         self.frame_rate = float(frame_rate)
         self.segment_len_s = float(segment_len_s)
         self.frames_per_segment = frames_per_segment(frame_rate=frame_rate, segment_len_s=segment_len_s)
         self.doa_threshold = float(doa_threshold)
+        self.dist_threshold = float(dist_threshold)
+        self.reldist_threshold = float(reldist_threshold)
         self.definitions = tuple(dict.fromkeys(definitions))
         self.average = average
         self.reset()
@@ -762,10 +958,12 @@ class SELDMetrics:
         Parameters
         ----------
         ref_sed, pred_sed : np.ndarray [shape=(frames, classes)], values in {0, 1}
+            Class-wise matrices: seld2018, seld2018_legacy and dcase2019 score these.
         ref_doa, pred_doa : np.ndarray [shape=(frames, 3*classes) or (frames, 2*classes)]
         ref_instances, pred_instances : Instances, optional
-            The same file as instance lists at ``frame_rate`` (several instances of a class per
-            frame allowed); if given, dcase2019/2020/2021 use them instead of the matrices.
+            The same file as instance lists at ``frame_rate`` (several instances of a class per frame allowed;
+            ``dist`` in metres for dcase2024): dcase2020 to dcase2024 score these. Default: the matrices' active
+            (frame, class) pairs (then without distances).
         """
         ref, pred = _check_pair(ref_sed, pred_sed)
         T, C = ref.shape
@@ -773,27 +971,18 @@ class SELDMetrics:
             raise ValueError(f'ref_sed has {C} classes, expected nb_classes={self.nb_classes}')
         if (ref_instances is None) != (pred_instances is None):
             raise ValueError('give both ref_instances and pred_instances, or neither')
-        rvec, pvec = doa_vectors(ref_doa, nb_classes=C), doa_vectors(pred_doa, nb_classes=C)
-        if rvec.shape != pvec.shape or rvec.shape[0] != T:
-            raise ValueError(f'ref_doa {np.shape(ref_doa)} and pred_doa {np.shape(pred_doa)} must both be '
-                             f'({T}, k*{C}) with the same k')
-        rv, pv = rvec[ref], pvec[ref]
-        if np.any(np.einsum('ij,ij->i', rv, rv) == 0):
-            raise ValueError('ref_doa: a reference-active class has a zero DOA vector')
-        ang_ref = angular_distance_deg(rv, pv)
-        if ref_instances is not None:
-            ri, pi = ref_instances, pred_instances
-        elif 'dcase2019' in self.definitions:
-            ri, pi = _instances(ref, rvec), _instances(pred, pvec)
+        rv, pv = _doa_pairs(ref, ref_doa, pred_doa)
+        if ref_instances is None:
+            ref_instances, pred_instances = matrices_to_instances(ref, ref_doa), matrices_to_instances(pred, pred_doa)
         fps = self.frames_per_segment
-        if {'seld2018', 'dcase2019'} & set(self.definitions):
-            seg = segment_counts(segment_activity(ref, frames_per_segment=fps),
-                                 segment_activity(pred, frames_per_segment=fps))
-        good = int((ref.sum(axis=1) == pred.sum(axis=1)).sum())
-        prep = None
+        prep: dict[str, Any] | None = None
+        cache: dict[str, dict[str, Any]] = {}
         for name in self.definitions:
             if name == 'seld2018':
-                self._add(name, dict(seg, good_frames=good, frames=T, **_angle_counts(rv, pv, ang_ref)))
+                seg = segment_counts(segment_activity(ref, frames_per_segment=fps),
+                                     segment_activity(pred, frames_per_segment=fps))
+                self._add(name, dict(seg, good_frames=int((ref.sum(1) == pred.sum(1)).sum()), frames=T,
+                                     **_angle_counts(rv, pv)))
             elif name == 'seld2018_legacy':
                 er_c = segment_counts(segment_activity(ref, frames_per_segment=fps, legacy=True, keep_partial=False),
                                       segment_activity(pred, frames_per_segment=fps, legacy=True, keep_partial=False))
@@ -801,16 +990,29 @@ class SELDMetrics:
                                      segment_activity(pred, frames_per_segment=fps, legacy=True))
                 self._add(name, dict(substitutions=er_c['substitutions'], deletions=er_c['deletions'],
                                      insertions=er_c['insertions'], n_ref=er_c['n_ref'], tp=f_c['tp'],
-                                     fp=f_c['fp'], fn=f_c['fn'], good_frames=good, frames=T,
-                                     **_chord_counts(rv, pv)))
+                                     fp=f_c['fp'], fn=f_c['fn'], good_frames=int((ref.sum(1) == pred.sum(1)).sum()),
+                                     frames=T, **_chord_counts(rv, pv)))
             elif name == 'dcase2019':
-                self._add(name, dict(seg, **dcase2019_doa_counts(ri, pi, nb_frames=T)))
+                seg = segment_counts(segment_activity(ref, frames_per_segment=fps, legacy=True),
+                                     segment_activity(pred, frames_per_segment=fps, legacy=True))
+                self._add(name, dict(seg, **dcase2019_doa_counts(matrices_to_instances(ref, ref_doa),
+                                                                 matrices_to_instances(pred, pred_doa), nb_frames=T)))
+            elif name == 'dcase2024':
+                try:
+                    counts = frame_level_counts(ref_instances, pred_instances, nb_frames=T, nb_classes=C,
+                                                doa_threshold=self.doa_threshold, dist_threshold=self.dist_threshold,
+                                                reldist_threshold=self.reldist_threshold)
+                except ValueError as err:
+                    raise SELDError(str(err)) from err
+                self._add(name, counts)
             else:
-                if prep is None and ref_instances is not None:
-                    prep = _la_prepare(ri, pi, nb_frames=T, nb_classes=C, frames_per_segment=fps)
-                elif prep is None:
-                    prep = _la_prepare_matrices(ref, pred, ang_ref, frames_per_segment=fps)
-                self._add(name, _la_counts(prep, threshold=self.doa_threshold, variant=name))
+                rule = _segment_rule(name)
+                if prep is None:
+                    prep = _segment_matching(ref_instances, pred_instances, nb_frames=T, nb_classes=C,
+                                             frames_per_segment=fps)
+                if rule not in cache:
+                    cache[rule] = _segment_counts(prep, threshold=self.doa_threshold, rule=rule)
+                self._add(name, cache[rule])
         self.nb_files += 1
 
     def details(self) -> dict[str, dict[str, Any]]:
@@ -824,17 +1026,21 @@ class SELDMetrics:
         Returns
         -------
         results : dict
-            ``{'seld2018': {'error_rate', 'f_score', 'doa_error', 'frame_recall', 'seld_score'},
-            'seld2018_legacy': {same}, 'dcase2019': {same}, 'dcase2020': {'error_rate', 'f_score',
-            'localization_error', 'localization_recall', 'seld_score'}, 'dcase2021': {same}}``.
+            seld2018, seld2018_legacy, dcase2019: ``error_rate, f_score, doa_error, frame_recall, seld_score``;
+            dcase2020, dcase2020_corrected, dcase2021, dcase2022: ``error_rate, f_score, localization_error,
+            localization_recall, seld_score``; dcase2024: ``error_rate, f_score, doa_error, distance_error,
+            relative_distance_error, localization_recall, seld_score``.
         """
         if self.nb_files == 0:
             raise SELDError('SELDMetrics.results(): no file was evaluated')
         res: dict[str, dict[str, float]] = {}
         for name in self.definitions:
             n = self._n[name]
-            if name in ('dcase2020', 'dcase2021'):
-                res[name] = location_aware_scores(n, variant=name, average=self.average)
+            if name in _SEGMENT_LA:
+                res[name] = location_aware_scores(n, definition=name, average=self.average)
+                continue
+            if name == 'dcase2024':
+                res[name] = frame_level_scores(n, average=self.average)
                 continue
             er = error_rate(substitutions=n['substitutions'], deletions=n['deletions'],
                             insertions=n['insertions'], n_ref=n['n_ref'])
@@ -857,7 +1063,245 @@ def flatten_results(res: dict[str, dict[str, float]]) -> dict[str, float]:
 
 
 # ==================================================================================================
-# Command line: score a folder of predictions against a folder of references
+# The scorer: each definition on its grid
+# ==================================================================================================
+def _integer_ratio(rate: float, base: float) -> int | None:
+    """``rate / base`` if it is an integer >= 1 (to 1e-9), else None."""
+    r = rate / base
+    return int(round(r)) if r >= 1 - 1e-9 and abs(r - round(r)) < 1e-9 else None
+
+
+class SELDScorer:
+    """Score recordings on each definition's grid (module docstring, *Grids*): ``add`` per file, then ``results``.
+
+    Parameters
+    ----------
+    classes : sequence of str
+        Class names in index order.
+    prediction_rate : float
+        ``R_p``: frames per second of the predictions given to :meth:`add` (the model rate for TUT-2018 and DCASE
+        2019 data, the label rate for DCASE 2020+ data).
+    definitions : sequence of str
+        Any of :data:`DEFINITIONS` (default :data:`DEFAULT_DEFINITIONS`).
+    reference_rate : float, optional
+        Frames per second of references given as :class:`formats.Instances` (10 for DCASE 2020+ metadata);
+        references given as :class:`formats.Events` (seconds) need none.
+    doa_threshold : float
+        Degrees (DCASE 2020+).
+    segment_len_s : float
+        Segment length in seconds on every grid.
+    average : {'micro', 'macro'}, optional
+        Class averaging of dcase2021, dcase2022, dcase2024 (default: each year's).
+    dist_threshold, reldist_threshold : float
+        dcase2024 distance thresholds (metres; relative).
+
+    Examples
+    --------
+    >>> s = SELDScorer(classes=names, prediction_rate=44100 / 256)                    # doctest: +SKIP
+    >>> s.add(stem, formats.read_desc_file(path, classes=names), sed, doa,              # doctest: +SKIP
+    ...       duration_s=30.0, nb_frames=5166)
+    >>> s.results()['dcase2021']['f_score']                                             # doctest: +SKIP
+    """
+
+    def __init__(self, *, classes: Sequence[str], prediction_rate: float,
+                 definitions: Sequence[str] = DEFAULT_DEFINITIONS, reference_rate: float | None = None,
+                 doa_threshold: float = 20.0, segment_len_s: float = 1.0, average: str | None = None,
+                 dist_threshold: float = math.inf, reldist_threshold: float = 1.0) -> None:
+        self.classes = [str(c) for c in classes]
+        if not self.classes:
+            raise ValueError('classes must name at least one class')
+        if not prediction_rate > 0:
+            raise ValueError(f'prediction_rate={prediction_rate} must be > 0')
+        if reference_rate is not None and not reference_rate > 0:
+            raise ValueError(f'reference_rate={reference_rate} must be > 0')
+        self.prediction_rate = float(prediction_rate)
+        self.reference_rate = None if reference_rate is None else float(reference_rate)
+        self.definitions = tuple(dict.fromkeys(definitions))
+        kw = dict(nb_classes=len(self.classes), segment_len_s=segment_len_s, doa_threshold=doa_threshold,
+                  average=average, dist_threshold=dist_threshold, reldist_threshold=reldist_threshold)
+        by_grid: dict[float | None, list[str]] = {}
+        for name in self.definitions:
+            if name not in DEFINITIONS:
+                raise ValueError(f'definitions {list(definitions)} must be among {DEFINITIONS}')
+            by_grid.setdefault(GRID_RATE.get(name), []).append(name)
+        #: (grid rate or None for R_p with the given nb_frames, accumulator)
+        self._grids = [(rate, SELDMetrics(frame_rate=self.prediction_rate if rate is None else rate,
+                                          definitions=names, **kw))
+                       for rate, names in by_grid.items()]
+        self._stems: set[str] = set()
+
+    @classmethod
+    def from_format(cls, info: dict[str, Any]) -> 'SELDScorer':
+        """The scorer that a prediction folder's side file (:func:`formats.write_format_file`) describes.
+
+        Reads ``classes``, ``frame_rate`` (the prediction rate), ``metrics`` (default
+        :data:`DEFAULT_DEFINITIONS`), ``reference.frame_rate`` (default: the format's, for a DCASE
+        ``reference.format``; none for ``tut2018``), ``doa_threshold`` (20), ``segment_len_s`` (1) and ``average``
+        (each year's). ``seld.py`` builds its in-memory scorer with this from the dict it writes, and the scoring
+        command from the file, so both score alike.
+        """
+        ref = info.get('reference') or {}
+        ref_rate = ref.get('frame_rate')
+        if ref_rate is None and ref.get('format') in FORMAT_FRAME_RATE:
+            ref_rate = FORMAT_FRAME_RATE[ref['format']]
+        return cls(classes=info['classes'], prediction_rate=info['frame_rate'],
+                   definitions=info.get('metrics') or DEFAULT_DEFINITIONS, reference_rate=ref_rate,
+                   doa_threshold=info.get('doa_threshold', 20.0), segment_len_s=info.get('segment_len_s', 1.0),
+                   average=info.get('average'))
+
+    @property
+    def nb_files(self) -> int:
+        return len(self._stems)
+
+    def grids(self) -> dict[str, dict[str, Any]]:
+        """How each definition is scored: ``{definition: {frame_rate, frames, frames_per_segment, reference,
+        prediction}}`` (the rules of the module docstring, as text)."""
+        def conversion(rate: float, base: float | None, other: str) -> str:
+            k = None if base is None else _integer_ratio(rate, base)
+            return other if k is None else 'as is' if k == 1 else f'each frame repeated {k} times'
+
+        out = {}
+        for rate, m in self._grids:
+            g = m.frame_rate
+            ref = ('events (seconds) framed by formats.events_to_instances' if self.reference_rate is None else
+                   f'instances at {self.reference_rate:g} fps: ' + conversion(g, self.reference_rate, 'refused'))
+            pred = conversion(g, self.prediction_rate, "formats.resample_matrices(rule='majority')")
+            for name in m.definitions:
+                out[name] = dict(frame_rate=g, frames='nb_frames (given)' if rate is None else
+                                 f'formats.nb_frames_at(duration_s, frame_rate={g:g})',
+                                 frames_per_segment=None if name == 'dcase2024' else m.frames_per_segment,
+                                 reference=ref, prediction=pred)
+        return {name: out[name] for name in self.definitions}
+
+    def _reference_at(self, stem: str, ref: Events | Instances, rate: float, T: int) -> Instances:
+        if isinstance(ref, Events):
+            return events_to_instances(ref, frame_rate=rate, nb_frames=T)
+        if not isinstance(ref, Instances):
+            raise TypeError(f'{stem}: the reference must be formats.Events or formats.Instances, not {type(ref)}')
+        if self.reference_rate is None:
+            raise SELDError(f'{stem}: a reference given as instances needs the scorer\'s reference_rate')
+        k = _integer_ratio(rate, self.reference_rate)
+        if k is None:
+            raise SELDError(f'{stem}: a reference at {self.reference_rate:g} frames/s cannot be scored on a '
+                            f'{rate:g}-frames/s grid (only integer multiples of its rate: frames are repeated)')
+        frame = np.asarray(ref.frame, dtype=np.int64)
+        limit = -(-T // k)  # the grid's frames at the reference's rate
+        if frame.size and frame.max() >= limit:
+            raise SELDError(f'{stem}: reference frame {int(frame.max())} is beyond the recording ({limit} frames at '
+                            f'{self.reference_rate:g} frames/s)')
+        return ref if k == 1 else upsample_instances(ref, factor=k, nb_frames=T)
+
+    def _prediction_at(self, pred: Instances, rate: float, T: int, nb_frames: int) -> Instances:
+        k = _integer_ratio(rate, self.prediction_rate)
+        if k is not None:  # the same rate or an integer multiple: frames repeated, those >= T dropped
+            return upsample_instances(pred, factor=k, nb_frames=T)
+        sed, doa = instances_to_matrices(pred, nb_classes=len(self.classes), nb_frames=nb_frames, same_class='last')
+        sed, doa = resample_matrices(sed, doa, frame_rate=self.prediction_rate, out_frame_rate=rate, rule='majority',
+                                     nb_frames_out=T)
+        return matrices_to_instances(sed, doa)
+
+    def add(self, stem: str, ref: Events | Instances, pred_sed: np.ndarray, pred_doa: np.ndarray, *,
+            duration_s: float, nb_frames: int, pred_dist: np.ndarray | None = None) -> None:
+        """Add one recording's reference and class-wise prediction matrices.
+
+        Parameters
+        ----------
+        stem : str
+            The recording's name (in messages; each stem once).
+        ref : formats.Events or formats.Instances
+            The reference in seconds, or as instances at ``reference_rate`` (``dist`` in metres for dcase2024).
+        pred_sed : np.ndarray [shape=(nb_frames, classes)], values in {0, 1}
+            Thresholded activity at ``prediction_rate``.
+        pred_doa : np.ndarray [shape=(nb_frames, 3*classes) or (nb_frames, 2*classes)]
+            Only the vectors of active classes are scored, as unit vectors (what a prediction file holds).
+        duration_s : float
+            The recording's length in seconds.
+        nb_frames : int
+            Its number of frames at ``prediction_rate``.
+        pred_dist : np.ndarray [shape=(nb_frames, classes)], optional
+            Predicted distances in metres (dcase2024).
+        """
+        C = len(self.classes)
+        act = as_sed(pred_sed, f'{stem}: pred_sed')
+        vec = doa_vectors(pred_doa, nb_classes=C)
+        if act.shape != (int(nb_frames), C) or vec.shape[0] != act.shape[0]:
+            raise SELDError(f'{stem}: pred_sed {act.shape} and pred_doa {np.shape(pred_doa)} must have '
+                            f'nb_frames={nb_frames} rows and {C} classes')
+        t, c = np.nonzero(act)
+        v = unit(vec[t, c])
+        if v.shape[1] == 2:  # azimuth-only: elevation 0, as written to a file
+            v = np.concatenate([v, np.zeros((v.shape[0], 1))], axis=1)
+        dist = None
+        if pred_dist is not None:
+            pd = np.asarray(pred_dist, dtype=np.float64)
+            if pd.shape != act.shape:
+                raise SELDError(f'{stem}: pred_dist {pd.shape} must be {act.shape}')
+            dist = pd[t, c]
+        self.add_instances(stem, ref, Instances(t.astype(np.int64), c.astype(np.int64), np.zeros(t.size, np.int64),
+                                                v, dist), duration_s=duration_s, nb_frames=nb_frames)
+
+    def add_instances(self, stem: str, ref: Events | Instances, pred: Instances, *, duration_s: float,
+                      nb_frames: int) -> None:
+        """Add one recording whose prediction is an instance list at ``prediction_rate`` (e.g. a DCASE file, with
+        several instances of a class per frame, a ``dist`` in metres); see :meth:`add`.
+
+        Raises
+        ------
+        SELDError
+            Naming the stem: a stem added twice, ``nb_frames / prediction_rate`` more than 1 s away from
+            ``duration_s``, a prediction or reference frame beyond the recording, a reference rate that the grid is
+            not an integer multiple of, dcase2024 without distances. The scorer is unchanged then.
+        """
+        if stem in self._stems:
+            raise SELDError(f'{stem}: scored twice')
+        nb_frames = int(nb_frames)
+        if not (duration_s > 0 and nb_frames >= 1):
+            raise SELDError(f'{stem}: duration_s={duration_s} must be > 0 and nb_frames={nb_frames} >= 1')
+        if abs(nb_frames / self.prediction_rate - duration_s) >= 1.0:
+            raise SELDError(f'{stem}: nb_frames={nb_frames} at {self.prediction_rate:g} frames/s is '
+                            f'{nb_frames / self.prediction_rate:.3f} s, but duration_s={duration_s}')
+        C = len(self.classes)
+        try:
+            pred = check_instances(pred, nb_frames=nb_frames, nb_classes=C, name='prediction')
+            inputs = []  # every grid's input first, so that a bad file leaves the accumulators as they were
+            for rate, metrics in self._grids:
+                T = nb_frames if rate is None else nb_frames_at(duration_s, frame_rate=rate)
+                g = metrics.frame_rate
+                ref_g = self._reference_at(stem, ref, g, T)
+                pred_g = pred if rate is None else self._prediction_at(pred, g, T, nb_frames)
+                if 'dcase2024' in metrics.definitions and (ref_g.dist is None or pred_g.dist is None):
+                    raise SELDError(f'{stem}: dcase2024 needs distances in both the reference and the prediction '
+                                    f'(the {"reference" if ref_g.dist is None else "prediction"} has none)')
+                inputs.append((metrics, *instances_to_matrices(ref_g, nb_classes=C, nb_frames=T, same_class='last'),
+                               *instances_to_matrices(pred_g, nb_classes=C, nb_frames=T, same_class='last'),
+                               ref_g, pred_g))
+        except SELDError:
+            raise
+        except ValueError as err:
+            raise SELDError(f'{stem}: {err}') from err
+        for metrics, rs, rd, ps, pd, ref_g, pred_g in inputs:
+            metrics.evaluate(rs, rd, ps, pd, ref_instances=ref_g, pred_instances=pred_g)
+        self._stems.add(stem)
+
+    def results(self) -> dict[str, dict[str, float]]:
+        """``{definition: {metric: value}}`` in the order of ``definitions`` (see :meth:`SELDMetrics.results`)."""
+        if not self._stems:
+            raise SELDError('SELDScorer.results(): no file was added')
+        res: dict[str, dict[str, float]] = {}
+        for _, metrics in self._grids:
+            res.update(metrics.results())
+        return {name: res[name] for name in self.definitions}
+
+    def details(self) -> dict[str, dict[str, Any]]:
+        """The accumulated counts per definition (:meth:`SELDMetrics.details`)."""
+        out: dict[str, dict[str, Any]] = {}
+        for _, metrics in self._grids:
+            out.update(metrics.details())
+        return out
+
+
+# ==================================================================================================
+# Command line: score a folder of predictions against a dataset's reference folder
 # ==================================================================================================
 def _json_safe(obj: Any) -> Any:
     if isinstance(obj, dict):
@@ -871,94 +1315,197 @@ def _json_safe(obj: Any) -> Any:
     return obj
 
 
-def _csv_files(folder: str, label: str) -> dict[str, str]:
-    if not os.path.isdir(folder):
-        raise SELDError(f'{folder}: {label} folder not found')
-    files = {os.path.splitext(n)[0]: os.path.join(folder, n) for n in sorted(os.listdir(folder))
-             if n.lower().endswith('.csv')}
-    if not files:
-        raise SELDError(f'{folder}: no .csv files in the {label} folder')
-    return files
-
-
 def _table(res: dict[str, dict[str, float]]) -> str:
-    cols = ['error_rate', 'f_score', 'doa_error', 'frame_recall', 'localization_error', 'localization_recall',
-            'seld_score']
-    short = ['ER', 'F', 'DOA', 'FR', 'LE', 'LR', 'SELD']
-    lines = [f'{"definition":<16}' + ''.join(f'{s:>8}' for s in short)]
+    cols = [('error_rate', 'ER'), ('f_score', 'F'), ('doa_error', 'DOA'), ('frame_recall', 'FR'),
+            ('localization_error', 'LE'), ('localization_recall', 'LR'), ('distance_error', 'DIST'),
+            ('relative_distance_error', 'RDE'), ('seld_score', 'SELD')]
+    lines = [f'{"definition":<20}' + ''.join(f'{s:>8}' for _, s in cols)]
     for name, vals in res.items():
-        cells = [f'{vals[c]:8.3f}' if c in vals and vals[c] is not None and math.isfinite(vals[c]) else
-                 (f'{"nan":>8}' if c in vals else f'{"-":>8}') for c in cols]
-        lines.append(f'{name:<16}' + ''.join(cells))
+        cells = [f'{vals[c]:8.3f}' if c in vals and math.isfinite(vals[c]) else
+                 (f'{"nan":>8}' if c in vals else f'{"-":>8}') for c, _ in cols]
+        lines.append(f'{name:<20}' + ''.join(cells))
     return '\n'.join(lines)
 
 
+def find_references(folder: str, stems: Sequence[str]) -> dict[str, str]:
+    """The reference file of every stem: ``<stem>.csv`` anywhere below ``folder`` (a DCASE ``metadata_dev/`` holds
+    ``dev-train/``, ``dev-test/`` ... sub-folders).
+
+    Raises
+    ------
+    SELDError
+        A missing folder, a stem without reference (named), or a stem found twice (both paths named).
+    """
+    if not os.path.isdir(folder):
+        raise SELDError(f'{folder}: reference folder not found')
+    found: dict[str, str] = {}
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            stem, ext = os.path.splitext(name)
+            if ext.lower() != '.csv':
+                continue
+            path = os.path.join(root, name)
+            if stem in found:
+                raise SELDError(f'{stem}: two reference files, {found[stem]} and {path}; pairing by stem needs one')
+            found[stem] = path
+    missing = [s for s in stems if s not in found]
+    if missing:
+        raise SELDError(f'{folder}: no reference file for the predicted {", ".join(missing)} (searched all '
+                        'sub-folders for <stem>.csv)')
+    return {s: found[s] for s in stems}
+
+
+def read_reference(path: str, *, fmt: str, classes: Sequence[str], naming: str = 'tut',
+                   frame_rate: float | None = None, duration_s: float | None = None) -> Events | Instances:
+    """Read a reference file as the scoring command does: a ``tut2018`` description as :class:`formats.Events`,
+    DCASE metadata as :class:`formats.Instances` at ``frame_rate`` (``dcase2024`` distances from cm to m, as the
+    official 2024 scoring reads its references with ``cm2m=True``).
+
+    Parameters
+    ----------
+    path : str
+    fmt : {'tut2018', 'dcase2019', 'dcase2020', 'dcase2024'}
+    classes : sequence of str
+    naming : {'tut', 'real', 'plain'}
+        tut2018 class naming.
+    frame_rate : float, optional
+        DCASE formats: the file's frame rate (default the format's).
+    duration_s : float, optional
+        The recording's length: an event starting, or a frame, beyond it is an error.
+    """
+    if fmt == 'tut2018':
+        return read_desc_file(path, classes=classes, naming=naming, max_time_s=duration_s)
+    rate = frame_rate or FORMAT_FRAME_RATE[fmt]
+    inst = read_instances(path, fmt=fmt, nb_classes=len(classes),
+                          nb_frames=None if duration_s is None else nb_frames_at(duration_s, frame_rate=rate))
+    if fmt == 'dcase2024' and inst.dist is not None:
+        inst = inst._replace(dist=inst.dist / 100.0)
+    return inst
+
+
+def _last_time(inst: Events | Instances, rate: float | None) -> float:
+    if isinstance(inst, Events):
+        return float(np.max(inst.end, initial=0.0))
+    return (int(np.max(inst.frame, initial=-1)) + 1) / rate
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Score prediction CSVs against reference CSVs (paired by file stem); JSON on stdout."""
+    """Score a folder of prediction CSVs against reference CSVs (paired by stem); JSON on stdout."""
     p = argparse.ArgumentParser(
         prog='evaluation_metrics.py', description=main.__doc__,
-        epilog='Example: python evaluation_metrics.py --ref metadata_dev --pred results --format dcase2020 '
-               '--nb-classes 14 --metrics dcase2020 dcase2021')
-    p.add_argument('--ref', required=True, help='folder of reference CSVs')
-    p.add_argument('--pred', required=True, help='folder of prediction CSVs (same file stems)')
-    p.add_argument('--format', required=True, choices=FORMATS, help='CSV format of both folders')
-    p.add_argument('--metrics', nargs='+', default=['seld2018', 'dcase2019', 'dcase2020', 'dcase2021'],
-                   choices=DEFINITIONS, help='definitions to compute (default: all but seld2018_legacy)')
-    p.add_argument('--nb-classes', type=int, help='number of classes (required for the DCASE formats)')
-    p.add_argument('--classes', help='tut2018: comma-separated class names in index order '
-                                     '(default: the sorted names found in the reference files)')
-    p.add_argument('--real', action='store_true', help='tut2018: REAL dataset class naming')
-    p.add_argument('--frame-rate', type=float,
-                   help='frames/s at which files are scored (default: the format\'s, 50 or 10; '
-                        f'tut2018: {PAPER_FRAME_RATE:.2f})')
-    p.add_argument('--nb-frames', type=int, help='frames per file at --frame-rate (default: up to the last row '
-                                                 'of either file)')
-    p.add_argument('--segment-len', type=float, default=1.0, help='segment length in seconds (default 1)')
-    p.add_argument('--threshold', type=float, default=20.0, help='DOA threshold in degrees (default 20)')
-    p.add_argument('--average', choices=AVERAGES, default='macro', help='class averaging of dcase2021')
+        epilog='A run\'s predictions/ folder holds format.json, which says everything: python evaluation_metrics.py '
+               '--ref data/ansim/desc_ov1_split1 --pred runs/<run>/predictions. Files of other systems: python '
+               'evaluation_metrics.py --ref metadata_dev --pred results --format dcase2020 --ref-format dcase2020 '
+               '--nb-classes 14 --duration 60. Flags override format.json.')
+    p.add_argument('--ref', required=True, help='reference folder (searched with its sub-folders): TUT-2018 '
+                                                'descriptions (with their header) or DCASE metadata')
+    p.add_argument('--pred', required=True, help=f'folder of prediction CSVs (and {FORMAT_FILE})')
+    p.add_argument('--format', choices=FORMATS, help=f'prediction format (default: {FORMAT_FILE})')
+    p.add_argument('--frame-rate', type=float, help="prediction frames/s (default: format.json's, else the "
+                                                    "format's: 50 or 10)")
+    p.add_argument('--ref-format', choices=FORMATS, help='format of headerless reference files (default: '
+                                                         'format.json\'s "reference"); a header means tut2018')
+    p.add_argument('--ref-frame-rate', type=float, help="reference frames/s of a DCASE format (default: "
+                                                        "format.json's, else the format's)")
+    p.add_argument('--classes', help='comma-separated class names in index order (default: format.json\'s; '
+                                     'tut2018 references: the sorted names found in them)')
+    p.add_argument('--nb-classes', type=int, help='number of classes, for DCASE files without class names')
+    p.add_argument('--naming', choices=NAMINGS, help='class naming of tut2018 recordings (default: format.json\'s, '
+                                                     'else tut)')
+    p.add_argument('--metrics', nargs='+', choices=DEFINITIONS,
+                   help=f'definitions (default: format.json\'s, else {" ".join(DEFAULT_DEFINITIONS)}, and dcase2024 '
+                        'where both sides have distances)')
+    p.add_argument('--average', choices=AVERAGES, help='class averaging of dcase2021/2022/2024 (default: each '
+                                                       'year\'s: micro, macro, macro)')
+    p.add_argument('--threshold', type=float, help='DOA threshold in degrees (default: format.json\'s, else 20)')
+    p.add_argument('--segment-len', type=float, help='segment length in seconds (default: format.json\'s, else 1)')
+    p.add_argument('--duration', type=float, help='length of every recording in seconds (default: format.json\'s '
+                                                  'files, else up to the last row of either file)')
     a = p.parse_args(argv)
 
-    ref_files, pred_files = _csv_files(a.ref, 'reference'), _csv_files(a.pred, 'prediction')
-    if set(ref_files) != set(pred_files):
-        only_ref, only_pred = sorted(set(ref_files) - set(pred_files)), sorted(set(pred_files) - set(ref_files))
-        raise SELDError(f'file sets differ: without prediction {only_ref}; without reference {only_pred}')
-    naming = 'real' if a.real else 'tut'
-    if a.format == 'tut2018':
-        classes = [c.strip() for c in a.classes.split(',')] if a.classes else desc_class_names(ref_files.values(),
-                                                                                             naming=naming)
-        nb_classes, rate = len(classes), a.frame_rate or PAPER_FRAME_RATE
-    else:
-        if a.nb_classes is None:
-            raise SELDError(f'--nb-classes is required for the {a.format} format')
-        classes, nb_classes = None, a.nb_classes
-        rate = a.frame_rate or FORMAT_FRAME_RATE[a.format]
-    m = SELDMetrics(nb_classes=nb_classes, frame_rate=rate, segment_len_s=a.segment_len,
-                    doa_threshold=a.threshold, definitions=a.metrics, average=a.average)
-    src_rate = rate if a.format == 'tut2018' else FORMAT_FRAME_RATE[a.format]
-    for stem in sorted(ref_files):
-        insts = [read_instances(f[stem], fmt=a.format, nb_classes=nb_classes, classes=classes, frame_rate=rate,
-                                naming=naming) for f in (ref_files, pred_files)]
-        last = max(int(i.frame.max(initial=-1)) for i in insts) + 1
-        if math.isclose(src_rate, rate):
-            T = a.nb_frames if a.nb_frames is not None else last
-            if last > T:
-                raise SELDError(f'{stem}: a row has frame {last - 1}, beyond --nb-frames {T}')
-            (rs, rd), (ps, pd) = [instances_to_matrices(i, nb_classes=nb_classes, nb_frames=T, same_class='mean')
-                                  for i in insts]
-            m.evaluate(rs, rd, ps, pd, ref_instances=insts[0], pred_instances=insts[1])
+    if not os.path.isdir(a.pred):
+        raise SELDError(f'{a.pred}: prediction folder not found')
+    info = read_format_file(a.pred) or {}
+    side = os.path.join(a.pred, FORMAT_FILE)
+    reference = dict(info.get('reference') or {})
+    fmt = a.format or info.get('format')
+    if fmt is None:
+        raise SELDError(f'{a.pred}: no {FORMAT_FILE}; give --format (one of {", ".join(FORMATS)})')
+    rate = a.frame_rate or info.get('frame_rate') or FORMAT_FRAME_RATE.get(fmt, PAPER_FRAME_RATE)
+    naming = a.naming or reference.get('naming') or 'tut'
+    ref_fmt = a.ref_format or reference.get('format')
+    stems = sorted(os.path.splitext(n)[0] for n in os.listdir(a.pred) if n.lower().endswith('.csv'))
+    if not stems:
+        raise SELDError(f'{a.pred}: no .csv files in the prediction folder')
+    files = info.get('files') or {}
+    unlisted, absent = [s for s in stems if s not in files], [s for s in files if s not in stems]
+    if info and (unlisted or absent):
+        raise SELDError(f'{side}: lists {", ".join(absent) or "no missing file"} without a CSV, and does not list '
+                        f'{", ".join(unlisted) or "any other"}; the folder must hold what the run wrote')
+    ref_paths = find_references(a.ref, stems)
+    ref_fmts = {}
+    for stem, path in ref_paths.items():
+        if has_desc_header(path):
+            if ref_fmt not in (None, 'tut2018'):
+                raise SELDError(f'{path}: a tut2018 description (its header), but the reference format is {ref_fmt}')
+            ref_fmts[stem] = 'tut2018'
+        elif ref_fmt == 'tut2018':
+            raise SELDError(f'{path}: no tut2018 header ({",".join(DESC_HEADER)}), but the reference format '
+                            'is tut2018')
+        elif ref_fmt is None:
+            raise SELDError(f'{path}: headerless DCASE metadata of unknown format; give --ref-format (dcase2019, '
+                            'dcase2020 or dcase2024) or a format.json "reference"')
         else:
-            T = a.nb_frames if a.nb_frames is not None else int(math.ceil(last * rate / src_rate - 1e-9))
-            (rs, rd), (ps, pd) = [resample_matrices(*instances_to_matrices(i, nb_classes=nb_classes, nb_frames=last,
-                                                                           same_class='mean'),
-                                                    frame_rate=src_rate, out_frame_rate=rate, rule='any',
-                                                    nb_frames_out=T)
-                                  for i in insts]
-            m.evaluate(rs, rd, ps, pd)
-    res = m.results()
-    print(f'{m.nb_files} files, {rate:.2f} frames/s, {m.frames_per_segment} frames per segment, '
-          f'threshold {a.threshold:g} deg, average {a.average}', file=sys.stderr)
+            ref_fmts[stem] = ref_fmt
+    ref_rate = a.ref_frame_rate or reference.get('frame_rate')
+    if any(f != 'tut2018' for f in ref_fmts.values()):
+        ref_rate = ref_rate or FORMAT_FRAME_RATE[ref_fmt]
+    if a.classes:
+        classes = [c.strip() for c in a.classes.split(',')]
+    elif info.get('classes'):
+        classes = list(info['classes'])
+    elif a.nb_classes:
+        classes = [str(i) for i in range(a.nb_classes)]
+    elif all(f == 'tut2018' for f in ref_fmts.values()):
+        classes = desc_class_names(ref_paths.values(), naming=naming)
+    else:
+        raise SELDError('the classes are unknown: give --classes or --nb-classes (or a format.json)')
+    if a.nb_classes and a.nb_classes != len(classes):
+        raise SELDError(f'--nb-classes {a.nb_classes} does not match the {len(classes)} classes {classes}')
+
+    refs, preds, lengths = {}, {}, {}
+    for stem in stems:
+        entry = files.get(stem) or {}
+        duration = a.duration or entry.get('duration_s')
+        nb_frames = None if a.duration else entry.get('nb_frames')
+        if duration is not None and nb_frames is None:
+            nb_frames = nb_frames_at(duration, frame_rate=rate)
+        refs[stem] = read_reference(ref_paths[stem], fmt=ref_fmts[stem], classes=classes, naming=naming,
+                                    frame_rate=ref_rate, duration_s=duration)
+        preds[stem] = read_instances(os.path.join(a.pred, stem + '.csv'), fmt=fmt, nb_classes=len(classes),
+                                     classes=classes, frame_rate=rate, naming=naming, nb_frames=nb_frames)
+        if duration is None:  # no side file: the file lasts until its last row
+            duration = max(_last_time(refs[stem], ref_rate), _last_time(preds[stem], rate), 1.0 / rate)
+            nb_frames = nb_frames_at(duration, frame_rate=rate)
+        lengths[stem] = (float(duration), int(nb_frames))
+    with_dist = fmt == 'dcase2024' and all(refs[s].dist is not None and preds[s].dist is not None for s in stems)
+    scoring = dict(classes=classes, frame_rate=rate, reference=dict(reference, frame_rate=ref_rate),
+                   metrics=a.metrics or info.get('metrics') or DEFAULT_DEFINITIONS + (('dcase2024',) * with_dist),
+                   doa_threshold=a.threshold if a.threshold is not None else info.get('doa_threshold', 20.0),
+                   segment_len_s=a.segment_len or info.get('segment_len_s', 1.0),
+                   average=a.average or info.get('average'))
+    scorer = SELDScorer.from_format(scoring)
+    for stem in stems:
+        scorer.add_instances(stem, refs[stem], preds[stem], duration_s=lengths[stem][0], nb_frames=lengths[stem][1])
+    res = scorer.results()
+    print(f'{scorer.nb_files} files, predictions {fmt} at {rate:g} frames/s, references '
+          f'{"/".join(sorted(set(ref_fmts.values())))}; grids:', file=sys.stderr)
+    for name, g in scorer.grids().items():
+        print(f'  {name:<20} {g["frame_rate"]:g} fps, segments {g["frames_per_segment"] or "-"}, '
+              f'prediction {g["prediction"]}', file=sys.stderr)
     print(_table(res), file=sys.stderr)
-    print(json.dumps(_json_safe(res), indent=2, sort_keys=True))
+    print(json.dumps(_json_safe(res), indent=2))
     return 0
 
 

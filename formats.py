@@ -37,7 +37,8 @@ Frame ``i`` covers ``[i, i + 1) / rate`` seconds. Down-sampling puts input frame
 ``floor(i * out_rate / rate)``; a class is active there if active in MORE THAN HALF of its input frames
 (``rule='majority'``, the pipeline's choice for model outputs) or in ANY of them (``'any'``); its direction is the
 mean of the active input frames' unit vectors, renormalized. Up-sampling copies the input frame that holds the
-output frame's start.
+output frame's start. An instance list goes up by an integer factor with :func:`upsample_instances` (every
+instance of a frame repeated; no down-sampling of instance lists).
 """
 from __future__ import annotations
 
@@ -334,6 +335,38 @@ def resample_matrices(sed: np.ndarray, doa: np.ndarray, *, frame_rate: float, ou
         vsum = np.stack([np.bincount(flat, u[:, d], minlength=n_out * C) for d in range(vec.shape[2])], axis=-1)
         vec_out = unit(vsum.reshape(n_out, C, -1)) * sed_out[..., None]
     return sed_out.astype(np.float32), vectors_to_doa(vec_out)
+
+
+def upsample_instances(inst: Instances, *, factor: int, nb_frames: int | None = None) -> Instances:
+    """An instance list at ``factor`` times its frame rate: frame ``f`` becomes frames ``f*factor .. f*factor +
+    factor - 1`` (the up-sampling rule of :func:`resample_matrices`, keeping every instance, track and distance).
+
+    Parameters
+    ----------
+    inst : Instances
+    factor : int
+        Integer ratio of the output to the input frame rate, >= 1.
+    nb_frames : int, optional
+        Frames of the output: instances at or beyond it are dropped.
+
+    Returns
+    -------
+    inst : Instances, ``factor`` rows per input row (fewer where cut), in the input's row order per frame.
+    """
+    if int(factor) != factor or factor < 1:
+        raise ValueError(f'factor={factor} must be an integer >= 1')
+    k = int(factor)
+    frame = np.asarray(inst.frame, dtype=np.int64)
+    rows = np.repeat(np.arange(frame.size), k)
+    new_frame = frame[rows] * k + np.tile(np.arange(k), frame.size)
+    order = np.argsort(new_frame, kind='stable')  # frame order, input order within a frame
+    rows, new_frame = rows[order], new_frame[order]
+    if nb_frames is not None:
+        keep = new_frame < int(nb_frames)
+        rows, new_frame = rows[keep], new_frame[keep]
+    dist = None if inst.dist is None else np.asarray(inst.dist, dtype=np.float64)[rows]
+    return Instances(new_frame, np.asarray(inst.cls, dtype=np.int64)[rows],
+                     np.asarray(inst.track, dtype=np.int64)[rows], np.asarray(inst.vec, dtype=np.float64)[rows], dist)
 
 
 # ==================================================================================================

@@ -1,8 +1,9 @@
 """Tests of evaluation_metrics.py against hand counts, sed_eval and slow per-frame references.
 
-The ``slow_*`` / ``official_*`` functions below are the oracles: obvious loops over frames, and ports
-of the official DCASE 2020 / 2021-2023 ``update_seld_scores`` logic on their dict structures. The
-benchmark (benchmarks/bench_metrics.py) times the vectorized code against them.
+The ``slow_*`` / ``official_*`` functions below are the oracles: obvious loops over frames, and ports of the
+official DCASE 2019 / 2020 / 2021-2023 / 2024 logic (written here from the published algorithms, on their dict
+structures). The benchmark (benchmarks/bench_metrics.py) times the vectorized code against them. Every definition
+also has a hand-computed case whose counts are derived in the comments.
 """
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ from scipy.optimize import linear_sum_assignment
 
 import evaluation_metrics as em
 import formats
+from formats import Events, Instances
 from utils import SELDError, sph2cart
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 X, Y, Z = np.eye(3)
+A0 = math.degrees(math.acos(1 / (1 + 1e-10)))  # the 2024 code's angle between equal unit vectors (8.1e-4 deg)
 
 
 # ==================================================================================================
@@ -38,14 +41,22 @@ def _angle(u, v):
     return math.degrees(math.acos(min(1.0, max(-1.0, d))))
 
 
-def slow_sed_counts(ref, pred, fps):
+def _angle_2024(u, v):
+    """The 2024 code's Cartesian angle, normalising with sqrt(|u|^2 + 1e-10)."""
+    nu, nv = math.sqrt(sum(x * x for x in u) + 1e-10), math.sqrt(sum(x * x for x in v) + 1e-10)
+    return math.degrees(math.acos(min(1.0, max(-1.0, sum(a * b for a, b in zip(u, v)) / (nu * nv)))))
+
+
+def slow_sed_counts(ref, pred, fps, drop_last=False):
+    """Segment counts; ``drop_last``: the blocks [i*fps, i*fps + fps - 1) of the DCASE 2019 code."""
     T, C = ref.shape
     c = dict(tp=0, fp=0, fn=0, s=0, d=0, i=0, n_ref=0)
     for s0 in range(0, T, fps):
         fn = fp = 0
+        end = min(s0 + fps - (1 if drop_last else 0), T)
         for k in range(C):
-            r = any(ref[t, k] for t in range(s0, min(s0 + fps, T)))
-            p = any(pred[t, k] for t in range(s0, min(s0 + fps, T)))
+            r = any(ref[t, k] for t in range(s0, end))
+            p = any(pred[t, k] for t in range(s0, end))
             c['tp'] += r and p
             fn += r and not p
             fp += p and not r
@@ -118,14 +129,14 @@ def official_segment_labels(rows, nb_frames, fps):
     return out
 
 
-def _least_distance(gt, pr):
-    cost = np.array([[_angle(g, p) for p in pr] for g in gt])
+def _least_distance(gt, pr, angle=_angle):
+    cost = np.array([[angle(g, p) for p in pr] for g in gt])
     r, c = linear_sum_assignment(cost)
     return cost[r, c], r, c
 
 
 def official_2021(pred, gt, nb_classes, thr):
-    """SELD_evaluation_metrics.SELDMetrics.update_seld_scores of the DCASE 2021-2023 baselines."""
+    """SELDMetrics.update_seld_scores of the DCASE 2021-2023 baselines (2022 layout: spatial misses apart)."""
     n = {k: np.zeros(nb_classes) for k in ('tp', 'fp', 'fp_spatial', 'fn', 'n_ref', 'de_tp', 'de_fn', 'de_sum')}
     S = D = I = 0
     for b in range(len(gt)):
@@ -177,8 +188,24 @@ def official_2021(pred, gt, nb_classes, thr):
     return n, (S, D, I)
 
 
+def official_2021_scores(n, sdi, average):
+    """compute_seld_scores of 2021 (micro, spatial misses in FP at 1/2) and 2022 (macro/micro, weight 1)."""
+    er = sum(sdi) / n['n_ref'].sum()
+    if average == '2021':
+        f = n['tp'].sum() / (n['tp'].sum() + 0.5 * (n['fp'].sum() + n['fp_spatial'].sum() + n['fn'].sum()))
+        le = n['de_sum'].sum() / n['de_tp'].sum()
+        lr = n['de_tp'].sum() / (n['de_tp'].sum() + n['de_fn'].sum())
+    else:
+        f_c = n['tp'] / (n['tp'] + n['fp_spatial'] + 0.5 * (n['fp'] + n['fn']) + 1e-300)
+        le_c = np.array([n['de_sum'][c] / n['de_tp'][c] if n['de_tp'][c] else 180.0 for c in range(len(f_c))])
+        lr_c = n['de_tp'] / (n['de_tp'] + n['de_fn'] + 1e-300)
+        f, le, lr = f_c.mean(), le_c.mean(), lr_c.mean()
+    return dict(error_rate=er, f_score=f, localization_error=le, localization_recall=lr,
+                seld_score=np.mean([er, 1 - f, le / 180, 1 - lr]))
+
+
 def official_2020(pred, gt, nb_classes, thr):
-    """metrics/SELD_evaluation_metrics.py of the DCASE 2020 baseline (one DOA per class and frame)."""
+    """metrics/SELD_evaluation_metrics.py of the DCASE 2020 baseline (a frame's distance: the Hungarian sum)."""
     n = dict(tp=0, fp=0, fn=0, n_ref=0, n_sys=0, de_tp=0, de_sum=0.0)
     S = D = I = 0
     for b in range(len(gt)):
@@ -192,7 +219,7 @@ def official_2020(pred, gt, nb_classes, thr):
                 for gi, gv in enumerate(gt_ind):
                     if gv in pr_ind:
                         cnt += 1
-                        total += _angle(gt[b][c][0][1][gi][0], pred[b][c][0][1][pr_ind.index(gv)][0])
+                        total += _least_distance(gt[b][c][0][1][gi], pred[b][c][0][1][pr_ind.index(gv)])[0].sum()
                 if cnt == 0:
                     loc_fn += 1
                     n['fn'] += 1
@@ -216,16 +243,71 @@ def official_2020(pred, gt, nb_classes, thr):
     return n, (S, D, I)
 
 
+def official_2024(ref_rows, pred_rows, nb_frames, nb_classes, average, thr=20.0, rel_thr=1.0):
+    """SELDMetrics.update_seld_scores + compute_seld_scores of the DCASE 2024 baseline (frame level, distances).
+
+    Rows are (frame, class, vec, dist)."""
+    C = nb_classes
+    n = {k: np.zeros(C) for k in ('tp', 'fp', 'fps', 'fn', 'nref', 'de_tp', 'de_fn', 'ang', 'dist', 'rel')}
+    S = D = I = 0
+    for t in range(nb_frames):
+        loc_fp = loc_fn = 0
+        for c in range(C):
+            g = [(v, d) for f, k, v, d in ref_rows if f == t and k == c]
+            p = [(v, d) for f, k, v, d in pred_rows if f == t and k == c]
+            n['nref'][c] += len(g)
+            if g and p:
+                cost, r, q = _least_distance([v for v, _ in g], [v for v, _ in p], angle=_angle_2024)
+                bad = 0
+                for e, i, j in zip(cost, r, q):
+                    derr = abs(g[i][1] - p[j][1])
+                    rel = derr / (g[i][1] + np.finfo(float).eps)
+                    n['ang'][c] += e
+                    n['dist'][c] += derr
+                    n['rel'][c] += rel
+                    bad += (e > thr) or (rel > rel_thr)
+                k = min(len(g), len(p))
+                n['tp'][c] += k - bad
+                n['de_tp'][c] += k
+                n['fp'][c] += max(0, len(p) - len(g))
+                n['fps'][c] += bad
+                n['fn'][c] += max(0, len(g) - len(p))
+                n['de_fn'][c] += max(0, len(g) - len(p))
+                loc_fp += max(0, len(p) - len(g)) + bad
+                loc_fn += max(0, len(g) - len(p))
+            elif g:
+                n['fn'][c] += len(g)
+                n['de_fn'][c] += len(g)
+                loc_fn += len(g)
+            elif p:
+                n['fp'][c] += len(p)
+                loc_fp += len(p)
+        S += min(loc_fp, loc_fn)
+        D += max(0, loc_fn - loc_fp)
+        I += max(0, loc_fp - loc_fn)
+    er = (S + D + I) / n['nref'].sum()
+    if average == 'micro':
+        n = {k: np.array([v.sum()]) for k, v in n.items()}
+    f = n['tp'] / (n['tp'] + n['fps'] + 0.5 * (n['fp'] + n['fn']))
+    with np.errstate(invalid='ignore', divide='ignore'):
+        ang, dist, rel = n['ang'] / n['de_tp'], n['dist'] / n['de_tp'], n['rel'] / n['de_tp']
+    lr = n['de_tp'] / (n['de_tp'] + n['de_fn'])
+    seld = [np.nanmean([1 - f[c], ang[c] / 180, rel[c]]) for c in range(len(f))]
+    return dict(error_rate=er, f_score=f.mean(), doa_error=np.nanmean(ang), distance_error=np.nanmean(dist),
+                relative_distance_error=np.nanmean(rel), localization_recall=lr.mean(), seld_score=np.mean(seld))
+
+
 def rows_of(sed, doa):
     C = sed.shape[1]
     return [(t, k, _vec(doa, t, k, C)) for t in range(sed.shape[0]) for k in range(C) if sed[t, k]]
 
 
-def instances_of(rows):
+def instances_of(rows, dist=None):
     if not rows:
-        return em.Instances.empty()
-    return em.Instances(np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
-                        np.zeros(len(rows), dtype=int), np.array([r[2] for r in rows], dtype=float))
+        return Instances.empty()
+    return Instances(np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
+                     np.zeros(len(rows), dtype=int), np.array([r[2] for r in rows], dtype=float),
+                     None if dist is None else np.asarray(dist, dtype=float))
 
 
 # ==================================================================================================
@@ -254,11 +336,31 @@ def random_file(rng, T, C, *, p=0.15, k=3, runs=True):
     ref_vec = random_units(rng, (T, C), k) * ref[..., None]
     noise = random_units(rng, (T, C), k)
     pred_vec = 0.8 * ref_vec + 0.6 * noise  # near the reference where it is active, raw (not unit)
-    return ref.astype(np.float32), formats.vectors_to_doa(ref_vec), pred.astype(np.float32), formats.vectors_to_doa(pred_vec)
+    return (ref.astype(np.float32), formats.vectors_to_doa(ref_vec), pred.astype(np.float32),
+            formats.vectors_to_doa(pred_vec))
+
+
+def random_multi_rows(rng, T, C, p=0.35, with_dist=False):
+    """0..3 instances of a class per frame, reference and prediction (prediction near the reference)."""
+    ref, pred, rd, pd = [], [], [], []
+    for t in range(T):
+        for c in range(C):
+            for _ in range(int(rng.binomial(3, p))):
+                v = random_units(rng, ())
+                ref.append((t, c, v))
+                rd.append(rng.uniform(0.5, 4))
+                if rng.random() < 0.8:
+                    pred.append((t, c, v + 0.4 * random_units(rng, ())))
+                    pd.append(rd[-1] * (1 + rng.normal(0, 0.7)) if rng.random() < 0.9 else rng.uniform(0.1, 8))
+            if rng.random() < 0.2:
+                pred.append((t, c, random_units(rng, ())))
+                pd.append(rng.uniform(0.1, 8))
+    pd = [abs(d) + 0.01 for d in pd]
+    return (ref, pred, rd, pd) if with_dist else (ref, pred)
 
 
 # ==================================================================================================
-# Hand-checkable cases
+# Hand-checkable cases: seld2018, seld2018_legacy, dcase2019
 # ==================================================================================================
 # 4 frames at 2 frames/s, 1-s segments = 2 frames, 3 classes.
 #   ref  f0 [1,0,0]  f1 [0,0,0] | f2 [0,1,0]  f3 [0,0,1]
@@ -330,10 +432,13 @@ def test_issue16_last_frame_of_each_segment_and_chord_average():
 
 
 def test_hand_dcase2019():
+    # DOA at 3 frames/s (segments of 3 frames, the last one left out of the SED blocks):
     # f0: ref {c0: +x, c1: +y}, pred {c0: +y, c1: +x} (classes swapped): matched regardless of class -> 0 + 0
     # f1: ref {c0: +x}, pred {c0: azimuth 30, c1: -x} -> 1 pair, 30 degrees
     # f2: ref {}, pred {c2: +z} -> nothing matched
     # DOA error = (0 + 30) / (2 + 2 + 1 predicted DOAs) = 6 degrees; frame counts ref [2,1,0] pred [2,2,1] -> FR 1/3
+    # SED on the one block O[0:2] (frames 0 and 1): ref {c0, c1}, pred {c0, c1}; c2 (only in f2) is not seen:
+    #   TP 2, ER 0, F 1 (seld2018, which sees f2: FP 1 -> ER 1/2, F 4/5)
     rs = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 0]])
     ps = np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1]])
     rv, pv = np.zeros((3, 3, 3)), np.zeros((3, 3, 3))
@@ -341,62 +446,131 @@ def test_hand_dcase2019():
     pv[0, 0], pv[0, 1], pv[1, 0], pv[1, 1], pv[2, 2] = Y, X, sph2cart(30, 0), -X, Z
     rd, pd = formats.vectors_to_doa(rv), formats.vectors_to_doa(pv)
     assert em.doa_error_dcase2019(rs, rd, ps, pd) == pytest.approx(6.0)
-    m = em.SELDMetrics(nb_classes=3, frame_rate=3.0, definitions=('dcase2019',))
+    m = em.SELDMetrics(nb_classes=3, frame_rate=3.0, definitions=('dcase2019', 'seld2018'))
     m.evaluate(rs, rd, ps, pd)
-    r = m.results()['dcase2019']
-    assert r['doa_error'] == pytest.approx(6.0) and r['frame_recall'] == pytest.approx(1 / 3)
+    r = m.results()
+    assert r['dcase2019'] == pytest.approx(dict(error_rate=0.0, f_score=1.0, doa_error=6.0, frame_recall=1 / 3,
+                                                seld_score=np.mean([0, 0, 6 / 180, 2 / 3])))
+    assert (r['seld2018']['error_rate'], r['seld2018']['f_score']) == pytest.approx((0.5, 0.8))
 
 
-# Location-aware hand case: 2 classes, 4 frames at 2 frames/s (2 segments of 2 frames), threshold 20.
+# ==================================================================================================
+# Hand-checkable cases: the segment-level location-aware definitions (2020 to 2023)
+# ==================================================================================================
+# 2 classes, 4 frames at 2 frames/s (2 segments of 2 frames), threshold 20.
 #   ref : (f0, c0, az 0) (f1, c0, az 0) (f0, c1, az 90) (f2, c1, az 90)
 #   pred: (f1, c0, az 10) (f0, c1, az 150) (f3, c1, az 90) (f3, c0, az 100)
 #   s0 c0: both, common frame f1, 10 deg -> TP (DE_TP, 10)
-#   s0 c1: both, common frame f0, 60 deg -> 2020: FN; 2021: spatial FP (DE_TP, 60 either way)
+#   s0 c1: both, common frame f0, 60 deg -> 2020: FN; 2021+: spatial miss (DE_TP, 60 either way)
 #   s1 c0: prediction only -> FP
-#   s1 c1: both, no common frame -> 2020: FN; 2021: nb_pred = 1 FN (and 1 DE_FN)
+#   s1 c1: both, no common frame -> 2020: FN; 2021+: nb_pred = 1 FN (and 1 DE_FN)
 LA_REF = [(0, 0, sph2cart(0, 0)), (1, 0, sph2cart(0, 0)), (0, 1, sph2cart(90, 0)), (2, 1, sph2cart(90, 0))]
 LA_PRED = [(1, 0, sph2cart(10, 0)), (0, 1, sph2cart(150, 0)), (3, 1, sph2cart(90, 0)), (3, 0, sph2cart(100, 0))]
 
 
-def _la_scores(variant, average='micro', ref=LA_REF, pred=LA_PRED, T=4, C=2):
+def _la_scores(definition, average=None, ref=LA_REF, pred=LA_PRED, T=4, C=2):
     c = em.location_aware_counts(instances_of(ref), instances_of(pred), nb_frames=T, nb_classes=C,
-                                 frames_per_segment=2, threshold=20.0, variant=variant)
-    return em.location_aware_scores(c, variant=variant, average=average)
+                                 frames_per_segment=2, threshold=20.0, definition=definition)
+    return em.location_aware_scores(c, definition=definition, average=average)
 
 
-def test_hand_dcase2020():
-    # N_ref 3, N_sys 4; s0: D 1 (FN only); s1: FN 1 + FP 1 -> S 1; ER = 2/3
-    # F = 2 TP / (N_ref + N_sys) = 2/7; LE = (10 + 60) / 2 = 35; LR = DE_TP / N_ref = 2/3
+def test_hand_dcase2020_and_corrected():
+    # N_ref 3 class-segments, N_sys 4; s0: c0 TP, c1 FN -> D 1; s1: FN 1 (c1) + FP 1 (c0) -> S 1; ER = 2/3.
+    # TP 1: F = 2 TP / (N_ref + N_sys) = 2/7.
+    # LE = (10 + 60) / 2 = 35 (DE_TP 2). Official 'recall' DE_F = 2 DE_TP / (N_ref + N_sys) = 4/7;
+    # corrected LR = DE_TP / N_ref = 2/3.
     r = _la_scores('dcase2020')
-    assert r == pytest.approx(dict(error_rate=2 / 3, f_score=2 / 7, localization_error=35.0,
-                                   localization_recall=2 / 3,
+    assert r == pytest.approx(dict(error_rate=2 / 3, f_score=2 / 7, localization_error=35.0, localization_recall=4 / 7,
+                                   seld_score=np.mean([2 / 3, 5 / 7, 35 / 180, 3 / 7])))
+    r = _la_scores('dcase2020_corrected')
+    assert r == pytest.approx(dict(error_rate=2 / 3, f_score=2 / 7, localization_error=35.0, localization_recall=2 / 3,
                                    seld_score=np.mean([2 / 3, 5 / 7, 35 / 180, 1 / 3])))
 
 
-def test_hand_dcase2021_micro_and_macro():
-    # s0: spatial FP -> I 1; s1: FP 1 + FN 1 -> S 1; ER = 2/3 (N_ref 3)
-    # micro: F = 1 / (1 + 1 + (1 + 1)/2) = 1/3; LE = 35; LR = 2 / (2 + 1) = 2/3
-    assert _la_scores('dcase2021') == pytest.approx(dict(
-        error_rate=2 / 3, f_score=1 / 3, localization_error=35.0, localization_recall=2 / 3,
-        seld_score=np.mean([2 / 3, 2 / 3, 35 / 180, 1 / 3])))
-    # macro: class 0: F = 1 / (1 + 0 + (1 + 0)/2) = 2/3, LE 10, LR 1; class 1: F 0, LE 60, LR 1/2
-    r = _la_scores('dcase2021', 'macro')
-    assert (r['f_score'], r['localization_error'], r['localization_recall']) == pytest.approx((1 / 3, 35.0, 0.75))
+def test_hand_dcase2021_vs_dcase2022_same_files_different_f():
+    # Counts of both (the 2021-2023 code): TP 1 (s0 c0), spatial miss 1 (s0 c1), FP 1 (s1 c0), FN 1 (s1 c1).
+    # ER: s0: FP 1 (the spatial miss) -> I 1; s1: FP 1 + FN 1 -> S 1; N_ref 3 -> 2/3 for both.
+    # dcase2021 (micro): the spatial miss is one more FP, at weight 1/2:
+    #   F = TP / (TP + (FP + FP_spatial + FN) / 2) = 1 / (1 + 3/2) = 2/5
+    # dcase2022 (micro): the spatial miss at weight 1: F = 1 / (1 + 1 + (1 + 1)/2) = 1/3
+    # dcase2022 (macro, its default): class 0: TP 1, FP 1 -> 1 / (1 + 1/2) = 2/3; class 1: TP 0 -> 0; F = 1/3,
+    #   LE = (10 + 60) / 2 = 35, LR = (1/1 + 1/2) / 2 = 3/4
+    # LE micro = 35, LR micro = DE_TP / (DE_TP + DE_FN) = 2 / 3.
+    r21 = _la_scores('dcase2021')
+    assert r21 == pytest.approx(dict(error_rate=2 / 3, f_score=2 / 5, localization_error=35.0,
+                                     localization_recall=2 / 3, seld_score=np.mean([2 / 3, 3 / 5, 35 / 180, 1 / 3])))
+    assert _la_scores('dcase2022', 'micro')['f_score'] == pytest.approx(1 / 3)
+    r22 = _la_scores('dcase2022')
+    assert r22 == pytest.approx(dict(error_rate=2 / 3, f_score=1 / 3, localization_error=35.0,
+                                     localization_recall=3 / 4, seld_score=np.mean([2 / 3, 2 / 3, 35 / 180, 1 / 4])))
+    # dcase2021 macro (an option): class 0: 1 / (1 + 1/2) = 2/3; class 1: 0 -> 1/3
+    assert _la_scores('dcase2021', 'macro')['f_score'] == pytest.approx(1 / 3)
 
 
 def test_hand_multi_instance():
     # One segment (frames 0, 1), class 0 with two reference sources at az 0 and 90.
     # f0: predictions at az 85, 5 -> Hungarian pairs (0, 5) and (90, 85): 5 + 5
     # f1: one prediction at az 80 -> matched to the az-90 source (2nd in the frame): 10
-    # 2021: tracks by position: #0 [5] -> 5, #1 [5, 10] -> 7.5: 2 TPs, LE = 12.5 / 2 = 6.25, N_ref 2, F 1, LR 1
-    # 2020: per-frame mean 5 and 10 -> segment 7.5, one TP, LE 7.5
+    # 2021+: tracks by position: #0 [5] -> 5, #1 [5, 10] -> 7.5: 2 TPs, LE = 12.5 / 2 = 6.25, N_ref 2, F 1, LR 1
+    # 2020 official: a frame's distance is the SUM of its pairs: f0 10, f1 10 -> segment 10, one TP, LE 10
+    # 2020 corrected: the MEAN: f0 5, f1 10 -> 7.5
     ref = [(0, 0, sph2cart(0, 0)), (0, 0, sph2cart(90, 0)), (1, 0, sph2cart(0, 0)), (1, 0, sph2cart(90, 0))]
     pred = [(0, 0, sph2cart(85, 0)), (0, 0, sph2cart(5, 0)), (1, 0, sph2cart(80, 0))]
-    r = _la_scores('dcase2021', ref=ref, pred=pred, T=2, C=1)
-    assert (r['error_rate'], r['f_score'], r['localization_error'], r['localization_recall']) == \
-        pytest.approx((0.0, 1.0, 6.25, 1.0))
+    for name in ('dcase2021', 'dcase2022'):
+        r = _la_scores(name, ref=ref, pred=pred, T=2, C=1)
+        assert (r['error_rate'], r['f_score'], r['localization_error'], r['localization_recall']) == \
+            pytest.approx((0.0, 1.0, 6.25, 1.0))
     r = _la_scores('dcase2020', ref=ref, pred=pred, T=2, C=1)
+    assert (r['f_score'], r['localization_error']) == pytest.approx((1.0, 10.0))
+    r = _la_scores('dcase2020_corrected', ref=ref, pred=pred, T=2, C=1)
     assert (r['f_score'], r['localization_error']) == pytest.approx((1.0, 7.5))
+
+
+# ==================================================================================================
+# Hand-checkable case: dcase2024 (frame level, distances in metres)
+# ==================================================================================================
+def test_hand_dcase2024():
+    # 3 classes, 3 frames; thresholds 20 degrees, relative distance 1.
+    #   f0 c0: ref (az 0, 1 m), pred (az 10, 2 m): 10 deg, |dd| 1, rel 1/(1+eps) <= 1 -> TP
+    #   f0 c2: ref (az 0, 1 m) only -> FN 1
+    #   f1 c0: ref (az 0, 2 m), pred (az 30, 2 m): 30 deg > 20 -> spatial FP (errors 30, 0, 0)
+    #   f1 c1: ref (az 90, 1 m), pred (az 90, 2.5 m): angle A0 (the code's 8.1e-4), rel 1.5 > 1 -> spatial FP
+    #   f2 c1: ref (az 90, 1 m) and (az -90, 4 m), pred (az -80, 4 m): matched to -90 (10 deg, rel 0) -> TP; FN 1
+    #   f2 c0: pred (az 0, 1 m) only -> FP 1
+    # Per class:  c0: TP 1, FP_sp 1, FP 1, FN 0, DE_TP 2, DE_FN 0, angle 40, dist 1, rel 1
+    #             c1: TP 1, FP_sp 1, FP 0, FN 1, DE_TP 2, DE_FN 1, angle 10 + A0, dist 1.5, rel 1.5
+    #             c2: FN 1, DE_FN 1
+    # F_c = TP / (TP + FP_sp + (FP + FN)/2): c0 1/2.5, c1 1/2.5, c2 0 -> F = 0.8/3
+    # DOA error (nanmean over c0, c1) = (20 + (10 + A0)/2) / 2; distance (0.5 + 0.75)/2; relative (0.5 + 0.75)/2
+    # LR: c0 2/2, c1 2/3, c2 0/1 -> 5/9
+    # SELD: per class nanmean(1 - F_c, DOA_c/180, rel_c): c0 (0.6 + 20/180 + 0.5)/3, c1 (0.6 + ((10+A0)/2)/180
+    #   + 0.75)/3, c2 (1) (its DOA and rel are NaN) -> their mean
+    # ER: f0 FN 1 -> D 1; f1 FP 2 -> I 2; f2 FN 1 + FP 1 -> S 1; N_ref = 2 + 2 + 2 = 6 -> 4/6
+    def row(f, c, az, d):
+        return f, c, sph2cart(az, 0), d
+    ref = [row(0, 0, 0, 1.0), row(0, 2, 0, 1.0), row(1, 0, 0, 2.0), row(1, 1, 90, 1.0), row(2, 1, 90, 1.0),
+           row(2, 1, -90, 4.0)]
+    pred = [row(0, 0, 10, 2.0), row(1, 0, 30, 2.0), row(1, 1, 90, 2.5), row(2, 1, -80, 4.0), row(2, 0, 0, 1.0)]
+    ri, pi = (instances_of([r[:3] for r in rows], [r[3] for r in rows]) for rows in (ref, pred))
+    c = em.frame_level_counts(ri, pi, nb_frames=3, nb_classes=3)
+    np.testing.assert_allclose(c['tp'], [1, 1, 0])
+    np.testing.assert_allclose(c['fp_spatial'], [1, 1, 0])
+    np.testing.assert_allclose(c['fp'], [1, 0, 0])
+    np.testing.assert_allclose(c['fn'], [0, 1, 1])
+    np.testing.assert_allclose(c['angle_sum'], [40, 10 + A0, 0], atol=1e-6)
+    r = em.frame_level_scores(c)
+    le1 = (10 + A0) / 2
+    assert r == pytest.approx(dict(
+        error_rate=4 / 6, f_score=0.8 / 3, doa_error=(20 + le1) / 2, distance_error=0.625,
+        relative_distance_error=0.625, localization_recall=5 / 9,
+        seld_score=np.mean([(0.6 + 20 / 180 + 0.5) / 3, (0.6 + le1 / 180 + 0.75) / 3, 1.0])))
+    # micro: TP 2, FP_sp 2, FP 1, FN 2 -> F = 2 / (2 + 2 + 1.5); DOA (50 + A0) / 4; SELD nanmean of the pooled terms
+    rm = em.frame_level_scores(c, average='micro')
+    assert rm['f_score'] == pytest.approx(2 / 5.5) and rm['doa_error'] == pytest.approx((50 + A0) / 4)
+    assert rm['seld_score'] == pytest.approx(np.mean([1 - 2 / 5.5, (50 + A0) / 4 / 180, 2.5 / 4]))
+    # no distance on one side: refused
+    with pytest.raises(ValueError, match='distances'):
+        em.frame_level_counts(ri, pi._replace(dist=None), nb_frames=3, nb_classes=3)
 
 
 # ==================================================================================================
@@ -447,12 +621,19 @@ def test_framewise_metrics_match_slow_reference(k):
         assert em.doa_error(rs, rd, pd) == pytest.approx(slow_doa_error(rs, rd, pd))
         assert em.doa_error_legacy(rs, rd, pd) == pytest.approx(slow_doa_legacy(rs, rd, pd))
         assert em.frame_recall(rs, ps) == pytest.approx(slow_frame_recall(rs, ps))
-        c = em.sed_scores(rs, ps, frames_per_segment=10)
-        s = slow_sed_counts(rs, ps, 10)
-        assert (c['tp'], c['fp'], c['fn'], c['substitutions'], c['deletions'], c['insertions']) == \
-            (s['tp'], s['fp'], s['fn'], s['s'], s['d'], s['i'])
+        for legacy in (False, True):
+            c = em.sed_scores(rs, ps, frames_per_segment=10, legacy=legacy)
+            s = slow_sed_counts(rs, ps, 10, drop_last=legacy)
+            assert (c['tp'], c['fp'], c['fn'], c['substitutions'], c['deletions'], c['insertions']) == \
+                (s['tp'], s['fp'], s['fn'], s['s'], s['d'], s['i'])
         doa, fr = slow_dcase2019(rs, rd, ps, pd)
         assert em.doa_error_dcase2019(rs, rd, ps, pd) == pytest.approx(doa)
+        m = em.SELDMetrics(nb_classes=4, frame_rate=10.0, definitions=('dcase2019',))
+        m.evaluate(rs, rd, ps, pd)
+        s = slow_sed_counts(rs, ps, 10, drop_last=True)
+        r = m.results()['dcase2019']
+        assert r['error_rate'] == pytest.approx((s['s'] + s['d'] + s['i']) / s['n_ref'])
+        assert (r['doa_error'], r['frame_recall']) == pytest.approx((doa, fr))
 
 
 def test_hungarian_matching_matches_scipy_for_all_shapes():
@@ -468,8 +649,8 @@ def test_hungarian_matching_matches_scipy_for_all_shapes():
         assert (m['key'] == g).sum() == min(cost.shape)
 
 
-@pytest.mark.parametrize('variant', ['dcase2020', 'dcase2021'])
-def test_location_aware_matches_official_port_single_instance(variant):
+@pytest.mark.parametrize('definition', ['dcase2020', 'dcase2021'])
+def test_location_aware_matches_official_port_single_instance(definition):
     rng = np.random.default_rng(11)
     C, fps, T = 4, 10, 143
     for trial in range(3):
@@ -477,8 +658,8 @@ def test_location_aware_matches_official_port_single_instance(variant):
         ref, pred = rows_of(rs, rd), rows_of(ps, pd)
         gt_b, pr_b = official_segment_labels(ref, T, fps), official_segment_labels(pred, T, fps)
         c = em.location_aware_counts(instances_of(ref), instances_of(pred), nb_frames=T, nb_classes=C,
-                                     frames_per_segment=fps, threshold=30.0, variant=variant)
-        if variant == 'dcase2020':
+                                     frames_per_segment=fps, threshold=30.0, definition=definition)
+        if definition == 'dcase2020':
             o, sdi = official_2020(pr_b, gt_b, C, 30.0)
             for k in ('tp', 'fp', 'fn', 'n_ref', 'n_sys', 'de_tp', 'de_sum'):
                 assert c[k].sum() == pytest.approx(o[k]), k
@@ -489,35 +670,35 @@ def test_location_aware_matches_official_port_single_instance(variant):
         assert (c['substitutions'], c['deletions'], c['insertions']) == sdi
 
 
-def test_dcase2021_matches_official_port_multi_instance():
+def test_segment_definitions_match_official_ports_multi_instance():
     rng = np.random.default_rng(5)
     C, fps, T = 3, 5, 60
-    ref, pred = [], []
-    for t in range(T):
-        for c in range(C):
-            for rows, p in ((ref, 0.35), (pred, 0.35)):
-                for _ in range(int(rng.binomial(3, p))):  # 0..3 instances of a class in a frame
-                    rows.append((t, c, random_units(rng, ())))
+    ref, pred = random_multi_rows(rng, T, C)
     gt_b, pr_b = official_segment_labels(ref, T, fps), official_segment_labels(pred, T, fps)
     o, sdi = official_2021(pr_b, gt_b, C, 40.0)
     c = em.location_aware_counts(instances_of(ref), instances_of(pred), nb_frames=T, nb_classes=C,
-                                 frames_per_segment=fps, threshold=40.0, variant='dcase2021')
+                                 frames_per_segment=fps, threshold=40.0, definition='dcase2022')
     for k in o:
         np.testing.assert_allclose(c[k], o[k], err_msg=k)
     assert (c['substitutions'], c['deletions'], c['insertions']) == sdi
+    for name, avg in (('dcase2021', '2021'), ('dcase2022', 'macro')):
+        assert em.location_aware_scores(c, definition=name) == pytest.approx(official_2021_scores(o, sdi, avg))
+    o20, sdi20 = official_2020(pr_b, gt_b, C, 40.0)
+    c20 = em.location_aware_counts(instances_of(ref), instances_of(pred), nb_frames=T, nb_classes=C,
+                                   frames_per_segment=fps, threshold=40.0, definition='dcase2020')
+    for k in ('tp', 'fp', 'fn', 'n_ref', 'n_sys', 'de_tp', 'de_sum'):
+        assert c20[k].sum() == pytest.approx(o20[k]), k
+    assert (c20['substitutions'], c20['deletions'], c20['insertions']) == sdi20
 
 
-def test_matrix_fast_path_equals_instance_path():
-    rng = np.random.default_rng(8)
-    rs, rd, ps, pd = random_file(rng, 333, 5, p=0.3)
-    a, b = em.SELDMetrics(nb_classes=5, frame_rate=10.0), em.SELDMetrics(nb_classes=5, frame_rate=10.0)
-    a.evaluate(rs, rd, ps, pd)
-    b.evaluate(rs, rd, ps, pd, ref_instances=em.matrices_to_instances(rs, rd),
-               pred_instances=em.matrices_to_instances(ps, pd))
-    assert em.flatten_results(a.results()) == pytest.approx(em.flatten_results(b.results()), nan_ok=True)
-    for name in ('dcase2020', 'dcase2021'):
-        for k, v in a.details()[name].items():
-            np.testing.assert_allclose(v, b.details()[name][k], err_msg=f'{name} {k}')
+@pytest.mark.parametrize('average', ['macro', 'micro'])
+def test_dcase2024_matches_official_port(average):
+    rng = np.random.default_rng(6)
+    C, T = 3, 40
+    ref, pred, rd, pd = random_multi_rows(rng, T, C, with_dist=True)
+    o = official_2024([r + (d,) for r, d in zip(ref, rd)], [p + (d,) for p, d in zip(pred, pd)], T, C, average)
+    c = em.frame_level_counts(instances_of(ref, rd), instances_of(pred, pd), nb_frames=T, nb_classes=C)
+    assert em.frame_level_scores(c, average=average) == pytest.approx(o)
 
 
 def test_accumulation_is_exact_over_files():
@@ -534,7 +715,7 @@ def test_accumulation_is_exact_over_files():
     m_cat.evaluate(*[np.concatenate([f[i] for f in cut]) for i in range(4)])
     flat = em.flatten_results(m_cut.results())
     assert flat == pytest.approx(em.flatten_results(m_cat.results()), nan_ok=True)
-    assert 0 < flat['seld2018/f_score'] < 1 and set(flat) >= {'seld2018/error_rate', 'dcase2021/localization_recall'}
+    assert 0 < flat['seld2018/f_score'] < 1 and set(flat) >= {'seld2018/error_rate', 'dcase2022/localization_recall'}
 
 
 # ==================================================================================================
@@ -555,7 +736,7 @@ def test_empty_reference_and_prediction():
     ins = int(em.segment_activity(ps, frames_per_segment=10).sum())
     assert res['seld2018']['error_rate'] == ins and res['seld2018']['f_score'] == 0.0
     assert math.isnan(res['seld2018']['doa_error']) and math.isnan(res['dcase2019']['doa_error'])
-    assert res['dcase2021']['localization_recall'] == 0.0
+    assert res['dcase2021']['localization_recall'] == 0.0 and math.isnan(res['dcase2022']['localization_error'])
     # Nothing anywhere: ER 0, F 0, frame recall 1.
     res0 = _all(zs, zd, zs, zd)
     assert res0['seld2018']['error_rate'] == 0.0 and res0['seld2018']['frame_recall'] == 1.0
@@ -565,6 +746,11 @@ def test_empty_reference_and_prediction():
     assert resp['dcase2020']['error_rate'] == 1.0 and resp['dcase2021']['f_score'] == 0.0
     for r in (res, res0, resp):
         assert all(math.isfinite(v['seld_score']) for v in r.values())
+    # dcase2024 with nothing matched: errors NaN, the score is the nanmean of what remains (1 - F_c per class)
+    e = Instances(np.array([0]), np.array([0]), np.array([0]), np.array([X]), np.array([1.0]))
+    c = em.frame_level_counts(e, Instances.empty()._replace(dist=np.zeros(0)), nb_frames=2, nb_classes=2)
+    r = em.frame_level_scores(c)
+    assert math.isnan(r['doa_error']) and r['f_score'] == 0.0 and r['seld_score'] == 1.0
 
 
 def test_classes_absent_from_reference_macro_averaging():
@@ -572,11 +758,13 @@ def test_classes_absent_from_reference_macro_averaging():
     sed = np.zeros((20, 2))
     sed[:, 0] = 1
     doa = formats.vectors_to_doa(np.broadcast_to(X, (20, 2, 3)) * sed[..., None])
-    r = {a: _all(sed, doa, sed, doa, average=a)['dcase2021'] for a in em.AVERAGES}
-    assert r['micro']['f_score'] == 1.0 and r['macro_present']['f_score'] == 1.0
-    # Official macro: the absent class counts as F 0, LE 180, LR 0.
-    assert r['macro']['f_score'] == 0.5 and r['macro']['localization_error'] == 90.0
-    assert r['macro']['localization_recall'] == 0.5
+    micro = _all(sed, doa, sed, doa, average='micro')['dcase2022']
+    assert micro['f_score'] == 1.0
+    # Official macro (dcase2022's default): the absent class counts as F 0, LE 180, LR 0.
+    r = _all(sed, doa, sed, doa)['dcase2022']
+    assert r['f_score'] == 0.5 and r['localization_error'] == 90.0 and r['localization_recall'] == 0.5
+    # dcase2021's default is micro
+    assert _all(sed, doa, sed, doa)['dcase2021']['f_score'] == 1.0
 
 
 def test_single_partial_segment():
@@ -603,6 +791,100 @@ def test_bad_input_raises():
         em.SELDMetrics(nb_classes=2, frame_rate=10.0, definitions=('dcase2099',))
     with pytest.raises(SELDError, match='no file'):
         em.SELDMetrics(nb_classes=2, frame_rate=10.0).results()
+    m = em.SELDMetrics(nb_classes=1, frame_rate=10.0, definitions=('dcase2024',))
+    with pytest.raises(SELDError, match='distances'):
+        m.evaluate(np.ones((2, 1)), np.tile(X, (2, 1)), np.ones((2, 1)), np.tile(X, (2, 1)))
+
+
+# ==================================================================================================
+# The scorer: grids
+# ==================================================================================================
+TUT_RATE = em.PAPER_FRAME_RATE
+
+
+def _make_events(rows):
+    """Events from (class, start, end, azi, ele, dist) rows."""
+    a = np.array([r[1:] for r in rows], dtype=float).reshape(-1, 5)
+    return Events(np.array([r[0] for r in rows], dtype=np.int64), a[:, 0], a[:, 1], a[:, 2], a[:, 3], a[:, 4],
+                  [f'x{i:03d}.wav' for i in range(len(rows))])
+
+
+def test_scorer_tut_grids_by_hand():
+    # A 2-s recording, 343 model frames at 44100/256 fps; one event of class 0 from 0.5 to 1.2 s at azimuth 30.
+    # Model rate: frames floor(0.5 * 172.27) = 86 .. ceil(1.2 * 172.27) = 207. The prediction is exactly that.
+    # 10 fps: the reference is frames 5..12. Model frame i lies in label frame floor(i * 10 / 172.27): frame 4
+    #   holds model frames 69..86 (1 of 18 active), frames 5..11 are fully active, frame 12 holds 207..223 (1 of 17).
+    #   By majority the prediction is frames 5..11: segments 0-9 and 10-19 both have the class, angle 0 -> TP 2.
+    # 50 fps: reference frames 25..60 (ceil(1.2 * 50) = 60); the prediction is 25..60 by majority except where a
+    #   50-fps frame holds 3 or 4 model frames with at most half active - here every frame from 25 to 59 is
+    #   fully active, frame 24 (model 83..86: 1 of 4) is not, frame 60 (model 207..210: 1 of 4) is not.
+    #   dcase2019 frame recall: frames equal except 60 -> 99/100; SED blocks [0:49], [50:99]: both active -> F 1.
+    ev = _make_events([(0, 0.5, 1.2, 30.0, 0.0, 2.0)])
+    T = 343
+    sed = np.zeros((T, 2))
+    sed[86:208, 0] = 1
+    doa = formats.vectors_to_doa(np.broadcast_to(sph2cart(30, 0), (T, 2, 3)) * 1.0)  # raw DOAs for all classes
+    s = em.SELDScorer(classes=['a', 'b'], prediction_rate=TUT_RATE,
+                      definitions=('seld2018', 'dcase2019', 'dcase2020', 'dcase2021', 'dcase2022'))
+    s.add('clip', ev, sed, doa, duration_s=2.0, nb_frames=T)
+    r, d = s.results(), s.details()
+    assert r['seld2018'] == pytest.approx(dict(error_rate=0.0, f_score=1.0, doa_error=0.0, frame_recall=1.0,
+                                               seld_score=0.0), abs=1e-5)
+    assert r['dcase2019']['frame_recall'] == pytest.approx(99 / 100) and r['dcase2019']['f_score'] == 1.0
+    assert d['dcase2022']['tp'] == [2.0, 0.0] and d['dcase2022']['n_ref'] == [2.0, 0.0]
+    assert r['dcase2021']['f_score'] == 1.0 and r['dcase2021']['localization_error'] == pytest.approx(0.0, abs=1e-5)
+    g = s.grids()
+    assert (g['seld2018']['frame_rate'], g['seld2018']['frames_per_segment']) == (TUT_RATE, 172)
+    assert (g['dcase2019']['frame_rate'], g['dcase2019']['frames_per_segment']) == (50.0, 50)
+    assert (g['dcase2021']['frame_rate'], g['dcase2021']['frames_per_segment']) == (10.0, 10)
+    assert 'majority' in g['dcase2021']['prediction']
+    # the 10-fps prediction by majority, and not by 'any' (which would add frames 4 and 12)
+    s10, _ = formats.resample_matrices(sed, doa, frame_rate=TUT_RATE, out_frame_rate=10.0, nb_frames_out=20)
+    assert np.flatnonzero(s10[:, 0]).tolist() == list(range(5, 12))
+
+
+def test_scorer_instances_reference_upsampled_and_refused():
+    # A 10-fps reference and an identical 10-fps prediction: every definition is perfect, dcase2019 included
+    # (each label frame repeated 5 times at 50 fps). Micro averaging: a class absent from the file would count
+    # F 0 in dcase2022's macro average.
+    rng = np.random.default_rng(1)
+    rs, rd, _, _ = random_file(rng, 30, 3, p=0.4)
+    ref = formats.matrices_to_instances(rs, rd)
+    s = em.SELDScorer(classes=['a', 'b', 'c'], prediction_rate=10.0, reference_rate=10.0,
+                      definitions=em.DEFINITIONS[:-1], average='micro')
+    s.add('x', ref, rs, rd, duration_s=3.0, nb_frames=30)
+    for name, vals in s.results().items():
+        assert vals['f_score'] == 1.0 and vals['error_rate'] == 0.0, name
+    assert s.grids()['dcase2019']['reference'].endswith('repeated 5 times')
+    assert s.details()['dcase2019']['frames'] == 150
+    # the same reference against a model-rate prediction: a 10-fps reference cannot be used at 172.27 fps
+    s = em.SELDScorer(classes=['a', 'b', 'c'], prediction_rate=TUT_RATE, reference_rate=10.0)
+    with pytest.raises(SELDError, match=r'x: a reference at 10 frames/s cannot be scored on a 172.266'):
+        s.add('x', ref, np.zeros((516, 3)), np.zeros((516, 9)), duration_s=3.0, nb_frames=516)
+    # a reference frame beyond the recording
+    s = em.SELDScorer(classes=['a', 'b', 'c'], prediction_rate=10.0, reference_rate=10.0)
+    with pytest.raises(SELDError, match='beyond the recording'):
+        s.add('y', ref, rs[:20], rd[:20], duration_s=2.0, nb_frames=20)
+    with pytest.raises(SELDError, match='nb_frames=5 at 10 frames/s is 0.500 s'):
+        s.add('z', ref, rs[:5], rd[:5], duration_s=3.0, nb_frames=5)
+
+
+def test_scorer_scores_predictions_as_written():
+    # Inactive classes' DOAs and vector lengths are not scored: a prediction with other raw vectors for inactive
+    # classes and scaled active vectors scores the same.
+    rng = np.random.default_rng(4)
+    T, C = 200, 3
+    rs, rd, ps, pd = random_file(rng, T, C, p=0.3)
+    ev = formats.matrices_to_instances(rs, rd)
+    scale = rng.uniform(0.2, 3, size=(T, 1))
+    pd2 = np.where(np.tile(ps, 3) > 0, pd * scale, rng.standard_normal(pd.shape))
+    res = []
+    for doa in (pd, pd2):
+        s = em.SELDScorer(classes=list('abc'), prediction_rate=10.0, reference_rate=10.0,
+                          definitions=em.DEFINITIONS[:-1])
+        s.add('f', ev, ps, doa, duration_s=20.0, nb_frames=T)
+        res.append(em.flatten_results(s.results()))
+    assert res[0] == pytest.approx(res[1], rel=1e-12, nan_ok=True)
 
 
 # ==================================================================================================
@@ -620,41 +902,13 @@ def test_csv_round_trip(tmp_path, fmt, coords):
     np.testing.assert_allclose(doa, rd, atol=1e-9)
 
 
-def test_tut_round_trip_and_rate_conversion(tmp_path):
-    rate, classes = em.PAPER_FRAME_RATE, ['cough', 'knock', 'speech']
-    sed = np.zeros((400, 3), dtype=np.float32)
-    vec = np.zeros((400, 3, 3))
-    for c, a, b, az in ((0, 10, 60, 30), (0, 80, 80, -150), (1, 0, 399, 90), (2, 200, 250, 0)):
-        sed[a:b + 1, c] = 1
-        vec[a:b + 1, c] = sph2cart(az, 20)
-    doa = formats.vectors_to_doa(vec)
-    path = tmp_path / 'tut.csv'
-    formats.write_csv(path, sed, doa, fmt='tut2018', frame_rate=rate, classes=classes)
-    s2, d2 = formats.read_csv(path, fmt='tut2018', classes=classes, frame_rate=rate, nb_frames=400)
-    np.testing.assert_array_equal(s2, sed)
-    np.testing.assert_allclose(d2, doa, atol=1e-9)
-    # 172.27 -> 10 frames/s: the event at frames 200..250 (1.161 .. 1.457 s) keeps onset and offset
-    # within one output frame (0.1 s).
-    s10, d10 = formats.resample_matrices(sed, doa, frame_rate=rate, out_frame_rate=10.0)
-    on, off = np.flatnonzero(s10[:, 2])[[0, -1]]
-    assert abs(on / 10 - 200 / rate) < 0.1 and abs((off + 1) / 10 - 251 / rate) < 0.1
-    np.testing.assert_allclose(d10[on, [2, 5, 8]], sph2cart(0, 20), atol=1e-9)
-    # and back up: same onset/offset within one 10-fps frame
-    s_up, _ = formats.resample_matrices(s10, d10, frame_rate=10.0, out_frame_rate=rate, nb_frames_out=400)
-    on2, off2 = np.flatnonzero(s_up[:, 2])[[0, -1]]
-    assert abs(on2 - 200) <= rate / 10 and abs(off2 - 250) <= rate / 10
-
-
-def test_bad_rows_name_file_and_line(tmp_path):
-    cases = [('0,1,10,20\n1,x,10,20\n', 'class'), ('0,1,10,20\n3,1,10,95\n', 'ele=95'),
-             ('frame,class,azi,ele\n0,1,10,20\n0,7,10,20\n', 'class=7'), ('0,1,10\n', 'fields')]
-    for text, rule in cases:
-        p = tmp_path / 'bad.csv'
-        p.write_text(text)
-        with pytest.raises(SELDError) as err:
-            formats.read_csv(p, fmt='dcase2019', nb_classes=4)
-        line = text.count('\n') if rule != 'fields' else 1
-        assert f'bad.csv:{line}:' in str(err.value) and rule in str(err.value)
+def test_upsample_instances():
+    inst = Instances(np.array([0, 2, 2]), np.array([1, 0, 0]), np.array([7, 1, 2]), np.array([X, Y, Z]),
+                     np.array([1.0, 2.0, 3.0]))
+    up = formats.upsample_instances(inst, factor=3, nb_frames=8)
+    # frame 0 -> 0, 1, 2; frame 2 -> 6, 7 (8 is cut), both rows of frame 2 kept in order
+    assert up.frame.tolist() == [0, 1, 2, 6, 6, 7, 7]
+    assert up.track.tolist() == [7, 7, 7, 1, 2, 1, 2] and up.dist.tolist() == [1, 1, 1, 2, 3, 2, 3]
 
 
 def _run_cli(*args):
@@ -662,30 +916,135 @@ def _run_cli(*args):
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
 
 
-def test_cli_prints_json_with_required_keys(tmp_path):
+def _assert_same(cli_json, mem):
+    assert set(cli_json) == set(mem)
+    for name in mem:
+        assert set(cli_json[name]) == set(mem[name]), name
+        for k, v in mem[name].items():
+            w = cli_json[name][k]
+            assert (w is None and not math.isfinite(v)) or abs(w - v) <= 1e-9, (name, k, w, v)
+
+
+TUT_CLASSES = ['cough', 'knock', 'speech']
+
+
+def test_cli_scores_a_tut_run_folder_like_the_run(tmp_path):
+    # A TUT-2018 description folder (train and test files; only the predicted test files are scored) and
+    # model-rate predictions written as the pipeline writes them, with format.json.
     rng = np.random.default_rng(9)
-    (tmp_path / 'ref').mkdir(), (tmp_path / 'pred').mkdir()
-    for i in range(2):
-        rs, rd, ps, pd = random_file(rng, 120, 4, p=0.3)
-        formats.write_csv(tmp_path / 'ref' / f'clip{i}.csv', rs, rd, fmt='dcase2020', frame_rate=10.0)
-        formats.write_csv(tmp_path / 'pred' / f'clip{i}.csv', ps, formats.vectors_to_doa(formats.doa_vectors(pd, nb_classes=4)
-                                                                                * ps[..., None]),
-                     fmt='dcase2020', frame_rate=10.0, coords='cartesian')
-    out = _run_cli('--ref', tmp_path / 'ref', '--pred', tmp_path / 'pred', '--format', 'dcase2020',
-                   '--nb-classes', 4)
+    desc, pred_dir = tmp_path / 'desc_ov1_split1', tmp_path / 'run' / 'predictions'
+    desc.mkdir(), pred_dir.mkdir(parents=True)
+    # what seld.py writes; its in-memory scorer is built from the same dict
+    info = dict(format='dcase2019', frame_rate=TUT_RATE, classes=TUT_CLASSES, files={},
+                reference=dict(format='tut2018', naming='tut', frame_rate=None),
+                metrics=list(em.NO_DISTANCE_DEFINITIONS), doa_threshold=20.0, segment_len_s=1.0, dataset='ansim')
+    scorer = em.SELDScorer.from_format(info)
+    files = info['files']
+    for i, (stem, dur) in enumerate((('train_0', 3.0), ('test_0', 3.0), ('test_1', 2.3))):
+        lines = ['sound_event_recording,start_time,end_time,ele,azi,dist']
+        for k in range(6):
+            start = round(float(rng.uniform(0, dur - 0.5)), 3)
+            lines.append(f'{TUT_CLASSES[k % 3]}{k:03d}.wav,{start},{round(start + float(rng.uniform(0.2, 1.0)), 3)},'
+                         f'{int(rng.integers(-4, 5)) * 10},{int(rng.integers(-18, 18)) * 10},2')
+        (desc / f'{stem}.csv').write_text('\n'.join(lines) + '\n')
+        if stem.startswith('train'):
+            continue
+        T = int((dur * 44100 - 512) // 256 + 1)  # the feature frame count
+        ref = formats.read_desc_file(desc / f'{stem}.csv', classes=TUT_CLASSES)
+        rs, rd = formats.instances_to_matrices(formats.events_to_instances(ref, frame_rate=TUT_RATE, nb_frames=T),
+                                               nb_classes=3, nb_frames=T)
+        flip = rng.random(rs.shape) < 0.02
+        ps = np.abs(np.roll(rs, int(rng.integers(-8, 9)), axis=0) - flip)
+        pd = rd + 0.3 * rng.standard_normal(rd.shape)  # raw outputs, any value for inactive classes
+        scorer.add(stem, ref, ps, pd, duration_s=dur, nb_frames=T)
+        formats.write_csv(pred_dir / f'{stem}.csv', ps, pd, fmt='dcase2019', frame_rate=TUT_RATE)
+        files[stem] = dict(nb_frames=T, duration_s=dur)
+    formats.write_format_file(pred_dir, fmt=info.pop('format'), **info)
+    mem = scorer.results()
+    assert set(mem) == set(em.NO_DISTANCE_DEFINITIONS)
+    out = _run_cli('--ref', desc, '--pred', pred_dir)
     assert out.returncode == 0, out.stderr
-    res = json.loads(out.stdout)
-    assert set(res) == {'seld2018', 'dcase2019', 'dcase2020', 'dcase2021'}
-    for name in ('seld2018', 'dcase2019'):
-        assert {'error_rate', 'f_score', 'doa_error', 'frame_recall', 'seld_score'} <= set(res[name])
-    for name in ('dcase2020', 'dcase2021'):
-        assert {'error_rate', 'f_score', 'localization_error', 'localization_recall', 'seld_score'} <= set(res[name])
-    assert 'SELD' in out.stderr
-    # mismatched file sets: exit 2 with the unpaired names
-    (tmp_path / 'pred' / 'clip1.csv').rename(tmp_path / 'pred' / 'other.csv')
-    bad = _run_cli('--ref', tmp_path / 'ref', '--pred', tmp_path / 'pred', '--format', 'dcase2020',
-                   '--nb-classes', 4)
-    assert bad.returncode == 2 and 'clip1' in bad.stderr and 'other' in bad.stderr
-    missing = _run_cli('--ref', tmp_path / 'nope', '--pred', tmp_path / 'pred', '--format', 'dcase2019',
-                       '--nb-classes', 4)
+    _assert_same(json.loads(out.stdout), mem)
+    assert 0.3 < mem['seld2018']['f_score'] < 1 and 'majority' in out.stderr and 'SELD' in out.stderr
+
+
+def _write_dcase(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(''.join(f'{f},{c},{t},{az!r},{el!r}\n' for f, c, t, az, el in rows))
+
+
+def test_cli_scores_a_dcase2020_run_against_metadata_dev(tmp_path):
+    # metadata_dev/ with sub-folders, several instances of a class per frame; 10-fps predictions.
+    rng = np.random.default_rng(12)
+    C = 4
+    classes = [f'class{i}' for i in range(C)]
+    meta, pred_dir = tmp_path / 'metadata_dev', tmp_path / 'run' / 'predictions'
+    pred_dir.mkdir(parents=True)
+    definitions = [d for d in em.DEFINITIONS if d != 'dcase2024']
+    scorer = em.SELDScorer(classes=classes, prediction_rate=10.0, reference_rate=10.0, definitions=definitions)
+    files = {}
+    for sub, stem, dur in (('dev-train', 'fold3_room1_mix001', 5.0), ('dev-test', 'fold4_room2_mix001', 6.0),
+                           ('dev-test', 'fold4_room2_mix002', 4.4)):
+        T = formats.nb_frames_at(dur, frame_rate=10)
+        rows = sorted([(f, int(c), tr, round(float(rng.uniform(-180, 180))), round(float(rng.uniform(-40, 40))))
+                       for tr in range(3) for c in [rng.integers(0, C)] for f in range(*sorted(rng.integers(0, T, 2)))])
+        _write_dcase(meta / sub / f'{stem}.csv', rows)
+        if sub == 'dev-train':
+            continue
+        ref = formats.read_instances(meta / sub / f'{stem}.csv', fmt='dcase2020', nb_classes=C)
+        rs, rd = formats.instances_to_matrices(ref, nb_classes=C, nb_frames=T)
+        ps = np.abs(rs - (rng.random(rs.shape) < 0.1))
+        pd = rd + 0.4 * rng.standard_normal(rd.shape)
+        scorer.add(stem, ref, ps, pd, duration_s=dur, nb_frames=T)
+        formats.write_csv(pred_dir / f'{stem}.csv', ps, pd, fmt='dcase2020', frame_rate=10.0)
+        files[stem] = dict(nb_frames=T, duration_s=dur)
+    formats.write_format_file(pred_dir, fmt='dcase2020', frame_rate=10.0, classes=classes, files=files,
+                              reference=dict(format='dcase2020', naming='plain', frame_rate=10.0),
+                              metrics=definitions, doa_threshold=20.0, segment_len_s=1.0, dataset='tau2021sse_nigens')
+    out = _run_cli('--ref', meta, '--pred', pred_dir)
+    assert out.returncode == 0, out.stderr
+    _assert_same(json.loads(out.stdout), scorer.results())
+    # another system's files: no format.json, the formats given as flags, the files' lengths from their last rows
+    os.remove(pred_dir / formats.FORMAT_FILE)
+    flags = ('--ref', meta, '--pred', pred_dir, '--format', 'dcase2020', '--nb-classes', C)
+    bad = _run_cli(*flags)
+    assert bad.returncode == 2 and 'give --ref-format' in bad.stderr
+    ok = _run_cli(*flags, '--ref-format', 'dcase2020', '--metrics', 'dcase2021', 'dcase2022')
+    assert ok.returncode == 0, ok.stderr
+    assert set(json.loads(ok.stdout)) == {'dcase2021', 'dcase2022'}
+    # a predicted stem without reference; a stem found twice in the sub-folders
+    _write_dcase(pred_dir / 'fold9_room9_mix009.csv', [(0, 0, 0, 10.0, 0.0)])
+    missing = _run_cli(*flags, '--ref-format', 'dcase2020')
+    assert missing.returncode == 2 and 'fold9_room9_mix009' in missing.stderr
+    os.remove(pred_dir / 'fold9_room9_mix009.csv')
+    _write_dcase(meta / 'dev-val' / 'fold4_room2_mix002.csv', [(0, 0, 0, 10.0, 0.0)])
+    dup = _run_cli(*flags, '--ref-format', 'dcase2020')
+    assert dup.returncode == 2 and 'dev-val' in dup.stderr and 'dev-test' in dup.stderr
+
+
+def test_cli_dcase2024_reference_in_cm_and_errors(tmp_path):
+    # dcase2024 rows with distances: the reference in cm (STARSS23), the prediction in metres; dcase2024 is added to
+    # the default definitions because both have distances.
+    (tmp_path / 'ref').mkdir(), (tmp_path / 'pred').mkdir()
+    (tmp_path / 'ref' / 'a.csv').write_text('0,0,0,10,0,200\n1,0,0,10,0,200\n2,1,0,-90,0,100\n')
+    (tmp_path / 'pred' / 'a.csv').write_text('0,0,0,15.0,0.0,2.5\n1,0,0,40.0,0.0,2.0\n2,1,0,-90.0,0.0,3.0\n')
+    out = _run_cli('--ref', tmp_path / 'ref', '--pred', tmp_path / 'pred', '--format', 'dcase2024', '--ref-format',
+                   'dcase2024', '--nb-classes', 2, '--duration', 0.3)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)['dcase2024']
+    # c0: f0 5 deg, 0.5 m (rel 0.25) TP; f1 30 deg -> spatial FP; c1: f2 0 deg (A0), 2 m, rel 2 > 1 -> spatial FP
+    assert r['f_score'] == pytest.approx(np.mean([1 / 2, 0.0]))
+    assert r['distance_error'] == pytest.approx(np.mean([0.25, 2.0]))
+    assert r['relative_distance_error'] == pytest.approx(np.mean([0.125, 2.0]))
+    # a TUT header row in a folder declared as DCASE metadata, a row beyond --duration, no format at all
+    (tmp_path / 'ref' / 'a.csv').write_text('sound_event_recording,start_time,end_time,ele,azi,dist\n')
+    bad = _run_cli('--ref', tmp_path / 'ref', '--pred', tmp_path / 'pred', '--format', 'dcase2024', '--ref-format',
+                   'dcase2024', '--nb-classes', 2)
+    assert bad.returncode == 2 and 'tut2018 description' in bad.stderr
+    late = _run_cli('--ref', tmp_path / 'ref', '--pred', tmp_path / 'pred', '--format', 'dcase2024', '--nb-classes', 2,
+                    '--duration', 0.2, '--classes', 'x,y')
+    assert late.returncode == 2 and 'a.csv:3' in late.stderr and 'frame=2' in late.stderr
+    none = _run_cli('--ref', tmp_path / 'ref', '--pred', tmp_path / 'pred')
+    assert none.returncode == 2 and 'give --format' in none.stderr
+    missing = _run_cli('--ref', tmp_path / 'nope', '--pred', tmp_path / 'pred', '--format', 'dcase2019')
     assert missing.returncode == 2 and 'nope' in missing.stderr
