@@ -75,8 +75,9 @@ DEFAULTS: dict[str, Any] = dict(
     nb_epochs=1000,          # maximum number of epochs
     patience=None,           # epochs without improvement before stopping; None = int(0.1 * nb_epochs)
     sed_threshold=0.5,       # SED probability above which a class is active
-    early_stop_metric=None,  # metric (lower is better) that selects the best model; None = the dataset year's SELD score
-                             # ('seld_score' of the paper for TUT-2018, 'dcase2019/seld_score', ... for DCASE)
+    early_stop_metric=None,  # validation metric (lower is better) that selects the model, '<definition>/<metric>';
+                             # None = the dataset year's SELD score ('seld2018/seld_score', the paper's, for TUT-2018;
+                             # 'dcase2019/seld_score' ... 'dcase2022/seld_score' for the DCASE sets)
     jit_compile=False,       # XLA-compile the training step (see benchmarks/README.md before turning it on)
     distribute='none',       # none | mirrored (all local GPUs, or CPUs with tf.config logical devices) | multiworker (TF_CONFIG)
     mixed_precision=False,   # float16 compute with float32 weights (for GPUs; slower on CPU)
@@ -220,7 +221,7 @@ def get_params(task_id: str = '1', overrides: dict[str, Any] | list[str] | None 
     if params['format'] is None:
         params['format'] = spec.audio_formats[0]
     if params['early_stop_metric'] is None:
-        params['early_stop_metric'] = 'seld_score' if spec.metric == 'seld2018' else f'{spec.metric}/seld_score'
+        params['early_stop_metric'] = f'{spec.metric}/seld_score'
     _validate(params)
     if params['patience'] is None:
         params['patience'] = int(0.1 * params['nb_epochs'])

@@ -231,16 +231,19 @@ def plot_seld_output(path: str | os.PathLike, *, spec: np.ndarray, classes: Sequ
     return fig
 
 
-def plot_training_curves(path: str | os.PathLike, rows: list[dict[str, float]]) -> Any:
-    """Losses and the paper's metrics per epoch, saved atomically as a PNG.
+def plot_training_curves(path: str | os.PathLike, rows: list[dict[str, float]], *, definition: str = 'seld2018') -> Any:
+    """Losses and the validation metrics of one definition per epoch, saved atomically as a PNG.
 
     Parameters
     ----------
     path : str
         PNG file to write.
     rows : list of dict
-        One per epoch with ``epoch``, ``loss``, ``val_loss``, ``error_rate``, ``f_score``,
-        ``frame_recall``, ``seld_score`` and ``doa_error`` (degrees), as in seld.py's metrics.csv.
+        One per epoch, as in seld.py's metrics.csv: ``epoch``, ``loss`` (train), ``val/loss`` and
+        ``val/<definition>/<metric>``.
+    definition : str
+        The metric definition to draw (``seld2018``, ``dcase2021`` ...): its ER, F, recall (frame or localization)
+        and SELD score, and its DOA / localization error in degrees.
 
     Returns
     -------
@@ -249,14 +252,18 @@ def plot_training_curves(path: str | os.PathLike, rows: list[dict[str, float]]) 
     ep = [r['epoch'] for r in rows]
     fig = _new_figure(figsize=(8, 9))
     ax = fig.subplots(3, 1, sharex=True)
-    for key, name in (('loss', 'train loss'), ('val_loss', 'test loss')):
+    for key, name in (('loss', 'train loss'), ('val/loss', 'validation loss')):
         ax[0].plot(ep, [r[key] for r in rows], label=name)
     ax[0].set_ylabel('loss')
+    pre = f'val/{definition}/'
     for key, name in (('error_rate', 'ER'), ('f_score', 'F'), ('frame_recall', 'frame recall'),
-                      ('seld_score', 'SELD score')):
-        ax[1].plot(ep, [r[key] for r in rows], label=name)
-    ax[1].set_ylabel('metric')
-    ax[2].plot(ep, [r['doa_error'] for r in rows], label='DOA error')
+                      ('localization_recall', 'localization recall'), ('seld_score', 'SELD score')):
+        if pre + key in rows[0]:
+            ax[1].plot(ep, [r[pre + key] for r in rows], label=name)
+    ax[1].set_ylabel(f'{definition} (validation)')
+    for key, name in (('doa_error', 'DOA error'), ('localization_error', 'localization error')):
+        if pre + key in rows[0]:
+            ax[2].plot(ep, [r[pre + key] for r in rows], label=name)
     ax[2].set_ylabel('degrees')
     ax[2].set_xlabel('epoch')
     for a in ax:

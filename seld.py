@@ -59,15 +59,6 @@ def run_dir_for(params: dict[str, Any], job_id: str) -> str:
     return os.path.join(params['model_dir'], name)
 
 
-def masked_losses(ref_sed: np.ndarray, ref_doa: np.ndarray, sed: np.ndarray, doa: np.ndarray,
-                  loss_weights: list[float]) -> dict[str, float]:
-    """Validation losses over the real (unpadded) frames: binary cross-entropy, MSE and their weighted sum."""
-    p = np.clip(sed, 1e-7, 1 - 1e-7)
-    bce = float(np.mean(-(ref_sed * np.log(p) + (1 - ref_sed) * np.log(1 - p))))
-    mse = float(np.mean((doa - ref_doa) ** 2))
-    return dict(val_loss=loss_weights[0] * bce + loss_weights[1] * mse, val_sed_loss=bce, val_doa_loss=mse)
-
-
 def write_metrics_csv(path: str, rows: list[dict[str, float]]) -> None:
     keys = list(rows[0])
     for r in rows[1:]:
@@ -86,42 +77,108 @@ def read_metrics_csv(path: str) -> list[dict[str, float]]:
         return [{k: (int(v) if k == 'epoch' else float(v)) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
-def evaluate_split(model: Any, gen: Any, params: dict[str, Any]) -> tuple[dict[str, float], list]:
+def scoring_info(fc: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """What the prediction files of a run are and how they are scored: the contents of ``predictions/format.json``
+    (without ``files``), from which :meth:`evaluation_metrics.SELDScorer.from_format` builds the scorer of both
+    seld.py and the scoring command.
+
+    Predictions are written in the dataset's output format at its prediction rate: the model frame rate for TUT-2018
+    (``frame,class,azi,ele`` at 172.27 frames/s) and DCASE 2019 data (50 frames/s), the 100 ms label rate for DCASE
+    2020+ data (``frame,class,track,azi,ele``; model frames converted by ``formats.resample_matrices``, majority).
+    """
+    import evaluation_metrics
+
+    spec = fc.dataset.spec
+    return dict(format=spec.output_format,
+                frame_rate=fc.frame_rate if spec.label_rate is None else spec.label_rate,
+                classes=list(fc.classes), dataset=spec.name, model_frame_rate=fc.frame_rate,
+                reference=dict(format=spec.meta_format, naming=fc.dataset.naming, frame_rate=spec.label_rate),
+                metrics=list(evaluation_metrics.DEFAULT_DEFINITIONS), doa_threshold=20.0, segment_len_s=1.0,
+                sed_threshold=params['sed_threshold'])
+
+
+def evaluate_split(model: Any, gen: Any, params: dict[str, Any]) -> tuple[dict[str, Any], list, dict[str, Any]]:
     """Predict every recording of ``gen`` (an unshuffled DataGenerator) and score it.
 
     Returns
     -------
-    metrics : dict
-        ``val_loss``, ``val_sed_loss``, ``val_doa_loss`` (masked to the real frames) and every metric.
-    predictions : list of (stem, sed_prob, doa)
+    scores : dict
+        ``loss``, ``sed_loss``, ``doa_loss`` (Keras' losses of the compiled model, over the real frames) and
+        ``{definition: {metric: value}}`` of :func:`scoring_info`'s scorer.
+    predictions : list of dict
+        Per recording: ``stem``; ``sed``, ``doa`` thresholded at the prediction rate, as written to
+        ``predictions/``; ``nb_frames`` and ``duration_s`` there; ``sed_prob``, ``model_doa`` the model's output at
+        its frame rate.
+    info : dict
+        :func:`scoring_info`.
     """
+    import keras
+
     import evaluation_metrics
+    import formats
 
     fc = gen.fc
-    predictions = gen.split_predictions(model.predict(gen, verbose=0))
-    m = evaluation_metrics.SELDMetrics(nb_classes=fc.nb_classes, frame_rate=fc.frame_rate)
-    ref_sed_all, ref_doa_all, sed_all, doa_all = [], [], [], []
-    for (stem, ref_sed, ref_doa), (_, sed_prob, doa) in zip(gen.get_labels(), predictions):
-        m.evaluate(ref_sed, ref_doa, (sed_prob > params['sed_threshold']).astype(np.float32), doa)
-        ref_sed_all.append(ref_sed), ref_doa_all.append(ref_doa)
-        sed_all.append(sed_prob), doa_all.append(doa)
-    res = m.results()
-    logs = masked_losses(np.concatenate(ref_sed_all), np.concatenate(ref_doa_all), np.concatenate(sed_all),
-                         np.concatenate(doa_all), params['loss_weights'])
-    logs.update(res['seld2018'])
-    for name, values in res.items():
-        if name != 'seld2018':
-            logs.update({f'{name}/{k}': v for k, v in values.items()})
-    return logs, predictions
+    info = scoring_info(fc, params)
+    scorer = evaluation_metrics.SELDScorer.from_format(info)
+    outputs = gen.split_predictions(model.predict(gen, verbose=0))
+    labels = gen.get_labels()
+    recs = {r.stem: r for r in gen.recordings}
+    predictions = []
+    for (stem, sed_prob, doa), (_, ref_sed, ref_doa) in zip(outputs, labels):
+        outputs_doa = doa
+        file_info = fc.file_info(stem)
+        n = len(sed_prob)
+        duration = file_info['duration_s'] if n == file_info['nb_frames'] else n / fc.frame_rate  # quick test
+        sed = (sed_prob > params['sed_threshold']).astype(np.float32)
+        if info['frame_rate'] != fc.frame_rate:  # DCASE 2020+: the model's 20 ms frames to 100 ms label frames
+            n = formats.nb_frames_at(duration, frame_rate=info['frame_rate'])
+            sed, doa = formats.resample_matrices(sed, doa, frame_rate=fc.frame_rate, out_frame_rate=info['frame_rate'],
+                                                 rule='majority', nb_frames_out=n)
+        ref = fc.dataset.read_reference(recs[stem], duration_s=file_info['duration_s'])
+        scorer.add(stem, _cut(ref, duration, fc.label_rate), sed, doa, duration_s=duration, nb_frames=n)
+        predictions.append(dict(stem=stem, sed=sed, doa=doa, nb_frames=n, duration_s=duration, sed_prob=sed_prob,
+                                model_doa=outputs_doa))
+    w = params['loss_weights']
+    sed_true, sed_pred = np.concatenate([x[1] for x in labels]), np.concatenate([x[1] for x in outputs])
+    doa_true, doa_pred = np.concatenate([x[2] for x in labels]), np.concatenate([x[2] for x in outputs])
+    sed_loss = float(keras.losses.BinaryCrossentropy()(sed_true, sed_pred))
+    doa_loss = float(keras.losses.MeanSquaredError()(doa_true, doa_pred))
+    scores = dict(loss=w[0] * sed_loss + w[1] * doa_loss, sed_loss=sed_loss, doa_loss=doa_loss, **scorer.results())
+    return scores, predictions, info
+
+
+def _cut(ref: Any, duration_s: float, label_rate: float | None) -> Any:
+    """A reference cut to its first ``duration_s`` seconds (the quick test scores the first frames only)."""
+    import formats
+
+    if isinstance(ref, formats.Events):
+        keep = ref.start < duration_s
+        return formats.Events(*(np.asarray(v)[keep] for v in ref[:-1]), [n for n, k in zip(ref.names, keep) if k])
+    keep = ref.frame < formats.nb_frames_at(duration_s, frame_rate=label_rate)
+    return formats.Instances(*(None if v is None else np.asarray(v)[keep] for v in ref))
+
+
+def flat_scores(scores: dict[str, Any], prefix: str) -> dict[str, float]:
+    """``{'seld2018': {'f_score': x}, 'loss': y}`` -> ``{prefix + 'seld2018/f_score': x, prefix + 'loss': y}``."""
+    out = {}
+    for key, value in scores.items():
+        if isinstance(value, dict):
+            out.update({f'{prefix}{key}/{k}': float(v) for k, v in value.items()})
+        else:
+            out[prefix + key] = float(value)
+    return out
 
 
 def epoch_line(row: dict[str, float], params: dict[str, Any], state: dict[str, Any], improved: bool) -> str:
-    """The one-line summary of an epoch."""
+    """The one-line summary of an epoch: losses and the validation scores of the selecting definition."""
     metric = params['early_stop_metric']
+    name = metric.split('/')[0]
+    cells = [f'{short} {row[f"val/{name}/{key}"]:.3f}' for key, short in (
+        ('error_rate', 'ER'), ('f_score', 'F'), ('doa_error', 'DOA'), ('localization_error', 'LE'),
+        ('frame_recall', 'FR'), ('localization_recall', 'LR'), ('seld_score', 'SELD')) if f'val/{name}/{key}' in row]
     return (f'epoch {row["epoch"]:4d}/{params["nb_epochs"]} {row["epoch_time_s"]:7.1f}s | loss {row["loss"]:.4f} '
-            f'val {row["val_loss"]:.4f} | ER {row["error_rate"]:.3f} F {row["f_score"]:.3f} '
-            f'DOA {row["doa_error"]:6.2f} deg FR {row["frame_recall"]:.3f} SELD {row["seld_score"]:.4f} | '
-            f'{metric} {row[metric]:.4f}, best {state["best"]:.4f} @ {state["best_epoch"]}' + (' *' if improved else ''))
+            f'val {row["val/loss"]:.4f} | {name} (val): {" ".join(cells)} | best {metric} {state["best"]:.4f} @ '
+            f'{state["best_epoch"]}' + (' *' if improved else ''))
 
 
 def make_callbacks(*, params: dict[str, Any], run_dir: str, val_gen: Any, history: list[dict[str, float]],
@@ -141,8 +198,8 @@ def make_callbacks(*, params: dict[str, Any], run_dir: str, val_gen: Any, histor
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             if interrupt['flag']:  # a partial epoch is neither evaluated nor checkpointed
                 return
-            logs.update(evaluate_split(self.model, val_gen, params)[0])
-            if metric not in logs:
+            logs.update(flat_scores(evaluate_split(self.model, val_gen, params)[0], 'val/'))
+            if f'val/{metric}' not in logs:
                 raise SELDError(f'early_stop_metric={metric!r}: not one of the metrics {sorted(logs)}')
             logs['epoch_time_s'] = time.time() - self.t0
 
@@ -160,7 +217,7 @@ def make_callbacks(*, params: dict[str, Any], run_dir: str, val_gen: Any, histor
                 return
             row = {'epoch': epoch + 1, **{k: float(v) for k, v in logs.items()}}
             history.append(row)
-            value = row[metric]
+            value = row[f'val/{metric}']
             improved = np.isfinite(value) and value < state['best']
             if improved:
                 state.update(best=value, best_epoch=epoch + 1, wait=0)
@@ -171,7 +228,8 @@ def make_callbacks(*, params: dict[str, Any], run_dir: str, val_gen: Any, histor
                 state['wait'] += 1
             state['epoch'] = epoch + 1
             write_metrics_csv(os.path.join(run_dir, 'metrics.csv'), history)
-            plot_training_curves(os.path.join(run_dir, 'training_curves.png'), history)
+            plot_training_curves(os.path.join(run_dir, 'training_curves.png'), history,
+                                 definition=metric.split('/')[0])
             with utils.atomic_path(os.path.join(run_dir, 'checkpoint', 'last.keras')) as tmp:
                 self.model.save(tmp)
             print(epoch_line(row, params, state, improved), flush=True)
@@ -290,6 +348,7 @@ def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
 
 def evaluate_test(params: dict[str, Any], run_dir: str, test_gen: Any) -> dict[str, Any]:
     """Score the selected model on the test split, once: predictions/, figures/ and results.json."""
+    import evaluation_metrics
     import keras_model
     from cls_feature_class import load_scaler
 
@@ -299,31 +358,52 @@ def evaluate_test(params: dict[str, Any], run_dir: str, test_gen: Any) -> dict[s
         raise SELDError(f'{run_dir}: no finished epoch yet; nothing to evaluate')
     best = utils.read_json(best_file)
     model = keras_model.load_model(os.path.join(run_dir, 'model.keras'))
-    metrics, predictions = evaluate_split(model, test_gen, params)
+    scores, predictions, info = evaluate_split(model, test_gen, params)
     pred_dir = os.path.join(run_dir, 'predictions')
-    for stem, sed_prob, doa in predictions:
-        formats.write_csv(os.path.join(pred_dir, stem + '.csv'), (sed_prob > params['sed_threshold']).astype(np.float32),
-                          doa, fmt='dcase2019', frame_rate=fc.frame_rate)
+    if os.path.isdir(pred_dir):  # predictions of an earlier evaluation of this run: replaced whole
+        shutil.rmtree(pred_dir)
+    for p in predictions:
+        formats.write_csv(os.path.join(pred_dir, p['stem'] + '.csv'), p['sed'], p['doa'], fmt=info['format'],
+                          frame_rate=info['frame_rate'])
+    files = {p['stem']: dict(nb_frames=p['nb_frames'], duration_s=p['duration_s']) for p in predictions}
+    formats.write_format_file(pred_dir, fmt=info['format'], files=files,
+                              **{k: v for k, v in info.items() if k != 'format'})
     mean, scale = load_scaler(fc.scaler_file)
-    for (stem, ref_sed, ref_doa), (_, sed_prob, doa) in list(zip(test_gen.get_labels(), predictions))[:3]:
+    for (stem, ref_sed, ref_doa), p in list(zip(test_gen.get_labels(), predictions))[:3]:
         # magnitude map of channel 0, un-standardized (the features are stored normalized only)
         spec = np.load(fc.paths(stem)['feat'], mmap_mode='r')[:len(ref_sed), :, 0] * scale[:, 0] + mean[:, 0]
         plot_seld_output(os.path.join(run_dir, 'figures', stem + '.png'), spec=spec, classes=fc.classes,
                          frame_rate=fc.frame_rate, fs=fc.fs, ref_sed=ref_sed, ref_doa=ref_doa,
-                         pred_sed=sed_prob > params['sed_threshold'], pred_doa=doa,
+                         pred_sed=p['sed_prob'] > params['sed_threshold'], pred_doa=p['model_doa'],
                          title=f'{stem}: selected model (epoch {best["epoch"]})')
     metric = params['early_stop_metric']
+    validation = {k[len('val/'):]: v for k, v in best['metrics'].items() if k.startswith('val/')}
     results = dict(best_epoch=best['epoch'], early_stop_metric=metric, select_on_test=params['select_on_test'],
-                   validation={k: v for k, v in best['metrics'].items() if k not in ('epoch', 'loss')
-                               and not k.endswith('_out_loss')},
-                   test=metrics, frame_rate=fc.frame_rate, nb_test_files=len(predictions),
-                   test_is_selection_split=params['select_on_test'])
+                   validation=_nest(validation), test=scores, nb_test_files=len(predictions),
+                   prediction_format=info['format'], prediction_frame_rate=info['frame_rate'],
+                   model_frame_rate=fc.frame_rate, grids=evaluation_metrics.SELDScorer.from_format(info).grids())
+    if params['select_on_test']:
+        results['warning'] = ('select_on_test=true: the model was selected on the test split, so the "test" '
+                              'numbers are NOT test scores')
     utils.write_json(os.path.join(run_dir, 'results.json'), results)
-    m = metrics
-    print(f'selected epoch {best["epoch"]} ({metric} {best["metrics"][metric]:.4f} on validation); test: '
-          f'ER {m["error_rate"]:.3f} F {m["f_score"]:.3f} DOA {m["doa_error"]:.2f} deg FR {m["frame_recall"]:.3f} '
-          f'SELD {m["seld_score"]:.4f} -> {run_dir}')
+    name = metric.split('/')[0]
+    m = scores[name]
+    print(f'selected epoch {best["epoch"]} ({metric} {best["metrics"]["val/" + metric]:.4f} on '
+          f'{"the TEST split" if params["select_on_test"] else "validation"}); test {name}: '
+          + ' '.join(f'{k} {v:.4f}' for k, v in m.items()) + f' -> {run_dir}')
     return results
+
+
+def _nest(flat: dict[str, float]) -> dict[str, Any]:
+    """``{'seld2018/f_score': x, 'loss': y}`` -> ``{'seld2018': {'f_score': x}, 'loss': y}``."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        name, _, metric = key.partition('/')
+        if metric:
+            out.setdefault(name, {})[metric] = value
+        else:
+            out[name] = value
+    return out
 
 
 def _build_or_resume(params: dict[str, Any], run_dir: str, fc: Any) -> tuple[Any, dict[str, Any], list]:

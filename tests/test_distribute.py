@@ -65,7 +65,7 @@ def test_mirrored_on_two_logical_cpus_trains_like_one_device(tiny):
     assert (run / 'model.keras').exists() and (run / 'results.json').exists()
     mirrored, single = result['mirrored'], result['none']
     assert [r['epoch'] for r in mirrored] == [1, 2]
-    for key in ('loss', 'val_loss'):
+    for key in ('loss', 'val/loss'):
         assert all(np.isfinite(r[key]) for r in mirrored), key
     # Same seed, data and order as the single-device run. The first epoch's loss (batch 1 before any update,
     # batch 2 after one) matches closely; the runs then drift apart because each replica's BatchNorm uses the

@@ -54,18 +54,33 @@ def test_quick_run_writes_the_run_folder_and_resumes(tiny):
     with open(os.path.join(run, 'metrics.csv')) as f:
         rows = list(csv.DictReader(f))
     assert [int(r['epoch']) for r in rows] == [1, 2]
-    for key in ('loss', 'val_loss', 'error_rate', 'f_score', 'doa_error', 'frame_recall', 'seld_score',
-                'dcase2020/localization_error', 'dcase2021/f_score'):
-        assert key in rows[0]
+    for key in ('loss', 'val/loss', 'val/seld2018/error_rate', 'val/seld2018/f_score', 'val/seld2018/doa_error',
+                'val/seld2018/frame_recall', 'val/seld2018/seld_score', 'val/dcase2019/seld_score',
+                'val/dcase2020/localization_error', 'val/dcase2021/f_score', 'val/dcase2022/seld_score'):
+        assert key in rows[0], key
     # results.json: the epoch with the best validation score (the minimum in metrics.csv), its validation metrics,
     # and the test metrics of that model in a section of their own
-    best = min(rows, key=lambda r: float(r['seld_score']))
+    best = min(rows, key=lambda r: float(r['val/seld2018/seld_score']))
     assert results['best_epoch'] == int(best['epoch']) and results['select_on_test'] is False
-    assert results['validation']['seld_score'] == pytest.approx(float(best['seld_score']))
-    assert set(results['test']) >= {'error_rate', 'f_score', 'doa_error', 'frame_recall', 'seld_score'}
-    s = results['test']
+    assert results['early_stop_metric'] == 'seld2018/seld_score' and 'warning' not in results
+    assert results['validation']['seld2018']['seld_score'] == pytest.approx(float(best['val/seld2018/seld_score']))
+    assert set(results['test']) >= {'loss', 'seld2018', 'dcase2019', 'dcase2020', 'dcase2021', 'dcase2022'}
+    s = results['test']['seld2018']
     assert s['seld_score'] == pytest.approx(np.mean([s['error_rate'], 1 - s['f_score'], s['doa_error'] / 180,
                                                      1 - s['frame_recall']]))
+    assert results['grids']['dcase2019']['frame_rate'] == 50 and results['grids']['dcase2021']['frame_rate'] == 10
+    # the scoring command, given only the dataset's description folder and the run's predictions, reproduces the
+    # test metrics of results.json exactly
+    r = subprocess.run([sys.executable, 'evaluation_metrics.py', '--ref', str(tiny / 'ds' / 'desc_ov1_split1'),
+                        '--pred', os.path.join(run, 'predictions')], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    scored = json.loads(r.stdout)
+    assert set(scored) == set(results['test']) - {'loss', 'sed_loss', 'doa_loss'}
+    for name, values in scored.items():
+        for key, value in values.items():
+            expected = results['test'][name][key]  # NaN (no pair to measure) is null in the JSON
+            assert (value is None and np.isnan(expected)) or value == pytest.approx(expected, rel=1e-12, abs=1e-12), \
+                (name, key)
     # the best model loads in safe mode
     assert keras_model.load_model(os.path.join(run, 'model.keras')).count_params() > 0
     # resuming with more epochs continues after epoch 2 instead of starting over
@@ -127,7 +142,7 @@ def test_embedded_default_is_synthesized_then_extracted_and_trained(tmp_path, mo
     assert info['synthetic'] is True and fc.classes == info['classes']  # class set read from the data
     assert len(fc.recordings()) == 4
     results = seld.train(params, 'embedded')
-    assert np.isfinite(results['test']['seld_score'])
+    assert np.isfinite(results['test']['seld2018']['seld_score'])
     # any other missing dataset is an error, never synthesized
     other = parameter.get_params('999', dict(dataset_dir='data/mine', **TINY))
     with pytest.raises(SELDError, match='No dataset at data/mine'):
