@@ -6,6 +6,10 @@ twice. The last partial batch is padded with all-zero-weight sequences, so every
 shape (one compiled graph). Feature files are opened with ``np.load(mmap_mode='r')`` for their shapes
 and offsets, and each sequence is read with ``os.pread``: only the current batch of features is in
 memory, whatever the size of the dataset (the labels, 4 values per class and frame, are loaded whole).
+
+With ``augment``, every training sequence gets one of the label-exact spatial transforms of
+:mod:`augmentation` (channel swaps and sign flips of the features, the same rotation of its DOA targets),
+drawn anew each epoch from the generator's seeded random state.
 """
 from __future__ import annotations
 
@@ -17,6 +21,16 @@ import numpy as np
 
 from cls_feature_class import FeatureClass, split_label
 from utils import SELDError
+
+
+def augmentation_layout(fc: FeatureClass) -> str:
+    """The augmentation layout of a dataset's channels: FOA, the 8-mic circle (CANSIM/CRESIM) or the DCASE
+    tetrahedral array (``format=mic``)."""
+    import datasets
+
+    if fc.dataset.name in datasets.CIRCULAR_DATASETS:
+        return 'circular8'
+    return 'tetra' if fc.dataset.audio_format == 'mic' else 'foa'
 
 
 class DataGenerator(keras.utils.PyDataset):
@@ -54,6 +68,14 @@ class DataGenerator(keras.utils.PyDataset):
         self.nb_classes = self.fc.nb_classes
         self.shuffle = (split == 'train') if shuffle is None else shuffle
         self._rng = np.random.default_rng(int(params['seed']))
+        self.augment = bool(params.get('augment')) and split == 'train'
+        if self.augment:
+            import augmentation
+            from cls_feature_class import load_scaler
+
+            self._transforms = augmentation.transforms_for(augmentation_layout(self.fc), nb_channels=self.fc.nb_channels)
+            self._aug_rng = np.random.default_rng([int(params['seed']), 1])  # the order does not depend on it
+            self._scaler = load_scaler(self.fc.scaler_file)
 
         if not os.path.isdir(self.fc.feat_dir_norm) or not os.path.isdir(self.fc.label_dir):
             raise SELDError(f'{self.fc.feat_label_dir}: no normalized features/labels; run '
@@ -88,6 +110,7 @@ class DataGenerator(keras.utils.PyDataset):
             self._nb_batches = min(self._nb_batches, int(max_batches))
         if self.shuffle:
             self._rng.shuffle(self._order)
+        self._draw_transforms()
 
     # ---- PyDataset API -------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -106,6 +129,13 @@ class DataGenerator(keras.utils.PyDataset):
             label[k, :n] = self._label[f][start:start + n]
             weight[k, :n] = 1.0
         sed, doa = split_label(label, nb_classes=C, azi_only=self.azi_only)
+        if self.augment:
+            import augmentation
+
+            ids = np.zeros(B, np.int64)
+            ids[:len(rows)] = self._transform_ids[rows]
+            x, doa = augmentation.apply_batch(x, doa, ids, transforms=self._transforms, mean=self._scaler[0],
+                                              scale=self._scaler[1], nb_classes=C, valid=weight > 0)
         return x, {'sed_out': sed, 'doa_out': doa}, {'sed_out': weight, 'doa_out': weight}
 
     @staticmethod
@@ -129,6 +159,13 @@ class DataGenerator(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         if self.shuffle:
             self._rng.shuffle(self._order)
+        self._draw_transforms()
+
+    def _draw_transforms(self) -> None:
+        """One spatial transform per sequence for the coming epoch (identity included), from the seeded generator:
+        the same whatever order or thread the batches are read in."""
+        if self.augment:
+            self._transform_ids = self._aug_rng.integers(len(self._transforms), size=len(self.index))
 
     # ---- helpers for evaluation ----------------------------------------------------------------
     def get_data_sizes(self) -> tuple[tuple[int, ...], dict[str, tuple[int, ...]]]:

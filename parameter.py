@@ -70,6 +70,8 @@ DEFAULTS: dict[str, Any] = dict(
     loss_weights=[1.0, 50.0],  # [SED binary cross-entropy, DOA mean squared error]
     learning_rate=0.001,     # Adam learning rate
     azi_only=False,          # estimate azimuth only: DOA output is (x, y) per class instead of (x, y, z)
+    augment=False,           # bool: label-exact spatial augmentation of the training sequences: one of the 16 rotations /
+                             # reflections of the scene per sequence and epoch (8 for the tetrahedral array; augmentation.py)
 
     # ---- training -----------------------------------------------------------------------------
     nb_epochs=1000,          # maximum number of epochs

@@ -24,7 +24,7 @@ def test_defaults_are_the_papers():
     assert p['pool_size'] == [8, 8, 2] and p['rnn_size'] == [128, 128] and p['fnn_size'] == [128]
     assert p['loss_weights'] == [1.0, 50.0] and p['nb_epochs'] == 1000 and p['patience'] == 100
     assert p['azi_only'] is False and p['hop_len_s'] is None and p['val_fraction'] == 0.2
-    assert not p['select_on_test'] and p['early_stop_metric'] == 'seld_score'
+    assert not p['select_on_test'] and p['early_stop_metric'] == 'seld2018/seld_score' and not p['augment']
     assert [parameter.get_params(t)['sequence_length'] for t in '23456'] == [512, 256, 256, 256, 512]
     assert [datasets.SPECS[parameter.get_params(t)['dataset']].nb_channels('foa') for t in '23456'] == [4, 4, 8, 8, 4]
     # the DCASE task-ids: 20 ms hops (nfft derived from the rate), the year's metric selects the model
@@ -141,3 +141,34 @@ def test_generator_errors_without_features(tmp_path):
     p = parameter.get_params('1', dict(dataset_dir=str(tmp_path), feat_label_dir=str(tmp_path / 'f')))
     with pytest.raises(SELDError, match='batch_feature_extraction.py'):
         DataGenerator(p, split='train')
+
+
+def test_augmented_batches_are_the_drawn_transforms_of_the_plain_batches(features):
+    import augmentation
+    from cls_feature_class import load_scaler
+
+    plain = DataGenerator(dict(features, augment=False), split='train')
+    aug = DataGenerator(dict(features, augment=True), split='train')
+    again = DataGenerator(dict(features, augment=True), split='train')
+    assert plain.augment is False and aug.augment is True
+    assert not DataGenerator(dict(features, augment=True), split='val').augment  # training sequences only
+    transforms = augmentation.transforms_for('foa', nb_channels=4)
+    mean, scale = load_scaler(plain.fc.scaler_file)
+    for epoch in range(2):
+        drawn = set()
+        for b in range(len(aug)):
+            x0, y0, w0 = plain[b]
+            x1, y1, w1 = aug[b]
+            rows = aug._order[b * aug.batch_size:(b + 1) * aug.batch_size]
+            ids = np.zeros(aug.batch_size, np.int64)
+            ids[:len(rows)] = aug._transform_ids[rows]
+            drawn |= set(ids.tolist())
+            xr, dr = augmentation.apply_batch(x0, y0['doa_out'], ids, transforms=transforms, mean=mean,
+                                              scale=scale, nb_classes=11, valid=w0['sed_out'] > 0)
+            np.testing.assert_array_equal(x1, xr)
+            np.testing.assert_array_equal(y1['doa_out'], dr)
+            np.testing.assert_array_equal(y1['sed_out'], y0['sed_out'])  # SED targets do not move
+            np.testing.assert_array_equal(x1, again[b][0])  # seeded: the same draws in another instance
+        assert len(drawn) > 1
+        for g in (plain, aug, again):
+            g.on_epoch_end()
