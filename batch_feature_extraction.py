@@ -39,26 +39,36 @@ STAGES = ('all', 'stats', 'features')
 
 
 def ensure_dataset(params: dict[str, Any]) -> None:
-    """Synthesize the embedded default dataset if it is what the parameters ask for and it is missing."""
+    """Synthesize the dataset (and its unseen-DOA test set) if ``synthesize`` is on and it is missing; otherwise a
+    missing dataset is an error that says how to get data."""
     import datasets
 
     d = datasets.Dataset(params)
-    if os.path.isdir(d.audio_dir()) and os.path.isdir(d.meta_dir()):
+    unseen = params.get('unseen_doa_dir')
+    todo = [] if os.path.isdir(d.audio_dir()) and os.path.isdir(d.meta_dir()) else [(params['dataset_dir'], False)]
+    if unseen and not os.path.isdir(datasets.Dataset(dict(params, dataset_dir=unseen), test_only=True).audio_dir()):
+        todo.append((unseen, True))
+    if not todo:
         return
-    if not params['is_embedded_default']:
-        d.check()  # raises with instructions
+    if not params['synthesize']:
+        for folder, off_grid in todo:  # raises with instructions
+            datasets.Dataset(dict(params, dataset_dir=folder), test_only=off_grid).check()
         return
     import synthesize_dataset
 
-    print(f'{params["dataset_dir"]}: no data yet; synthesizing the embedded default, a SYNTHETIC ANSIM look-alike '
-          f'({params["synth_nb_train"]} train + {params["synth_nb_test"]} test clips of {params["synth_clip_len_s"]} '
-          f's, seed {params["synth_seed"]}). To use the real TUT data, pass dataset_dir=<folder of the unzipped data>.')
-    summary = synthesize_dataset.synthesize(
-        dataset_dir=params['dataset_dir'], dataset='ansim', overlap=params['overlap'], split=params['split'],
-        db=params['db'], nb_train=params['synth_nb_train'], nb_test=params['synth_nb_test'],
-        clip_len_s=params['synth_clip_len_s'], fs=params['fs'] or 44100, seed=params['synth_seed'],
-        n_jobs=params['n_jobs'])
-    print(synthesize_dataset.summary_line(summary))
+    for folder, off_grid in todo:
+        nb_train = 0 if off_grid else params['synth_nb_train']
+        print(f'{folder}: no data yet; synthesizing a SYNTHETIC ANSIM look-alike ({nb_train} train + '
+              f'{params["synth_nb_test"]} test clips of {params["synth_clip_len_s"]} s, seed {params["synth_seed"]}, '
+              f'sound bank {params["synth_sound_bank"]}'
+              + ('; the test scenes with DOAs shifted off the grid by +5 degrees' if off_grid else '')
+              + '). To use the real TUT data, pass dataset_dir=<folder of the unzipped data>.')
+        summary = synthesize_dataset.synthesize(
+            dataset_dir=folder, dataset='ansim', overlap=params['overlap'], split=params['split'], db=params['db'],
+            nb_train=nb_train, nb_test=params['synth_nb_test'], clip_len_s=params['synth_clip_len_s'],
+            fs=params['fs'] or 44100, seed=params['synth_seed'], sound_bank=params['synth_sound_bank'],
+            unseen_doa=off_grid, n_jobs=params['n_jobs'])
+        print(synthesize_dataset.summary_line(summary))
 
 
 def nb_threads(n_jobs: int, nb_files: int) -> int:
@@ -132,8 +142,8 @@ def analyze_all(fc: FeatureClass, recs: list, *, n_jobs: int, progress: bool) ->
 
 
 def write_features_all(fc: FeatureClass, recs: list, *, n_jobs: int, progress: bool) -> int:
-    """Pass 2 for ``recs``: fit the scaler on every train recording's statistics, then write the standardized
-    features of those not up to date; returns how many were written.
+    """Pass 2 for ``recs``: fit the scaler on every train recording's statistics (an unseen-DOA test set uses the
+    main dataset's), then write the standardized features of those not up to date; returns how many were written.
 
     Every recording must have been analyzed (all shards' stats stage finished) with the same feature parameters;
     a missing one or other parameters are an error.
@@ -147,7 +157,8 @@ def write_features_all(fc: FeatureClass, recs: list, *, n_jobs: int, progress: b
         raise utils.SELDError(f'{fc.label_dir}: {len(missing)} recording(s) without labels/statistics yet (e.g. '
                               f'{missing[:3]}); wait for every shard\'s stats stage to finish (or re-run the missing '
                               f'shard), then run stage=features')
-    fc.fit_scaler()
+    if not fc.unseen_doa:
+        fc.fit_scaler()
     mean, scale = load_scaler(fc.scaler_file)
     os.makedirs(fc.feat_dir_norm, exist_ok=True)
     todo = [r for r in recs if not fc.is_extracted(r)]
@@ -189,6 +200,12 @@ def extract(params: dict[str, Any], *, progress: bool = True) -> FeatureClass:
           f'test; {written} written, {len(recs) - written} already done), {minutes:.1f} min of audio, '
           f'{fc.nb_classes} classes, {fc.nb_channels} channels, {fc.frame_rate:.2f} frames/s, '
           f'{time.time() - t0:.1f} s -> {fc.feat_label_dir}')
+    if params.get('unseen_doa_dir') and nb_shards == 1:
+        fu = FeatureClass(params, unseen_doa=True)
+        urecs = fu.recordings()
+        analyze_all(fu, urecs, n_jobs=n_jobs, progress=progress)
+        written = write_features_all(fu, urecs, n_jobs=n_jobs, progress=progress)
+        print(f'unseen-DOA test set: {len(urecs)} recordings ({written} written) -> {fu.feat_label_dir}')
     return fc
 
 

@@ -529,6 +529,9 @@ class FeatureClass:
     params : dict
         Resolved parameters (:func:`parameter.get_params`): the dataset keys of :class:`datasets.Dataset`,
         ``feat_label_dir``, ``nfft``, ``hop_len_s``, ``fs`` (None: the dataset's) and ``channels``.
+    unseen_doa : bool
+        The test-only dataset of ``unseen_doa_dir`` (same layout and classes), standardized with the main dataset's
+        scaler; its features go beside the main ones (``<feat_label_dir>_unseen_doa``).
 
     Attributes
     ----------
@@ -544,9 +547,13 @@ class FeatureClass:
         Where this dataset's features go.
     """
 
-    def __init__(self, params: dict[str, Any]):
+    def __init__(self, params: dict[str, Any], *, unseen_doa: bool = False):
         self.params = params
-        self.dataset = datasets.Dataset(params)
+        self.unseen_doa = unseen_doa
+        if unseen_doa:  # the test-only dataset of params['unseen_doa_dir'], with the features of the main one
+            main = FeatureClass(params)
+            params = dict(params, dataset_dir=params['unseen_doa_dir'])
+        self.dataset = datasets.Dataset(params, test_only=unseen_doa)
         self.classes = self.dataset.classes
         self.nb_classes = len(self.classes)
         self.nb_channels = self.dataset.nb_channels
@@ -564,11 +571,17 @@ class FeatureClass:
         if self.fs != d.fs:
             name += f'_fs{self.fs}'
         self.feat_label_dir = os.path.join(params['feat_label_dir'], name)
+        if unseen_doa:
+            self.feat_label_dir = main.feat_label_dir + '_unseen_doa'
+            if (self.classes, self.nb_channels, self.fs) != (main.classes, main.nb_channels, main.fs):
+                raise SELDError(f"unseen_doa_dir={params['dataset_dir']}: its classes, channels and rate "
+                                f'{(self.classes, self.nb_channels, self.fs)} must be those of the main dataset '
+                                f'{(main.classes, main.nb_channels, main.fs)}')
         self.feat_dir_norm = os.path.join(self.feat_label_dir, 'feat_norm')
         self.label_dir = os.path.join(self.feat_label_dir, 'label')
         self.info_dir = os.path.join(self.feat_label_dir, 'info')
         self.stats_dir = os.path.join(self.feat_label_dir, 'stats')
-        self.scaler_file = os.path.join(self.feat_label_dir, 'scaler.npz')
+        self.scaler_file = main.scaler_file if unseen_doa else os.path.join(self.feat_label_dir, 'scaler.npz')
         self.manifest_file = os.path.join(self.feat_label_dir, 'extraction.json')
 
     # ---- files ---------------------------------------------------------------------------------

@@ -242,6 +242,8 @@ class Dataset:
     params : dict
         Resolved parameters (:func:`parameter.get_params`): ``dataset``, ``dataset_dir``, ``format``, ``split``,
         ``overlap``, ``db``, ``val_fraction``, ``select_on_test``.
+    test_only : bool
+        A test set only (e.g. ``unseen_doa_dir``): every recording is in the test part, whatever its name or fold.
 
     Attributes
     ----------
@@ -254,8 +256,9 @@ class Dataset:
         ``dataset_info.json`` of a synthesized dataset, or empty.
     """
 
-    def __init__(self, params: dict[str, Any]):
+    def __init__(self, params: dict[str, Any], *, test_only: bool = False):
         self.params = params
+        self.test_only = test_only
         self.name = params['dataset']
         if self.name not in SPECS:
             raise SELDError(f"dataset={self.name!r}: must be one of {', '.join(DATASETS)}")
@@ -337,13 +340,14 @@ class Dataset:
         found = self._tut_files() if self.spec.is_tut else self._dcase_files()
         if not found:
             raise SELDError(f'{self.audio_dir()}: no recordings found')
-        recs = [Recording(stem, wav, meta, self._part(fold), fold) for stem, (wav, meta, fold) in sorted(found.items())]
+        recs = [Recording(stem, wav, meta, 'test' if self.test_only else self._part(fold), fold)
+                for stem, (wav, meta, fold) in sorted(found.items())]
         train = [r.stem for r in recs if r.part == 'train']
         holdout = set()
         if not self.params.get('select_on_test') and (self.spec.is_tut or self.name in ('starss22', 'starss23')):
             holdout = held_out(train, fraction=float(self.params.get('val_fraction', 0.0)))
         recs = [r._replace(part='val') if r.stem in holdout else r for r in recs]
-        for part in ('train', 'test'):
+        for part in ('test',) if self.test_only else ('train', 'test'):
             if not any(r.part == part for r in recs):
                 raise SELDError(f'{self.meta_dir()}: no {part} recordings for dataset={self.name} split={self.split} '
                                 f'(folds found: {sorted({r.fold for r in recs})})')

@@ -53,11 +53,17 @@ DEFAULTS: dict[str, Any] = dict(
     shard_index=0,           # int: this process's shard, 0 .. nb_shards-1 (takes sorted files i % nb_shards == shard_index)
     stage='all',             # all | stats (labels + train statistics; per shard) | features (scaler + normalized features; per shard, after every shard's stats)
 
-    # ---- embedded default: synthesized automatically only for dataset 'ansim' at the default dataset_dir
+    # ---- embedded default: a synthetic ANSIM look-alike, made when dataset_dir is missing and synthesize is on
+    synthesize=None,         # bool: synthesize a missing dataset_dir from the synth_* keys; None = only the embedded
+                             # default (dataset ansim at the default dataset_dir)
     synth_nb_train=80,       # clips in the train part of the embedded synthetic ANSIM look-alike
     synth_nb_test=20,        # clips in its test part
     synth_clip_len_s=30.0,   # s: length of its clips (the TUT-2018 length)
     synth_seed=2018,         # seed of its synthesis
+    synth_sound_bank='builtin',  # its sound events: builtin (procedural) or a folder of classNNN.wav (sound_bank.py)
+    unseen_doa_dir=None,     # a test-only TUT-2018 dataset whose DOAs are off the training grid, scored once after the
+                             # test split ('{dataset_dir}' is filled in); synthesized with the test clips' scenes at
+                             # DOAs shifted by +5 deg when synthesize is on
 
     # ---- model (the paper's 3-D setting) ------------------------------------------------------
     sequence_length=512,     # frames per sequence fed to the network
@@ -112,7 +118,7 @@ TASKS: dict[str, dict[str, Any]] = {
 
 #: Types of the keys whose default is None (the others are typed like their default).
 TYPES: dict[str, Any] = dict(patience=int, fs=int, nfft=int, hop_len_s=float, channels=[int], format=str,
-                             early_stop_metric=str)
+                             early_stop_metric=str, synthesize=bool, unseen_doa_dir=str)
 
 
 def _parse_value(key: str, text: str, default: Any) -> Any:
@@ -125,7 +131,7 @@ def _parse_value(key: str, text: str, default: Any) -> Any:
         if text.strip().lower() in ('none', ''):
             return None
         kind = TYPES.get(key, str)
-        default = [0] if isinstance(kind, list) else {int: 0, float: 0.0}.get(kind, '')
+        default = [0] if isinstance(kind, list) else {bool: False, int: 0, float: 0.0}.get(kind, '')
     if isinstance(default, bool):
         low = text.strip().lower()
         if low in ('1', 'true', 'yes', 'on'):
@@ -232,6 +238,13 @@ def get_params(task_id: str = '1', overrides: dict[str, Any] | list[str] | None 
     params['dataset_dir'] = raw_dir.format(dataset=params['dataset']) if '{dataset}' in raw_dir else raw_dir
     params['is_embedded_default'] = (params['dataset'] == 'ansim'
                                      and os.path.abspath(params['dataset_dir']) == os.path.abspath(default_dir))
+    if params['synthesize'] is None:
+        params['synthesize'] = params['is_embedded_default']
+    if params['synthesize'] and params['dataset'] != 'ansim':
+        raise SELDError(f"synthesize=true: only the ANSIM look-alike is synthesized here (dataset={params['dataset']!r});"
+                        f" use synthesize_dataset.py for the others")
+    if params['unseen_doa_dir']:
+        params['unseen_doa_dir'] = params['unseen_doa_dir'].replace('{dataset_dir}', params['dataset_dir'])
     params['task_id'] = task_id
     if verbose:
         print(f'task-id {task_id}:')

@@ -343,11 +343,23 @@ def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
                 signal.signal(signal.SIGINT, previous)
         if interrupt['flag']:
             raise KeyboardInterrupt
-    return evaluate_test(params, run_dir, test_gen)
+    return evaluate_test(params, run_dir, test_gen, unseen_gen=_unseen_doa_generator(params, fc))
 
 
-def evaluate_test(params: dict[str, Any], run_dir: str, test_gen: Any) -> dict[str, Any]:
-    """Score the selected model on the test split, once: predictions/, figures/ and results.json."""
+def _unseen_doa_generator(params: dict[str, Any], fc: Any) -> Any:
+    """The generator of the unseen-DOA test set (``unseen_doa_dir``), or None."""
+    from cls_data_generator import DataGenerator
+    from cls_feature_class import FeatureClass
+
+    if not params.get('unseen_doa_dir'):
+        return None
+    fu = FeatureClass(params, unseen_doa=True)
+    return DataGenerator(params, split='test', feat_class=fu, max_batches=2 if params['quick_test'] else None)
+
+
+def evaluate_test(params: dict[str, Any], run_dir: str, test_gen: Any, *, unseen_gen: Any = None) -> dict[str, Any]:
+    """Score the selected model on the test split, once: predictions/, figures/ and results.json (with the
+    unseen-DOA test set of ``unseen_gen``, if any, in ``test_unseen_doa``)."""
     import evaluation_metrics
     import keras_model
     from cls_feature_class import load_scaler
@@ -382,6 +394,10 @@ def evaluate_test(params: dict[str, Any], run_dir: str, test_gen: Any) -> dict[s
                    validation=_nest(validation), test=scores, nb_test_files=len(predictions),
                    prediction_format=info['format'], prediction_frame_rate=info['frame_rate'],
                    model_frame_rate=fc.frame_rate, grids=evaluation_metrics.SELDScorer.from_format(info).grids())
+    if unseen_gen is not None:
+        unseen, _, _ = evaluate_split(model, unseen_gen, params)
+        results['test_unseen_doa'] = dict(unseen, dataset_dir=params['unseen_doa_dir'],
+                                          nb_files=len(unseen_gen.stems))
     if params['select_on_test']:
         results['warning'] = ('select_on_test=true: the model was selected on the test split, so the "test" '
                               'numbers are NOT test scores')
@@ -391,6 +407,8 @@ def evaluate_test(params: dict[str, Any], run_dir: str, test_gen: Any) -> dict[s
     print(f'selected epoch {best["epoch"]} ({metric} {best["metrics"]["val/" + metric]:.4f} on '
           f'{"the TEST split" if params["select_on_test"] else "validation"}); test {name}: '
           + ' '.join(f'{k} {v:.4f}' for k, v in m.items()) + f' -> {run_dir}')
+    if unseen_gen is not None:
+        print(f'unseen-DOA test {name}: ' + ' '.join(f'{k} {v:.4f}' for k, v in results['test_unseen_doa'][name].items()))
     return results
 
 

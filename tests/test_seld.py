@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import batch_feature_extraction
+import formats
 import keras_model
 import parameter
 import seld
@@ -135,16 +136,31 @@ def test_cli_errors_exit_2(tmp_path):
 
 def test_embedded_default_is_synthesized_then_extracted_and_trained(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default dataset_dir data/ansim is relative to the current folder
-    params = parameter.get_params('999', dict(synth_nb_train=3, synth_nb_test=1, synth_clip_len_s=2.0, **TINY))
-    assert params['is_embedded_default'] and params['dataset_dir'] == 'data/ansim'
+    params = parameter.get_params('999', dict(synth_nb_train=3, synth_nb_test=2, synth_clip_len_s=2.0,
+                                              unseen_doa_dir='{dataset_dir}_unseen_doa', **TINY))
+    assert params['is_embedded_default'] and params['synthesize'] and params['dataset_dir'] == 'data/ansim'
+    assert params['unseen_doa_dir'] == 'data/ansim_unseen_doa'
     fc = batch_feature_extraction.extract(params, progress=False)
     info = json.load(open(tmp_path / 'data' / 'ansim' / 'dataset_info.json'))
     assert info['synthetic'] is True and fc.classes == info['classes']  # class set read from the data
-    assert len(fc.recordings()) == 4
+    assert len(fc.recordings()) == 5
+    # the unseen-DOA test set: the same test scenes (classes, times) with every DOA shifted by +5 degrees
+    for j in range(2):
+        name = f'test_{j}_desc_30_100.csv'
+        on = formats.read_desc_file(tmp_path / 'data' / 'ansim' / 'desc_ov1_split1' / name, classes=fc.classes)
+        off = formats.read_desc_file(tmp_path / 'data' / 'ansim_unseen_doa' / 'desc_ov1_split1' / name,
+                                     classes=fc.classes)
+        np.testing.assert_array_equal(on.cls, off.cls)
+        np.testing.assert_array_equal(on.start, off.start)
+        np.testing.assert_array_equal(off.azi - on.azi, 5)
+        np.testing.assert_array_equal(off.ele - on.ele, 5)
     results = seld.train(params, 'embedded')
     assert np.isfinite(results['test']['seld2018']['seld_score'])
+    unseen = results['test_unseen_doa']
+    assert unseen['nb_files'] == 2 and set(unseen) >= {'seld2018', 'dcase2021', 'loss'}
     # any other missing dataset is an error, never synthesized
     other = parameter.get_params('999', dict(dataset_dir='data/mine', **TINY))
+    assert not other['synthesize']
     with pytest.raises(SELDError, match='No dataset at data/mine'):
         batch_feature_extraction.extract(other, progress=False)
     assert not os.path.exists(tmp_path / 'data' / 'mine')
