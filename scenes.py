@@ -258,7 +258,7 @@ def spatialize(ev: Event, *, fs: int, fmt: str, mics: np.ndarray | None = None,
     Static: FOA plane wave, array plane wave (exact delays) or the room's RIR. Moving: per-sample FOA gains or
     array delays (:func:`spatial.plane_wave_array_moving`); in a room, the signal is cut into 100 ms blocks
     (sin^2 windows of 200 ms centred on the middle of each 100 ms of the clip, summing to one) and each block is
-    convolved with the RIR of the source's position at the block centre (:meth:`spatial.ShoeboxModel.moving_rirs`).
+    convolved with the RIR of the source's position at the block centre (:meth:`spatial.ShoeboxModel.moving_parts`).
 
     Returns
     -------
@@ -288,18 +288,19 @@ def spatialize(ev: Event, *, fs: int, fmt: str, mics: np.ndarray | None = None,
     centres = np.clip((np.array(blocks) + 0.5) * block, ev.onset, ev.end - 1)
     pos = model.array_pos + ev.dist * sph2cart(ev.azimuth_at(centres, fs), ev.ele)
     late = model.array_pos + ev.dist * sph2cart(ev.azimuth_at((ev.onset + ev.end) / 2, fs), ev.ele)
-    start = ev.onset - 2 * block - PRE_SAMPLES
-    out = None
-    for j, rir in zip(blocks, model.moving_rirs(pos, late_pos=late)):
+    early, late = model.moving_parts(pos, late_pos=late)
+    # the windows sum to one, so the shared late part convolves the whole signal once; the high-pass is linear
+    # and time-invariant, so it filters the sum once
+    out = np.zeros((n + 4 * block + len(late), late.shape[1]))
+    out[2 * block:2 * block + n + len(late) - 1] = scipy.signal.oaconvolve(ev.signal[:, None], late, axes=0)
+    for j, rir in zip(blocks, early):
         a = max(ev.onset, int(math.ceil((j - 0.5) * block)))
         b = min(ev.end, int(math.ceil((j + 1.5) * block)))
         window = np.sin(np.pi * (np.arange(a, b) - (j - 0.5) * block) / (2 * block)) ** 2
         part = scipy.signal.oaconvolve((ev.signal[a - ev.onset:b - ev.onset] * window)[:, None], rir, axes=0)
-        if out is None:
-            out = np.zeros((n + 4 * block + len(rir), rir.shape[1]))
         off = a - ev.onset + 2 * block
         out[off:off + len(part)] += part
-    return out, start
+    return model.highpass(out, axis=0), ev.onset - 2 * block - PRE_SAMPLES
 
 
 def mix_events(events: list[Event], *, nb_samples: int, nb_channels: int, fs: int, fmt: str,

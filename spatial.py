@@ -24,10 +24,11 @@ Sources
 * shoebox rooms (:class:`ShoeboxModel`): image sources from pyroomacoustics, one RIR per source position; a
   moving source gets one RIR per block of its trajectory whose first :data:`EARLY_S` s after the direct sound
   (direct sound and early reflections) come from the block's position and whose later part comes from one
-  position (the middle of the trajectory; :meth:`ShoeboxModel.moving_rirs`).
+  position (the middle of the trajectory; :meth:`ShoeboxModel.moving_parts`).
 """
 from __future__ import annotations
 
+import copy
 import functools
 import math
 
@@ -157,6 +158,14 @@ class ShoeboxModel:
         self.signs = np.where(np.minimum(frac, 1.0 - frac) < 1e-6, 1.0, -1.0)
         self.absorption = self._calibrate()
 
+    def with_array(self, *, fmt: str, mics: np.ndarray | None = None) -> 'ShoeboxModel':
+        """The same room (images, calibrated absorption) encoded for another array (``fmt``, ``mics`` as in the
+        constructor), without computing the image sources again."""
+        other = copy.copy(self)
+        other.fmt = fmt
+        other.mics = mic_positions() if mics is None else np.asarray(mics, dtype=np.float64)
+        return other
+
     def image_sources(self, source_pos: np.ndarray, *,
                       subset: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Image-source positions and reflection orders of a source.
@@ -223,36 +232,35 @@ class ShoeboxModel:
         """
         return self._highpass(self._render(source_pos, max_delay_s=self.rt60, length_s=self.rt60))
 
-    def moving_rirs(self, positions: np.ndarray, *, late_pos: np.ndarray):
-        """RIRs of a moving source, one per position: images arriving within :data:`EARLY_S` of the direct
-        sound from that position, the later ones from ``late_pos`` (all positions at the same distance from the
-        array, so the direct sound arrives at the same time).
+    def moving_parts(self, positions: np.ndarray, *, late_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """RIRs of a moving source, not high-passed, split in two: for each position the images arriving within
+        :data:`EARLY_S` of the direct sound, and one late part (the later images of ``late_pos``) that all positions
+        share (all at the same distance from the array, so the direct sound arrives at the same time).
+        ``highpass(early[j] + late)`` (the early part zero-padded) is the RIR of position j as :meth:`rir` makes it,
+        with the late reverberation of ``late_pos``.
 
         Parameters
         ----------
         positions : np.ndarray [shape=(J, 3)]
             Metres, inside the room.
         late_pos : np.ndarray [shape=(3,)]
-            The position whose late reverberation all RIRs share.
 
-        Yields
-        ------
-        rir : np.ndarray [shape=(PRE_SAMPLES + ceil(rt60 * fs) + PRE_SAMPLES, 4 or M)] for each position, as
-            :meth:`rir` gives it.
+        Returns
+        -------
+        early : np.ndarray [shape=(J, PRE_SAMPLES + ceil(EARLY_S * fs) + PRE_SAMPLES, 4 or M)]
+        late : np.ndarray [shape=(PRE_SAMPLES + ceil(rt60 * fs) + PRE_SAMPLES, 4 or M)]
         """
         early_s = min(EARLY_S, self.rt60)
         positions = np.asarray(positions, dtype=np.float64)
-        late = self._render(late_pos, min_delay_s=early_s, max_delay_s=self.rt60, length_s=self.rt60)
+        late = self._render(late_pos, min_delay_s=early_s, max_delay_s=self.rt60, length_s=self.rt60).T
         # an image of a source at p is |p - ref| at most from the reference source's image: only those within
         # reach of the early window for some position are translated per position
         d_direct = float(np.linalg.norm(positions[0] - self.array_pos))
         reach = d_direct + SPEED_OF_SOUND * early_s + np.max(np.linalg.norm(positions - self.ref_source, axis=1))
         near = np.flatnonzero(np.linalg.norm(self.images - self.array_pos, axis=1) <= reach + 1e-6)
-        for pos in positions:
-            early = self._render(pos, max_delay_s=early_s, length_s=early_s, subset=near)
-            both = late.copy()
-            both[:, :early.shape[1]] += early
-            yield self._highpass(both)
+        early = np.stack([self._render(pos, max_delay_s=early_s, length_s=early_s, subset=near).T
+                          for pos in positions])
+        return early, late
 
     def _render(self, source_pos: np.ndarray, *, max_delay_s: float, length_s: float,
                 min_delay_s: float | None = None, subset: np.ndarray | None = None) -> np.ndarray:
@@ -285,12 +293,15 @@ class ShoeboxModel:
         return scipy.signal.resample_poly(over, 1, OVERSAMPLE, axis=1) * OVERSAMPLE
 
     def _highpass(self, rir: np.ndarray) -> np.ndarray:
-        """pyroomacoustics' own RIR high-pass (2nd-order Butterworth, 10 Hz): all images have positive
-        frequency-independent gains, so the dense late part would otherwise build up a DC offset.
-        [shape=(channels, n)] -> [shape=(n, channels)]."""
+        """[shape=(channels, n)] -> high-passed [shape=(n, channels)] (:meth:`highpass`)."""
+        return self.highpass(rir, axis=1).T
+
+    def highpass(self, x: np.ndarray, *, axis: int = 0) -> np.ndarray:
+        """pyroomacoustics' own RIR high-pass (2nd-order Butterworth, 10 Hz) along ``axis``, from rest: all images
+        have positive frequency-independent gains, so the dense late part would otherwise build up a DC offset."""
         sos = pra.utilities.design_highpass_filter_sos(self.fs, pra.constants.get('rir_hpf_fc'),
                                                        **pra.constants.get('rir_hpf_kwargs'))
-        return scipy.signal.sosfilt(sos, rir, axis=1).T
+        return scipy.signal.sosfilt(sos, x, axis=axis)
 
 
 def plane_wave_array(signal: np.ndarray, *, azi_deg: float, ele_deg: float, fs: int,

@@ -143,10 +143,15 @@ def _crc(text: str) -> int:
 # One recording
 # --------------------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=4)
-def _cached_room(dataset: str, room: int, seed: int, fs: int, fmt: str) -> tuple[dict[str, Any], ShoeboxModel]:
+def _cached_room(dataset: str, room: int, seed: int, fs: int) -> tuple[dict[str, Any], ShoeboxModel]:
+    """Room ``room`` of a look-alike (drawn from the seed, shared by every recording and format that names it)."""
     info = draw_room(np.random.default_rng([seed, _crc(dataset), room, 2]))
-    model = room_model(info, fs=fs, fmt=fmt, mics=tetra_positions() if fmt == 'mic' else None)
-    return info, model
+    return info, room_model(info, fs=fs, fmt='foa')
+
+
+def _room(dataset: str, room: int, seed: int, fs: int, fmt: str) -> tuple[dict[str, Any], ShoeboxModel]:
+    info, model = _cached_room(dataset, room, seed, fs)
+    return dict(info), model if fmt == 'foa' else model.with_array(fmt='mic', mics=tetra_positions())
 
 
 def synthesize_recording(*, bank: DatasetBank, dataset: str, fmt: str, sub: str, fold: int, index: int, room: int,
@@ -181,7 +186,7 @@ def synthesize_recording(*, bank: DatasetBank, dataset: str, fmt: str, sub: str,
     fs = SPECS[dataset].fs
     rngs = [np.random.default_rng([seed, _crc(dataset), _crc(sub), fold, index, stream]) for stream in range(4)]
     mics = tetra_positions() if fmt == 'mic' else None
-    room_info, model = _cached_room(dataset, room, seed, fs, fmt) if reverb else (None, None)
+    room_info, model = _room(dataset, room, seed, fs, fmt) if reverb else (None, None)
     if dataset == 'tau2019sse':
         doa_fn = grid_doa_picker(doa_grid(res_deg=10))
     else:
@@ -198,7 +203,7 @@ def synthesize_recording(*, bank: DatasetBank, dataset: str, fmt: str, sub: str,
              if unlabelled else None)
     noise = diffuse_noise(rngs[1], nb_samples=nb_samples, fs=fs, fmt=fmt, mics=mics)
     audio, info = add_noise(mix, noise, active=active_mask(events, nb_samples), db=db, fmt=fmt, unlabelled=extra)
-    info['room'] = None if room_info is None else dict(room_info)
+    info['room'] = room_info
     return audio, events, unlabelled, info
 
 
