@@ -184,7 +184,8 @@ def synthesize_recording(*, bank: DatasetBank, dataset: str, fmt: str, sub: str,
         ``gain``, ``gain_db``, ``event_power``, ``noise_power`` (:func:`scenes.add_noise`), ``room``.
     """
     fs = SPECS[dataset].fs
-    rngs = [np.random.default_rng([seed, _crc(dataset), _crc(sub), fold, index, stream]) for stream in range(4)]
+    scene_rng, noise_rng, interferer_rng = (np.random.default_rng([seed, _crc(dataset), _crc(sub), fold, index, s])
+                                            for s in (0, 1, 3))
     mics = tetra_positions() if fmt == 'mic' else None
     room_info, model = _room(dataset, room, seed, fs, fmt) if reverb else (None, None)
     if dataset == 'tau2019sse':
@@ -192,16 +193,16 @@ def synthesize_recording(*, bank: DatasetBank, dataset: str, fmt: str, sub: str,
     else:
         doa_fn = sphere_doa_picker(ele_limit_deg=ELE_LIMIT_DEG[dataset], moving=moving, speeds_deg_s=SPEEDS_DEG_S,
                                    fs=fs)
-    events = plan_clip(rngs[0], bank=bank, part=part, overlap=ov, nb_samples=nb_samples, fs=fs, doa_fn=doa_fn,
+    events = plan_clip(scene_rng, bank=bank, part=part, overlap=ov, nb_samples=nb_samples, fs=fs, doa_fn=doa_fn,
                        dist_fn=distance_sampler(model),
                        same_class_prob=same_class if dataset in SAME_CLASS_DATASETS else None)
     if not events:
         raise SELDError(f'clip_len_s={nb_samples / fs}: too short for any event of sound bank {bank.name!r}')
     mix = mix_events(events, nb_samples=nb_samples, nb_channels=4, fs=fs, fmt=fmt, mics=mics, model=model)
-    unlabelled = _interferers(rngs[3], bank=bank, count=interferers, nb_samples=nb_samples, fs=fs, model=model)
+    unlabelled = _interferers(interferer_rng, bank=bank, count=interferers, nb_samples=nb_samples, fs=fs, model=model)
     extra = (mix_events(unlabelled, nb_samples=nb_samples, nb_channels=4, fs=fs, fmt=fmt, mics=mics, model=model)
              if unlabelled else None)
-    noise = diffuse_noise(rngs[1], nb_samples=nb_samples, fs=fs, fmt=fmt, mics=mics)
+    noise = diffuse_noise(noise_rng, nb_samples=nb_samples, fs=fs, fmt=fmt, mics=mics)
     audio, info = add_noise(mix, noise, active=active_mask(events, nb_samples), db=db, fmt=fmt, unlabelled=extra)
     info['room'] = room_info
     return audio, events, unlabelled, info
@@ -351,14 +352,49 @@ def command_line(p: dict[str, Any]) -> str:
     return 'python synthesize_dataset.py ' + ' '.join(shlex.quote(f'{k}={v}') for k, v in text.items())
 
 
-def synthesize(**params: Any) -> dict[str, Any]:
+def synthesize(*, dataset: str, dataset_dir: str | os.PathLike = 'data/{dataset}', format: str = 'foa',
+               nb_per_fold: int | None = None, clip_len_s: float = 20.0, clip_len_max_s: float | None = None,
+               overlap: int | None = None, db: float = 30.0, reverb: bool = True, moving: float | None = None,
+               same_class: float | None = None, interferers: int = 0, dist: bool = False, seed: int = 0,
+               sound_bank: str | os.PathLike = 'builtin', n_jobs: int = 1, progress: bool = True) -> dict[str, Any]:
     """Synthesize one format of a DCASE look-alike (module docstring).
 
     Parameters
     ----------
-    **params
-        The command-line keys of :func:`cli_defaults` (missing ones take the dataset's defaults), ``dataset_dir``
-        resolved.
+    dataset : {'tau2019sse', 'tau2020sse_nigens', 'tau2021sse_nigens', 'starss22', 'starss23'}
+    dataset_dir : str or path
+        Output folder (``{dataset}`` is replaced by the name); may hold the other format of the same scenes.
+    format : {'foa', 'mic'}
+        FOA or the tetrahedral array (free field).
+    nb_per_fold : int >= 1
+        Recordings per fold (STARSS: per sub-folder). None: 4 (STARSS 3).
+    clip_len_s, clip_len_max_s : float
+        Recording length in seconds; with ``clip_len_max_s`` > ``clip_len_s`` uniform in between, whole 100 ms
+        (None: 0, STARSS 40; 0 = fixed).
+    overlap : int
+        Maximum number of simultaneous labelled events (2019/2020: 1-2, recordings alternate ov1 .. ov<overlap>;
+        else 1-3). None: the dataset's maximum.
+    db : float
+        SNR in dB (:mod:`scenes`).
+    reverb : bool
+        Shoebox rooms, or free field.
+    moving : float in [0, 1]
+        Share of moving events (2019: 0). None: 0.5 (2019: 0).
+    same_class : float in [0, 1]
+        2021+: probability that an event starting while others are active takes one of their classes. None: 0.1
+        (2019/2020: 0; they have no same-class overlaps).
+    interferers : int >= 0
+        2021+: unlabelled directional sounds per recording.
+    dist : bool
+        starss23: write the DCASE 2024 distance column (cm).
+    seed : int >= 0
+        With the other parameters it fixes every byte of the output.
+    sound_bank : str or path
+        ``'builtin'`` or a folder of ``<class><3 digits>.wav`` holding every class of the dataset.
+    n_jobs : int
+        joblib processes (-1: all cores); the output does not depend on it.
+    progress : bool
+        A tqdm bar over recordings.
 
     Returns
     -------
@@ -372,15 +408,13 @@ def synthesize(**params: Any) -> dict[str, Any]:
         A bad parameter or sound bank, or a ``dataset_info.json`` of this folder that another format wrote with
         other scene parameters.
     """
+    p = dict(locals())  # the parameters, None = the dataset's default (cli_defaults)
     t0 = time.perf_counter()
-    if params.get('dataset') not in DCASE_DATASETS:
-        raise SELDError(f"dataset={params.get('dataset')!r}: must be one of {', '.join(DCASE_DATASETS)}")
-    defaults = cli_defaults(params['dataset'])
-    unknown = sorted(set(params) - set(defaults))
-    if unknown:
-        raise SELDError(f'unknown parameter {unknown[0]!r}; valid keys: {", ".join(sorted(defaults))}')
-    p = {**defaults, **params}
-    p['dataset_dir'] = os.fspath(p['dataset_dir']).replace('{dataset}', p['dataset'])
+    if dataset not in DCASE_DATASETS:
+        raise SELDError(f"dataset={dataset!r}: must be one of {', '.join(DCASE_DATASETS)}")
+    defaults = cli_defaults(dataset)
+    p = {key: defaults[key] if value is None else value for key, value in p.items()}
+    p['dataset_dir'] = os.fspath(p['dataset_dir']).replace('{dataset}', dataset)
     _validate(p)
     name, fmt, spec = p['dataset'], p['format'], SPECS[p['dataset']]
     bank = DatasetBank(load_sound_bank(p['sound_bank'], split=1), spec.classes)
