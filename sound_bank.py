@@ -449,3 +449,86 @@ class BuiltinBank(SoundBank):
         generate, lo, hi = _BUILTIN[cls]
         n = int(rng.integers(math.ceil(lo * fs), min(math.floor(hi * fs), max_samples) + 1))
         return trim_and_normalize(generate(rng, n, fs)), f'{cls}{index % 1000:03d}.wav'
+
+
+# --------------------------------------------------------------------------------------------------
+# A bank under a dataset's class names (the DCASE look-alikes)
+# --------------------------------------------------------------------------------------------------
+#: DatasetBank: built-in class k of a dataset is generator k mod 11 transposed up by TRANSPOSE ** (k // 11).
+TRANSPOSE = 4.0
+#: DatasetBank interferers: any built-in generator transposed by this factor (one octave down).
+INTERFERER_TRANSPOSE = 0.5
+
+
+def _draw_builtin(cls: str, *, rng: np.random.Generator, fs: int, max_samples: int, transpose: float) -> np.ndarray:
+    """One built-in event transposed by ``transpose`` (frequencies times it; the generator runs at the nominal
+    rate ``fs / transpose`` and its samples are played at ``fs``), duration in the class's range at ``fs``."""
+    generate, lo, hi = _BUILTIN[cls]
+    n = int(rng.integers(math.ceil(lo * fs), min(math.floor(hi * fs), max_samples) + 1))
+    return trim_and_normalize(generate(rng, n, fs / transpose))
+
+
+class DatasetBank(SoundBank):
+    """A sound bank under a dataset's class list (``classes``), for the DCASE look-alikes of synthesize_dcase.py.
+
+    Built-in bank: the sounds are SYNTHETIC STAND-INS, not the dataset's sounds. Class k of the dataset is rendered
+    by built-in generator ``k mod 11`` (module docstring), transposed up by ``4 ** (k // 11)`` (two octaves for the
+    classes beyond the 11th), so that every class index can occur and sounds different from the others. Folder
+    bank: class k is the folder's class of the same name (e.g. the DCASE2016 task-2 recordings for tau2019sse);
+    every class of the dataset must be in the folder.
+
+    :meth:`draw` returns the class name as the recording name (the DCASE 2019 metadata convention).
+    :meth:`draw_interferer` gives unlabelled sounds: a random built-in generator an octave down.
+
+    Parameters
+    ----------
+    base : SoundBank
+        :class:`BuiltinBank` or :class:`FolderBank`.
+    classes : sequence of str
+        The dataset's class names in index order.
+    """
+
+    def __init__(self, base: SoundBank, classes: tuple[str, ...] | list[str]):
+        self.base, self.classes, self.name = base, tuple(classes), base.name
+        if isinstance(base, BuiltinBank):
+            self.sources = [(k % len(BUILTIN_CLASSES), TRANSPOSE ** (k // len(BUILTIN_CLASSES)))
+                            for k in range(len(self.classes))]
+        else:
+            missing = [c for c in self.classes if c not in base.classes]
+            if missing:
+                raise SELDError(f'{base.name}: has no <class><3 digits>.wav recordings of the class(es) {missing}; '
+                                f'a sound-bank folder for this dataset must hold every class of '
+                                f'{", ".join(self.classes)} (or use sound_bank=builtin)')
+            self.sources = [(base.classes.index(c), 1.0) for c in self.classes]
+
+    def describe(self) -> dict[str, str]:
+        """What renders each class: ``{class: 'builtin harmonicTone' | 'builtin harmonicTone x4' | folder}``."""
+        if not isinstance(self.base, BuiltinBank):
+            return {c: f'{self.base.name} {c}*.wav' for c in self.classes}
+        return {c: f'builtin {BUILTIN_CLASSES[src]}' + ('' if up == 1.0 else f' transposed x{up:g}')
+                for c, (src, up) in zip(self.classes, self.sources)}
+
+    def min_samples(self, class_idx: int, *, part: str, fs: int) -> int:
+        return self.base.min_samples(self.sources[class_idx][0], part=part, fs=fs)
+
+    def draw(self, class_idx: int, *, part: str, rng: np.random.Generator, fs: int, max_samples: int,
+             index: int) -> tuple[np.ndarray, str]:
+        src, up = self.sources[class_idx]
+        if up == 1.0:
+            signal, _ = self.base.draw(src, part=part, rng=rng, fs=fs, max_samples=max_samples, index=index)
+        else:
+            signal = _draw_builtin(BUILTIN_CLASSES[src], rng=rng, fs=fs, max_samples=max_samples, transpose=up)
+        return signal, self.classes[class_idx]
+
+    @staticmethod
+    def interferer_min_samples(fs: int) -> int:
+        """Length in samples of the shortest interferer."""
+        return min(math.ceil(lo * fs) for _, lo, _ in _BUILTIN.values())
+
+    def draw_interferer(self, *, rng: np.random.Generator, fs: int, max_samples: int) -> tuple[np.ndarray, str]:
+        """An unlabelled sound: a built-in generator (uniform among those that fit) transposed by
+        :data:`INTERFERER_TRANSPOSE`; returns (signal, description)."""
+        fits = [c for c in BUILTIN_CLASSES if math.ceil(_BUILTIN[c][1] * fs) <= max_samples]
+        cls = fits[int(rng.integers(len(fits)))]
+        return (_draw_builtin(cls, rng=rng, fs=fs, max_samples=max_samples, transpose=INTERFERER_TRANSPOSE),
+                f'{cls} transposed x{INTERFERER_TRANSPOSE:g}')

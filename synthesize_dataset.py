@@ -1,4 +1,5 @@
-"""Synthesize SELD datasets in the exact on-disk format of TUT Sound Events 2018 (ANSIM, RESIM, CANSIM, CRESIM).
+"""Synthesize SELD datasets in the exact on-disk format of TUT Sound Events 2018 (ANSIM, RESIM, CANSIM, CRESIM)
+and, through :mod:`synthesize_dcase`, of the DCASE 2019-2024 development sets.
 
 The original datasets cannot be downloaded here and their generator was never released, so this script
 makes SYNTHETIC look-alikes that the same pipeline reads. It also makes the project's embedded default
@@ -10,6 +11,11 @@ Usage::
     python synthesize_dataset.py [key=value ...]
     python synthesize_dataset.py dataset=resim overlap=2 split=3 db=20
     python synthesize_dataset.py dataset=cansim sound_bank=../shared/data/dcase2016_task2_train n_jobs=2
+    python synthesize_dataset.py dataset=tau2021sse_nigens format=mic      # a DCASE layout: synthesize_dcase.py
+
+``dataset=`` tau2019sse, tau2020sse_nigens, tau2021sse_nigens, starss22 or starss23 takes the keys of
+:mod:`synthesize_dcase` (its docstring; ``--help`` prints both). The TUT-2018 keys follow. The spatial encoders
+(:mod:`spatial`) and the scene planning, mixing and SNR (:mod:`scenes`) are shared by both.
 
 Keys (default): ``dataset`` (ansim) | ``overlap`` (1) | ``split`` (1) | ``db`` (30) | ``nb_train`` (240) |
 ``nb_test`` (60) | ``clip_len_s`` (30.0) | ``fs`` (44100) | ``seed`` (0) | ``sound_bank`` (builtin) |
@@ -112,49 +118,36 @@ RT60: up to ~600 000 image sources per event at RT60 = 1 s). The original size (
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 import re
 import shlex
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import joblib
 import numpy as np
-import pyroomacoustics as pra
-import scipy.fft
-import scipy.signal
-import soundfile as sf
 from tqdm import tqdm
 
-from datasets import DATASET_INFO, tut_dirs
-from formats import DESC_HEADER
+import synthesize_dcase
+from datasets import DATASET_INFO, DCASE_DATASETS, tut_dirs
 from parameter import parse_overrides as parse_key_values
+from scenes import (FIRST_ONSET_S, Event, active_mask, add_noise, completed_events, distance_sampler, doa_grid,
+                    draw_room, grid_doa_picker, mix_events, plan_clip, room_model, tut2018_text, write_pcm16)
 from sound_bank import SoundBank, load_sound_bank
-from utils import SELDError, atomic_path, read_json, run_cli, sph2cart, write_json, write_text
+from spatial import MIC_RADIUS_M, NB_MICS, PRE_SAMPLES, SPEED_OF_SOUND, ShoeboxModel, diffuse_noise
+from utils import SELDError, read_json, run_cli, write_json, write_text
+
+__all__ = ['synthesize', 'synthesize_clip', 'main', 'summary_line', 'parse_overrides', 'split_key', 'clip_stem',
+           # the shared pieces, as they were importable from here before they moved to spatial / scenes
+           'ShoeboxModel', 'diffuse_noise', 'SPEED_OF_SOUND', 'PRE_SAMPLES', 'doa_grid', 'plan_clip', 'Event']
 
 GENERATOR_VERSION = 1
 FILE_N = 100                                   # the fixed trailing integer of the TUT file names
 DATASETS = {'ansim': ('foa', False), 'resim': ('foa', True), 'cansim': ('mic', False), 'cresim': ('mic', True)}
 OVERLAPS = (1, 2, 3)
 DBS = (30, 20, 10)
-SPEED_OF_SOUND = float(pra.constants.get('c'))  # m/s, the same constant as pyroomacoustics (343)
-NB_MICS = 8
-MIC_RADIUS_M = 0.05
 ELE_LIMIT_DEG = 40
-DIST_RANGE_M = (1.0, 3.0)
-ROOM_DIM_RANGE_M = ((9.0, 11.0), (7.0, 9.0), (3.5, 4.5))
-ARRAY_OFFSET_M = (1.0, 1.0, 0.25)              # array = room centre + uniform(-offset, offset)
-RT60_RANGE_S = (0.4, 1.0)
-WALL_MARGIN_M = 0.5
-FIRST_ONSET_S = ((0.1, 0.5), (0.1, 3.0))       # (track 0, other tracks)
-GAP_S = ((0.1, 0.8), (0.1, 2.0))               # (track 0, other tracks)
-PRE_SAMPLES = 32                               # lead of array / reverberant segments before the onset
-OVERSAMPLE = 16                                # image-source delays are quantized to 1 / OVERSAMPLE sample
-PEAK_LIMIT = 0.99
-NOISE_CORNER_HZ = 100.0
 
 CLI_DEFAULTS: dict[str, Any] = dict(
     dataset='ansim', overlap=1, split=1, db=30, nb_train=240, nb_test=60, clip_len_s=30.0, fs=44100, seed=0,
@@ -162,369 +155,8 @@ CLI_DEFAULTS: dict[str, Any] = dict(
 
 
 # --------------------------------------------------------------------------------------------------
-# Geometry and spatial encoders
-# --------------------------------------------------------------------------------------------------
-def mic_positions() -> np.ndarray:
-    """Positions of the circular array relative to its centre.
-
-    Returns
-    -------
-    pos : np.ndarray [shape=(8, 3)], metres; mic m at azimuth 45 m degrees, z = 0.
-    """
-    return sph2cart(45.0 * np.arange(NB_MICS), np.zeros(NB_MICS), MIC_RADIUS_M)
-
-
-def foa_gains(unit: np.ndarray) -> np.ndarray:
-    """ACN/SN3D first-order gains of plane waves.
-
-    Parameters
-    ----------
-    unit : np.ndarray [shape=(..., 3)]
-        Unit vectors (x, y, z) pointing from the array to the sources.
-
-    Returns
-    -------
-    gains : np.ndarray [shape=(..., 4)]
-        ``[1, y, z, x]`` = ``[1, sin az cos el, sin el, cos az cos el]`` (channels W, Y, Z, X).
-    """
-    unit = np.asarray(unit, dtype=np.float64)
-    return np.stack([np.ones(unit.shape[:-1]), unit[..., 1], unit[..., 2], unit[..., 0]], axis=-1)
-
-
-def doa_grid(*, res_deg: int, shift_deg: float = 0.0) -> np.ndarray:
-    """The DOA grid of the TUT datasets.
-
-    Parameters
-    ----------
-    res_deg : int
-        Grid step in degrees (10 in the original).
-    shift_deg : float
-        Added to azimuth and elevation (res/2 for unseen-DOA test clips).
-
-    Returns
-    -------
-    grid : np.ndarray [shape=(nb_doas, 2), dtype=int]
-        (azimuth, elevation) pairs: azimuth -180..180-res, elevation -40..40.
-    """
-    azi = np.arange(-180, 180, res_deg) + shift_deg
-    ele = np.arange(-ELE_LIMIT_DEG, ELE_LIMIT_DEG + 1, res_deg) + shift_deg
-    a, e = np.meshgrid(azi, ele, indexing='ij')
-    return np.stack([a.ravel(), e.ravel()], axis=-1).astype(int)
-
-
-class ShoeboxModel:
-    """Image sources of one shoebox room with frequency-independent uniform absorption.
-
-    pyroomacoustics computes the image sources once per room (``ShoeBox.image_source_model`` for a
-    reference source 2 m from the array); the images of any other source
-    follow by translating each image by the source displacement mirrored with the image's reflection
-    parities (exact for a shoebox), so one ISM serves all events of a clip. The reflection order of
-    every image gives its damping ``(1 - absorption) ** (order / 2)``.
-
-    The absorption is calibrated (bisection) so that the T30 of the reference source's image-source
-    energy response (least-squares slope of the Schroeder decay from -5 to -35 dB, as
-    ``pyroomacoustics.experimental.measure_rt60(decay_db=30)`` measures it) equals ``rt60``: in a
-    shoebox with uniform absorption the axial and tangential paths reflect less often than the mean, so
-    Sabine's or Eyring's formula gives longer decays than asked (the calibrated absorption is 25-35 %
-    above Eyring's for 10 x 8 x 4 m rooms).
-
-    Parameters
-    ----------
-    room_dim : np.ndarray [shape=(3,)]
-        Room size in metres.
-    array_pos : np.ndarray [shape=(3,)]
-        Array centre in metres (room coordinates), at least 2.5 m from the walls along x.
-    rt60 : float
-        Target reverberation time in seconds; RIRs are truncated ``rt60`` after the direct sound.
-    fs : int
-        Sample rate in Hz.
-    fmt : {'foa', 'mic'}
-        FOA (ACN/SN3D at the array centre) or the 8-mic circle of :func:`mic_positions`.
-
-    Attributes
-    ----------
-    absorption : float
-        Calibrated energy absorption coefficient of every wall.
-    max_order : int
-        Maximum reflection order given to pyroomacoustics.
-    nb_images : int
-        Image sources kept (within ``c * rt60 + 10 m`` of the array).
-    """
-
-    def __init__(self, *, room_dim: np.ndarray, array_pos: np.ndarray, rt60: float, fs: int, fmt: str):
-        self.room_dim = np.asarray(room_dim, dtype=np.float64)
-        self.array_pos = np.asarray(array_pos, dtype=np.float64)
-        self.rt60, self.fs, self.fmt = float(rt60), int(fs), fmt
-        centre_side = 1.0 if self.array_pos[0] < self.room_dim[0] / 2 else -1.0
-        self.ref_source = self.array_pos + np.array([2.0 * centre_side, 0.0, 0.0])
-        r_keep = SPEED_OF_SOUND * self.rt60 + 10.0  # covers every event source (<= 3 m from the array)
-        # an image with reflection indices (i, j, k) is at least (|i|-1) L_x, ... away: this order holds the sphere
-        self.max_order = int(math.ceil(r_keep * math.sqrt(np.sum(1.0 / self.room_dim ** 2)))) + 3
-        # Only the image positions and reflection orders are taken from pyroomacoustics: they depend on neither
-        # the wall material (the absorption is calibrated below) nor the microphones (the array centre serves).
-        room = pra.ShoeBox(self.room_dim, fs=fs, max_order=self.max_order, air_absorption=False)
-        room.add_source(self.ref_source)
-        room.add_microphone(self.array_pos)
-        room.image_source_model()
-        images = room.sources[0].images.T                                           # (K, 3)
-        keep = np.linalg.norm(images - self.array_pos, axis=1) <= r_keep
-        self.images, self.orders = images[keep], room.sources[0].orders[keep].astype(np.float64)
-        self.nb_images = len(self.images)
-        # parity: an image coordinate is 2 m L + s (sign +1) or 2 m L - s (sign -1)
-        frac = np.mod((self.images - self.ref_source) / (2 * self.room_dim), 1.0)
-        self.signs = np.where(np.minimum(frac, 1.0 - frac) < 1e-6, 1.0, -1.0)
-        self.absorption = self._calibrate()
-
-    def image_sources(self, source_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Image-source positions and reflection orders of a source.
-
-        Parameters
-        ----------
-        source_pos : np.ndarray [shape=(3,)]
-            Metres, inside the room.
-
-        Returns
-        -------
-        images : np.ndarray [shape=(nb_images, 3)]
-        orders : np.ndarray [shape=(nb_images,)]
-        """
-        return self.images + self.signs * (np.asarray(source_pos, dtype=np.float64) - self.ref_source), self.orders
-
-    def _t30(self, absorption: float, dist: np.ndarray, d_direct: float) -> float:
-        """T30 of the image-source energy response as pyroomacoustics.experimental.measure_rt60 takes it:
-        least-squares line through the Schroeder decay (1 ms bins) from -5 to -35 dB, extrapolated to 60 dB."""
-        delay = (dist - d_direct) / SPEED_OF_SOUND
-        ok = delay <= self.rt60
-        energy = np.bincount((delay[ok] * 1000.0).astype(np.int64),
-                             weights=(1.0 - absorption) ** self.orders[ok] / dist[ok] ** 2)
-        edc = np.cumsum(energy[::-1])[::-1]
-        edc_db = 10.0 * np.log10(np.maximum(edc / edc[0], 1e-300))
-        i5 = int(np.argmax(edc_db <= -5.0))
-        i35 = int(np.argmax(edc_db <= edc_db[i5] - 30.0))
-        if i35 <= i5 + 1:
-            return np.inf
-        slope = np.polyfit(np.arange(i5, i35) / 1000.0, edc_db[i5:i35], 1)[0]
-        return -60.0 / slope
-
-    def _calibrate(self) -> float:
-        dist = np.linalg.norm(self.images - self.array_pos, axis=1)
-        d_direct = float(np.linalg.norm(self.ref_source - self.array_pos))
-        lo, hi = 1e-3, 0.99                      # T30 decreases with the absorption
-        for _ in range(30):
-            mid = math.sqrt(lo * hi)
-            if self._t30(mid, dist, d_direct) > self.rt60:
-                lo = mid
-            else:
-                hi = mid
-        return math.sqrt(lo * hi)
-
-    def rir(self, source_pos: np.ndarray) -> np.ndarray:
-        """Room impulse response of a source, encoded for the array.
-
-        Parameters
-        ----------
-        source_pos : np.ndarray [shape=(3,)]
-            Metres, inside the room.
-
-        Returns
-        -------
-        rir : np.ndarray [shape=(PRE_SAMPLES + ceil(rt60 * fs) + PRE_SAMPLES, 4 or 8)]
-            The direct sound reaches the array centre at sample ``PRE_SAMPLES`` with amplitude 1/r (unity at 1 m);
-            each image is encoded from its own direction (FOA) or distance to each mic (array) with
-            its delay quantized to 1/16 sample and band-limited by ``scipy.signal.resample_poly``.
-        """
-        images, orders = self.image_sources(source_pos)
-        vec = images - self.array_pos
-        dist = np.linalg.norm(vec, axis=1)
-        d_direct = float(np.linalg.norm(np.asarray(source_pos) - self.array_pos))
-        keep = dist <= d_direct + SPEED_OF_SOUND * self.rt60
-        vec, dist = vec[keep], dist[keep]
-        damping = (1.0 - self.absorption) ** (orders[keep] / 2.0)
-        if self.fmt == 'foa':
-            gains = (foa_gains(vec / dist[:, None]) * (damping / dist)[:, None]).T              # (4, K)
-            delays = np.broadcast_to((dist - d_direct) / SPEED_OF_SOUND, gains.shape)          # (4, K) s
-        else:
-            rel = mic_positions()                                                              # (8, 3)
-            mic_dist = np.sqrt(np.maximum(dist[None, :] ** 2 - 2.0 * (rel @ vec.T)
-                                          + np.sum(rel ** 2, axis=1)[:, None], 0.0))         # (8, K)
-            gains, delays = damping / mic_dist, (mic_dist - d_direct) / SPEED_OF_SOUND
-        nb_ch, pre = len(gains), PRE_SAMPLES
-        n_over = (pre + math.ceil(self.rt60 * self.fs) + pre) * OVERSAMPLE
-        idx = np.rint(delays * (self.fs * OVERSAMPLE)).astype(np.int64) + pre * OVERSAMPLE     # (C, K)
-        ok = (idx >= 0) & (idx < n_over)
-        flat = (idx + n_over * np.arange(nb_ch)[:, None])[ok]
-        over = np.bincount(flat, weights=gains[ok], minlength=nb_ch * n_over).reshape(nb_ch, n_over)
-        rir = scipy.signal.resample_poly(over, 1, OVERSAMPLE, axis=1) * OVERSAMPLE
-        # pyroomacoustics' own RIR high-pass (2nd-order Butterworth, 10 Hz): all images have positive
-        # frequency-independent gains, so the dense late part would otherwise build up a DC offset
-        sos = pra.utilities.design_highpass_filter_sos(self.fs, pra.constants.get('rir_hpf_fc'),
-                                                       **pra.constants.get('rir_hpf_kwargs'))
-        return scipy.signal.sosfilt(sos, rir, axis=1).T
-
-
-def plane_wave_array(signal: np.ndarray, *, azi_deg: float, ele_deg: float, fs: int) -> np.ndarray:
-    """Far-field plane wave on the circular array with exact fractional delays (phase shift).
-
-    Parameters
-    ----------
-    signal : np.ndarray [shape=(samples,)]
-        The event at the array centre.
-    azi_deg, ele_deg : float
-        Direction of arrival in degrees.
-    fs : int
-        Sample rate in Hz.
-
-    Returns
-    -------
-    audio : np.ndarray [shape=(samples + 2 PRE_SAMPLES, 8)]
-        Sample ``PRE_SAMPLES`` is the onset at the array centre (mics nearer the source hear it up to r/c
-        earlier).
-    """
-    pre = PRE_SAMPLES
-    unit = sph2cart(azi_deg, ele_deg)
-    tau = -(mic_positions() @ unit) / SPEED_OF_SOUND                 # (8,) s, relative to the centre
-    n = len(signal) + 2 * pre
-    nfft = scipy.fft.next_fast_len(n + 2 * pre, real=True)
-    spec = scipy.fft.rfft(np.pad(signal, (pre, 0)), nfft)
-    freqs = np.fft.rfftfreq(nfft, 1.0 / fs)
-    return scipy.fft.irfft(spec[:, None] * np.exp(-2j * np.pi * freqs[:, None] * tau[None, :]), nfft, axis=0)[:n]
-
-
-def diffuse_noise(rng: np.random.Generator, *, nb_samples: int, fs: int, fmt: str) -> np.ndarray:
-    """Stationary, spatially diffuse noise (see the module docstring).
-
-    Parameters
-    ----------
-    rng : np.random.Generator
-    nb_samples : int
-    fs : int
-        Hz.
-    fmt : {'foa', 'mic'}
-
-    Returns
-    -------
-    noise : np.ndarray [shape=(nb_samples, 4 or 8)]
-        Arbitrary level (the caller scales it to the SNR).
-    """
-    nb_bins = nb_samples // 2 + 1
-    freqs = np.fft.rfftfreq(nb_samples, 1.0 / fs)
-    shape = 1.0 / np.sqrt(freqs + NOISE_CORNER_HZ)
-    shape[0] = 0.0
-    nb_ch = 4 if fmt == 'foa' else NB_MICS
-    spec = np.empty((nb_bins, nb_ch), dtype=np.complex128)
-    if fmt == 'mic':
-        # uniform circular array: the coherence matrix sinc(2 f d_ij / c) is circulant, its eigenvectors
-        # are the DFT vectors and its eigenvalues the DFT of its first row
-        d0 = np.linalg.norm(mic_positions() - mic_positions()[0], axis=1)       # (8,)
-    chunk = 1 << 16
-    for a in range(0, nb_bins, chunk):
-        b = min(a + chunk, nb_bins)
-        white = rng.standard_normal((b - a, nb_ch, 2)) @ np.array([1.0, 1j]) / math.sqrt(2)
-        if fmt == 'foa':
-            spec[a:b] = white * np.array([1.0, 1 / math.sqrt(3), 1 / math.sqrt(3), 1 / math.sqrt(3)])
-        else:
-            coh = np.sinc(2.0 * freqs[a:b, None] * d0[None, :] / SPEED_OF_SOUND)
-            eig = np.maximum(np.fft.fft(coh, axis=1).real, 0.0)
-            spec[a:b] = math.sqrt(NB_MICS) * np.fft.ifft(np.sqrt(eig) * white, axis=1)
-        spec[a:b] *= shape[a:b, None]
-    return scipy.fft.irfft(spec, nb_samples, axis=0)
-
-
-def _max_distance(array_pos: np.ndarray, unit: np.ndarray, room_dim: np.ndarray) -> float:
-    """Distance from ``array_pos`` along ``unit`` to the room shrunk by WALL_MARGIN_M."""
-    lo, hi = WALL_MARGIN_M - array_pos, room_dim - WALL_MARGIN_M - array_pos
-    with np.errstate(divide='ignore'):
-        t = np.where(unit > 0, hi / unit, np.where(unit < 0, lo / unit, np.inf))
-    return float(t.min())
-
-
-# --------------------------------------------------------------------------------------------------
 # One clip
 # --------------------------------------------------------------------------------------------------
-@dataclasses.dataclass
-class Event:
-    """One sound event of a clip (onset in samples at the array centre)."""
-
-    onset: int
-    signal: np.ndarray
-    name: str
-    class_idx: int
-    azi: int
-    ele: int
-    dist: float
-
-    @property
-    def end(self) -> int:
-        return self.onset + len(self.signal)
-
-
-def plan_clip(rng: np.random.Generator, *, bank: SoundBank, part: str, overlap: int, nb_samples: int, fs: int,
-              grid: np.ndarray, dist_fn: Callable[[np.random.Generator, int, int], float]) -> list[Event]:
-    """Draw the events of one clip (see "Scenes" in the module docstring).
-
-    Parameters
-    ----------
-    rng : np.random.Generator
-        The clip's scene generator.
-    bank : SoundBank
-    part : {'train', 'test'}
-    overlap : int
-        Maximum number of simultaneously active events.
-    nb_samples : int
-        Clip length in samples.
-    fs : int
-        Hz.
-    grid : np.ndarray [shape=(nb_doas, 2)]
-        Allowed (azimuth, elevation) pairs in degrees.
-    dist_fn : callable
-        ``dist_fn(rng, azi, ele)`` -> distance in metres.
-
-    Returns
-    -------
-    events : list of Event, sorted by onset.
-    """
-    nb_classes = len(bank.classes)
-    min_len = np.array([bank.min_samples(c, part=part, fs=fs) for c in range(nb_classes)])
-
-    def gap(track: int) -> int:
-        return int(rng.uniform(*GAP_S[min(track, 1)]) * fs)
-
-    t_next = [int(rng.uniform(*FIRST_ONSET_S[min(k, 1)]) * fs) for k in range(overlap)]
-    is_open = [True] * overlap
-    events: list[Event] = []
-    while any(is_open):
-        track = min((k for k in range(overlap) if is_open[k]), key=lambda k: (t_next[k], k))
-        t = t_next[track]
-        remaining = nb_samples - t
-        busy = [e for e in events if e.end > t]          # active now or later: the new event may meet them
-        fits = [c for c in range(nb_classes) if min_len[c] <= remaining]
-        if not fits:
-            is_open[track] = False
-            continue
-        blocked = {e.class_idx for e in busy}
-        allowed = [c for c in fits if c not in blocked]
-        if not allowed:                                   # wait until a blocking event has ended
-            t_next[track] = min(e.end for e in busy if e.class_idx in fits) + gap(track)
-            continue
-        cls = allowed[int(rng.integers(len(allowed)))]
-        signal, name = bank.draw(cls, part=part, rng=rng, fs=fs, max_samples=remaining, index=len(events))
-        signal = signal[:remaining]
-        taken = {(e.azi, e.ele) for e in busy}
-        free = np.array([(int(a), int(e)) not in taken for a, e in grid])
-        azi, ele = (int(v) for v in grid[np.flatnonzero(free)[rng.integers(free.sum())]])
-        events.append(Event(onset=t, signal=signal, name=name, class_idx=cls, azi=azi, ele=ele,
-                            dist=dist_fn(rng, azi, ele)))
-        t_next[track] = t + len(signal) + gap(track)
-    return sorted(events, key=lambda e: (e.onset, e.class_idx))
-
-
-def _draw_room(rng: np.random.Generator) -> dict[str, Any]:
-    dim = np.round([rng.uniform(*r) for r in ROOM_DIM_RANGE_M], 2)
-    pos = np.round(dim / 2 + rng.uniform(-1, 1, 3) * np.array(ARRAY_OFFSET_M), 3)
-    rt60 = round(float(rng.uniform(*RT60_RANGE_S)), 3)
-    return {'dim_m': dim.tolist(), 'array_pos_m': pos.tolist(), 'rt60_s': rt60}
-
-
 def synthesize_clip(*, bank: SoundBank, dataset: str, part: str, index: int, overlap: int, split: int, db: int,
                     clip_len_s: float, fs: int, seed: int, unseen_doa: bool,
                     grid_res_deg: int) -> tuple[np.ndarray, list[Event], dict[str, Any]]:
@@ -556,75 +188,25 @@ def synthesize_clip(*, bank: SoundBank, dataset: str, part: str, index: int, ove
     shift = grid_res_deg / 2 if (unseen_doa and part == 'test') else 0.0
     grid = doa_grid(res_deg=grid_res_deg, shift_deg=shift)
 
-    room = _draw_room(rngs[2]) if reverberant else None
-    if room is None:
-        def dist_fn(rng: np.random.Generator, azi: int, ele: int) -> float:
-            return round(float(rng.uniform(*DIST_RANGE_M)), 1)
-    else:
-        dim, pos = np.array(room['dim_m']), np.array(room['array_pos_m'])
-        model = ShoeboxModel(room_dim=dim, array_pos=pos, rt60=room['rt60_s'], fs=fs, fmt=fmt)
-        room.update(absorption=model.absorption, max_order=model.max_order, nb_images=model.nb_images)
-
-        def dist_fn(rng: np.random.Generator, azi: int, ele: int) -> float:
-            d_max = min(DIST_RANGE_M[1], _max_distance(pos, sph2cart(azi, ele), dim))
-            return max(DIST_RANGE_M[0], math.floor(float(rng.uniform(DIST_RANGE_M[0], d_max)) * 10) / 10)
-
-    events = plan_clip(rngs[0], bank=bank, part=part, overlap=overlap, nb_samples=nb_samples, fs=fs, grid=grid,
-                       dist_fn=dist_fn)
+    room = draw_room(rngs[2]) if reverberant else None
+    model = room_model(room, fs=fs, fmt=fmt) if reverberant else None
+    events = plan_clip(rngs[0], bank=bank, part=part, overlap=overlap, nb_samples=nb_samples, fs=fs,
+                       doa_fn=grid_doa_picker(grid), dist_fn=distance_sampler(model))
     if not events:
         raise SELDError(f'clip_len_s={clip_len_s}: too short for any {part} event of sound bank {bank.name!r}')
-
-    nb_ch = 4 if fmt == 'foa' else NB_MICS
-    mix = np.zeros((nb_samples, nb_ch))
-    for ev in events:
-        unit = sph2cart(ev.azi, ev.ele)
-        if reverberant:
-            rir = model.rir(pos + ev.dist * unit)
-            seg, start = scipy.signal.oaconvolve(ev.signal[:, None], rir, axes=0), ev.onset - PRE_SAMPLES
-        elif fmt == 'foa':
-            seg, start = ev.signal[:, None] * (foa_gains(unit) / ev.dist), ev.onset
-        else:
-            seg = plane_wave_array(ev.signal, azi_deg=ev.azi, ele_deg=ev.ele, fs=fs) / ev.dist
-            start = ev.onset - PRE_SAMPLES
-        a, b = max(start, 0), min(start + len(seg), nb_samples)
-        mix[a:b] += seg[a - start:b - start]
-
-    active = np.zeros(nb_samples, dtype=bool)
-    for ev in events:
-        active[ev.onset:ev.end] = True
+    mix = mix_events(events, nb_samples=nb_samples, nb_channels=4 if fmt == 'foa' else NB_MICS, fs=fs, fmt=fmt,
+                     model=model)
     noise = diffuse_noise(rngs[1], nb_samples=nb_samples, fs=fs, fmt=fmt)
-
-    def ref_power(x: np.ndarray) -> float:  # omnidirectional reference: W, or the mean over the mics
-        return float(np.mean(x[:, 0] ** 2)) if fmt == 'foa' else float(np.mean(x ** 2))
-
-    event_power = ref_power(mix[active])
-    noise *= math.sqrt(event_power / 10.0 ** (db / 10.0) / ref_power(noise))
-    noise_power = ref_power(noise)
-    audio = mix
-    audio += noise
-    del noise
-    peak = float(np.max(np.abs(audio)))
-    gain = min(1.0, PEAK_LIMIT / peak)
-    audio *= gain
-    info = {'gain': gain, 'gain_db': 20 * math.log10(gain), 'event_power': event_power * gain ** 2,
-            'noise_power': noise_power * gain ** 2, 'nb_events': len(events), 'room': room}
+    audio, info = add_noise(mix, noise, active=active_mask(events, nb_samples), db=db, fmt=fmt)
+    info.update(nb_events=len(events), room=room)
     return audio, events, info
-
-
-def _csv_text(events: list[Event], fs: int) -> str:
-    rows = [','.join(DESC_HEADER)]
-    for ev in events:
-        rows.append(f'{ev.name},{ev.onset / fs:.6f},{ev.end / fs:.6f},{ev.ele},{ev.azi},{ev.dist:.1f}')
-    return '\n'.join(rows) + '\n'
 
 
 def _clip_job(task: dict[str, Any]) -> int:
     """Synthesize and write one clip (wav, csv, then meta); return its number of events."""
     audio, events, info = synthesize_clip(**task['clip'])
-    pcm = np.clip(np.rint(audio * 32767.0), -32767, 32767).astype(np.int16)
-    with atomic_path(task['wav']) as tmp:
-        sf.write(tmp, pcm, task['clip']['fs'], subtype='PCM_16', format='WAV')
-    write_text(task['csv'], _csv_text(events, task['clip']['fs']))
+    write_pcm16(task['wav'], audio, task['clip']['fs'])
+    write_text(task['csv'], tut2018_text(events, task['clip']['fs']))
     write_json(task['meta'], {'config': task['config'], **info})
     return len(events)
 
@@ -645,7 +227,8 @@ def clip_stem(*, part: str, index: int, db: int) -> str:
 def _validate(*, dataset: str, overlap: int, split: int, db: int, nb_train: int, nb_test: int, clip_len_s: float,
               fs: int, seed: int, grid_res_deg: int, unseen_doa: bool, n_jobs: int) -> None:
     if dataset not in DATASETS:
-        raise SELDError(f"dataset={dataset!r}: must be one of {', '.join(DATASETS)}")
+        raise SELDError(f"dataset={dataset!r}: must be one of {', '.join(DATASETS)} (the TUT-2018 look-alikes) or, "
+                        f"on the command line, one of {', '.join(DCASE_DATASETS)} (synthesize_dcase.py)")
     if overlap not in OVERLAPS:
         raise SELDError(f"overlap={overlap}: must be one of {', '.join(map(str, OVERLAPS))}")
     if db not in DBS:
@@ -795,7 +378,7 @@ def synthesize(*, dataset_dir: str | os.PathLike, dataset: str = 'ansim', overla
             stem = clip_stem(part=part, index=index, db=db)
             task = dict(clip=clip, config=config, wav=wav_dir / f'{stem}.wav', csv=desc_dir / f'{stem}.csv',
                         meta=meta_dir / f'{stem}.json')
-            done = _completed(task)
+            done = completed_events(task['wav'], task['csv'], side=task['meta'], config=task['config'])
             if done is None:
                 tasks.append(task)
             else:
@@ -830,17 +413,6 @@ def synthesize(*, dataset_dir: str | os.PathLike, dataset: str = 'ansim', overla
             'audio_minutes': (nb_train + nb_test) * clip_len_s / 60.0, 'seconds': time.perf_counter() - t0}
 
 
-def _completed(task: dict[str, Any]) -> int | None:
-    """Number of events of a clip already written with the same config, else None."""
-    if not (task['wav'].exists() and task['csv'].exists() and task['meta'].exists()):
-        return None
-    try:
-        meta = read_json(task['meta'])
-    except SELDError:
-        return None
-    return meta.get('nb_events') if meta.get('config') == task['config'] else None
-
-
 def _remove_stale(wav_dir: Path, desc_dir: Path, meta_dir: Path, *, db: int, nb: dict[str, int]) -> None:
     """Delete clips of this db with an index beyond nb[part] and temporary files of interrupted runs."""
     clip_re = re.compile(rf'^(train|test)_(\d+)_desc_{db}_{FILE_N}\.(wav|csv|json)$')
@@ -856,8 +428,12 @@ def _remove_stale(wav_dir: Path, desc_dir: Path, meta_dir: Path, *, db: int, nb:
 # Command line
 # --------------------------------------------------------------------------------------------------
 def parse_overrides(argv: list[str]) -> dict[str, Any]:
-    """Parse ``key=value`` arguments typed like :data:`CLI_DEFAULTS`; unknown keys are errors."""
-    params = dict(CLI_DEFAULTS, **parse_key_values(argv, CLI_DEFAULTS))
+    """Parse ``key=value`` arguments typed like :data:`CLI_DEFAULTS` (a DCASE dataset: like
+    :func:`synthesize_dcase.cli_defaults`); unknown keys are errors."""
+    given = dict(a.split('=', 1) for a in argv if '=' in a)
+    dataset = given.get('dataset', CLI_DEFAULTS['dataset']).strip()
+    defaults = synthesize_dcase.cli_defaults(dataset) if dataset in DCASE_DATASETS else CLI_DEFAULTS
+    params = dict(defaults, **parse_key_values(argv, defaults))
     params['dataset_dir'] = params['dataset_dir'].replace('{dataset}', params['dataset'])
     return params
 
@@ -866,8 +442,13 @@ def main(argv: list[str]) -> int:
     """Command-line entry point (see the module docstring)."""
     if any(a in ('-h', '--help') for a in argv):
         print(__doc__)
+        print(synthesize_dcase.__doc__)
         return 0
-    print(summary_line(synthesize(**parse_overrides(argv))))
+    params = parse_overrides(argv)
+    if params['dataset'] in DCASE_DATASETS:
+        print(synthesize_dcase.summary_line(synthesize_dcase.synthesize(**params)))
+    else:
+        print(summary_line(synthesize(**params)))
     return 0
 
 
