@@ -179,21 +179,21 @@ class Recording(NamedTuple):
 
 
 # Stem patterns and the sub-folders of each DCASE layout.
-_PATTERNS = {
+STEM_PATTERNS = {
     'tau2019sse': re.compile(r'split(?P<fold>[1-4])_ir\d+_ov\d+_\d+'),
     'tau2020sse_nigens': re.compile(r'fold(?P<fold>[1-6])_room\d+_mix\d+_ov\d+'),
     'tau2021sse_nigens': re.compile(r'fold(?P<fold>\d+)_room\d+_mix\d+'),
     'starss22': re.compile(r'fold(?P<fold>\d+)_room\d+_mix\d+'),
     'starss23': re.compile(r'fold(?P<fold>\d+)_room\d+_mix\d+'),
 }
-_SUBFOLDERS = {
+SUBFOLDERS = {
     'tau2019sse': ('',),
     'tau2020sse_nigens': ('',),
     'tau2021sse_nigens': ('dev-train', 'dev-val', 'dev-test'),
     'starss22': ('dev-train-sony', 'dev-train-tau', 'dev-test-sony', 'dev-test-tau'),
     'starss23': ('dev-train-sony', 'dev-train-tau', 'dev-test-sony', 'dev-test-tau'),
 }
-_LAYOUT_TEXT = {
+LAYOUT_TEXT = {
     'tau2019sse': '{fmt}_dev/split{{1-4}}_ir{{r}}_ov{{1,2}}_{{n}}.wav and metadata_dev/<same stem>.csv',
     'tau2020sse_nigens': '{fmt}_dev/fold{{1-6}}_room{{r}}_mix{{nnn}}_ov{{1,2}}.wav and metadata_dev/<same stem>.csv',
     'tau2021sse_nigens': '{fmt}_dev/dev-{{train,val,test}}/fold{{n}}_room{{r}}_mix{{nnn}}.wav and the same under '
@@ -201,7 +201,7 @@ _LAYOUT_TEXT = {
     'starss22': '{fmt}_dev/dev-{{train,test}}-{{sony,tau}}/fold{{3,4}}_room{{r}}_mix{{nnn}}.wav and the same under '
                 'metadata_dev/',
 }
-_LAYOUT_TEXT['starss23'] = _LAYOUT_TEXT['starss22']
+LAYOUT_TEXT['starss23'] = LAYOUT_TEXT['starss22']
 
 
 def tut_dirs(dataset_dir: str | os.PathLike, *, overlap: int, split: int, db: int) -> tuple[str, str]:
@@ -330,7 +330,7 @@ class Dataset:
                     expected = (f'wav_ov{self.params["overlap"]}_split{self.split}_{self.params["db"]}db/ and '
                                 f'desc_ov{self.params["overlap"]}_split{self.split}/ (overlap, split, db)')
                 else:
-                    expected = _LAYOUT_TEXT[self.name].format(fmt=self.audio_format)
+                    expected = LAYOUT_TEXT[self.name].format(fmt=self.audio_format)
                 raise SELDError(f'{folder}: folder missing; dataset={self.name} expects {expected}; {self.dataset_dir} '
                                 f'holds {found or "no folders"}. ' + no_data_message(self.name, self.dataset_dir))
 
@@ -399,16 +399,16 @@ class Dataset:
 
     def _dcase_files(self) -> dict[str, tuple[str, str, str]]:
         aud_root, meta_root = self.audio_dir(), self.meta_dir()
-        pattern = _PATTERNS[self.name]
+        pattern = STEM_PATTERNS[self.name]
         out: dict[str, tuple[str, str, str]] = {}
-        for sub in _SUBFOLDERS[self.name]:
+        for sub in SUBFOLDERS[self.name]:
             aud, meta = os.path.join(aud_root, sub), os.path.join(meta_root, sub)
             if sub and not os.path.isdir(aud) and not os.path.isdir(meta):
                 continue  # e.g. STARSS without its Sony part
             for folder in (aud, meta):
                 if not os.path.isdir(folder):
                     raise SELDError(f'{folder}: folder missing; dataset={self.name} expects '
-                                    + _LAYOUT_TEXT[self.name].format(fmt=self.audio_format))
+                                    + LAYOUT_TEXT[self.name].format(fmt=self.audio_format))
             wavs = {os.path.splitext(f)[0] for f in os.listdir(aud) if f.lower().endswith('.wav')}
             metas = {os.path.splitext(f)[0] for f in os.listdir(meta) if f.lower().endswith('.csv')}
             self._check_pairs(metas, wavs, aud, meta)
@@ -416,7 +416,7 @@ class Dataset:
                 m = pattern.fullmatch(stem)
                 if m is None:
                     raise SELDError(f'{os.path.join(aud, stem)}.wav: the name does not match the {self.name} layout '
-                                    f'({_LAYOUT_TEXT[self.name].format(fmt=self.audio_format)})')
+                                    f'({LAYOUT_TEXT[self.name].format(fmt=self.audio_format)})')
                 if stem in out:
                     raise SELDError(f'{os.path.join(aud, stem)}.wav: the same name is also in {out[stem][0]}')
                 fold = sub or f'{"split" if self.name == "tau2019sse" else "fold"}{m.group("fold")}'
@@ -424,7 +424,7 @@ class Dataset:
         if not out:
             found = sorted(os.listdir(aud_root))[:10]
             raise SELDError(f'{aud_root}: no recordings of the {self.name} layout '
-                            f'({_LAYOUT_TEXT[self.name].format(fmt=self.audio_format)}); found {found}')
+                            f'({LAYOUT_TEXT[self.name].format(fmt=self.audio_format)}); found {found}')
         return out
 
     @staticmethod

@@ -89,7 +89,7 @@ import joblib
 import numpy as np
 from tqdm import tqdm
 
-from datasets import _PATTERNS, DATASET_INFO, DCASE_DATASETS, SPECS
+from datasets import DATASET_INFO, DCASE_DATASETS, SPECS, STEM_PATTERNS
 from scenes import (Event, active_mask, add_noise, completed_events, distance_sampler, doa_grid, draw_room,
                     grid_doa_picker, mix_events, plan_clip, room_model, sphere_doa_picker, tut2018_text, write_pcm16)
 from sound_bank import DatasetBank, load_sound_bank
@@ -486,7 +486,7 @@ def synthesize(*, dataset: str, dataset_dir: str | os.PathLike = 'data/{dataset}
 def _remove_stale(root: Path, *, name: str, fmt: str, keep: set[str], shared: bool) -> None:
     """Delete this format's recordings of the layout that are not in ``keep`` (and their metadata when no other
     format shares it), and temporary files of interrupted runs."""
-    pattern, tmp = _PATTERNS[name], re.compile(r'^\..*\.tmp\.(wav|csv|json)$')
+    pattern, tmp = STEM_PATTERNS[name], re.compile(r'^\..*\.tmp\.(wav|csv|json)$')
     folders = [root / f'{fmt}_dev', root / SIDE_DIR / fmt] + ([root / 'metadata_dev'] if shared else [])
     for base in folders:
         for sub in dict.fromkeys(s for s, *_ in FOLDS[name]):

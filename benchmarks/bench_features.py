@@ -2,24 +2,22 @@
 
 Measures, in the same run and on the same synthetic dataset (made in a temporary folder):
 
-* the project's pipeline: ``FeatureClass.analyze_all`` (labels, train statistics) + ``fit_scaler`` +
-  ``write_features_all`` (standardized features, written once), with n_jobs=1 and n_jobs=2 threads, and with
-  n_jobs=2 and ``direct_io=False`` (each from an empty feature folder);
+* the project's pipeline: ``batch_feature_extraction.analyze_all`` (labels, train statistics), the scaler and
+  ``write_features_all`` (standardized features, written once with ``np.save`` to a temporary name and renamed),
+  with n_jobs=1 and n_jobs=2 threads (each from an empty feature folder);
 * the ORIGINAL algorithm of sharathadavanne/seld-net ``cls_feature_class.py``, re-implemented here:
   scipy wav read to float64, a per-frame Python loop of ``np.fft.fft`` into a complex128 spectrogram saved
   with ``np.save``; then reload, ``np.concatenate((np.abs(x), np.angle(x)), axis=1)`` in float64,
   sklearn ``StandardScaler.partial_fit`` on the train files, ``transform`` of every file and ``np.save``
-  of the float64 result; labels from the description files.
+  of the float64 result; labels from the description files;
+* the write floor: the time to write the same number of feature-sized ``.npy`` files and nothing else, through
+  the page cache (``np.save``, as the pipeline writes) and with ``O_DIRECT`` (page-aligned buffer, as an earlier
+  version of the pipeline wrote them). Their difference is what ``O_DIRECT`` could save; the benchmark prints it
+  per hour of audio, the unit a user's dataset is counted in.
 
-Real-time factor (RTF) = seconds of audio / seconds of wall time. ``--profile`` adds a per-stage
-breakdown of the project's per-file work (single process).
-
-The features are 4.2x the size of the 16-bit wavs (float32, 2 maps per channel: 42 MB per 30 s clip), so the
-speed at which the disk absorbs new files bounds any pipeline that writes them. The benchmark measures that
-floor in the same run (writing the same number of feature-sized ``.npy`` files, nothing else; through the
-page cache with ``np.save``, and with ``O_DIRECT`` as the pipeline does) and prints the RTF it allows.
-``--feat-dir /dev/shm`` puts the features on a RAM disk. Every timed part starts after ``os.sync()``, so no
-part pays for the write-back of the one before.
+Real-time factor (RTF) = seconds of audio / seconds of wall time. ``--profile`` adds a per-stage breakdown of the
+project's per-file work (single thread). Every timed part starts after ``os.sync()``, so no part pays for the
+write-back of the one before.
 
     python benchmarks/bench_features.py [--clips 32] [--seconds 30] [--quick] [--profile] [--tmp DIR]
                                         [--feat-dir DIR]
@@ -28,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
+import mmap
 import os
 import shutil
 import sys
@@ -39,10 +39,11 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, 'tests')]
 
+import batch_feature_extraction as bfe  # noqa: E402
 import cls_feature_class as cfc  # noqa: E402
-import formats  # noqa: E402
 import parameter  # noqa: E402
 import tut_fixture  # noqa: E402
+import utils  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------------
@@ -150,54 +151,46 @@ def make_data(root: str, nb_clips: int, seconds: float) -> str:
 
 def project_run(params: dict, n_jobs: int) -> tuple[float, dict[str, float]]:
     fc = cfc.FeatureClass(params)
+    recs = fc.recordings()
     t0 = time.perf_counter()
-    fc.analyze_all(n_jobs=n_jobs, progress=False)
+    bfe.analyze_all(fc, recs, n_jobs=n_jobs, progress=False)
     t1 = time.perf_counter()
-    fc.fit_scaler()
+    bfe.write_features_all(fc, recs, n_jobs=n_jobs, progress=False)
     t2 = time.perf_counter()
-    fc.write_features_all(n_jobs=n_jobs, progress=False)
-    t3 = time.perf_counter()
-    return t3 - t0, dict(stats=t1 - t0, scaler=t2 - t1, features=t3 - t2)
+    return t2 - t0, dict(stats=t1 - t0, features=t2 - t1)
 
 
 def profile_project(params: dict) -> dict[str, float]:
-    """Per-stage time of the project's per-file work, summed over files (one process), as analyze_file and
-    write_features_file do it (pass 1: labels and train statistics; pass 2: standardized features, written once)."""
+    """Per-stage time of the project's per-file work, summed over files (one thread), as FeatureClass.analyze and
+    write_features do it (pass 1: labels and train statistics; pass 2: standardized features, written once)."""
     fc = cfc.FeatureClass(params)
-    out = os.path.join(params['feat_label_dir'], 'profile')
-    os.makedirs(out, exist_ok=True)
-    keys = ['1: wav read (train)', '1: statistics (train)', '1: labels + save', '2: wav read',
-            '2: features + standardize', '2: write features']
+    keys = ['1: wav read', '1: statistics (train)', '1: labels', '2: wav read', '2: features + standardize',
+            '2: write features']
     t = dict.fromkeys(keys, 0.0)
-    stems = fc.file_stems()
-    stats = []
-    for s in stems:
-        p = fc._paths(s)
-        a = b = c = time.perf_counter()
-        if s.startswith('train'):
-            audio = fc.load_audio(p['wav'], reuse_buffer=True)
-            b = time.perf_counter()
-            stats.append(cfc.audio_feature_stats(audio, nfft=fc.nfft, hop_len=fc.hop_len, nb_frames=fc.nb_frames))
-            cfc.utils.save_npz(os.path.join(out, s + '.npz'), n=stats[-1][0], mean=stats[-1][1], m2=stats[-1][2])
-            c = time.perf_counter()
-        desc = formats.read_desc_file(p['csv'], classes=fc.classes, naming='real' if fc.dataset == 'real' else 'tut',
-                                  max_time_s=params['clip_len_s'])
-        label = cfc.desc_to_labels(desc, nb_classes=fc.nb_classes, nb_frames=fc.nb_frames, frame_rate=fc.frame_rate)
-        cfc.utils.save_npy(os.path.join(out, s + '.label.npy'), label)
+    stats, recs = [], fc.recordings()
+    out = os.path.join(params['feat_label_dir'], 'profile')
+    for r in recs:
+        a = time.perf_counter()
+        audio = fc.load_audio(r.wav)
+        b = time.perf_counter()
+        if r.part == 'train':
+            stats.append(cfc.audio_feature_stats(audio, framing=fc.framing))
+        c = time.perf_counter()
+        ref = fc.dataset.read_reference(r, duration_s=audio.shape[0] / fc.fs)
+        cfc.desc_to_labels(ref, nb_classes=fc.nb_classes, nb_frames=fc.framing.nb_frames(audio.shape[0]),
+                           frame_rate=fc.frame_rate)
         d = time.perf_counter()
         for k, v in zip(keys[:3], (b - a, c - b, d - c)):
             t[k] += v
     mean, scale = cfc.scaler_from_stats(*cfc.merge_stats(stats))
-    buf = cfc.utils.NpyFileBuffer((fc.nb_frames, fc.nfft // 2, 2 * fc.nb_channels))
     os.sync()
-    for s in stems:
+    for r in recs:
         a = time.perf_counter()
-        audio = fc.load_audio(fc._paths(s)['wav'], reuse_buffer=True)
+        audio = fc.load_audio(r.wav)
         b = time.perf_counter()
-        cfc.extract_features(audio, nfft=fc.nfft, hop_len=fc.hop_len, nb_frames=fc.nb_frames, mean=mean,
-                             scale=scale, out=buf.array)
+        feat = cfc.extract_features(audio, framing=fc.framing, mean=mean, scale=scale)
         c = time.perf_counter()
-        buf.save(os.path.join(out, s + '.npy'), direct=params['direct_io'])
+        utils.save_npy(os.path.join(out, r.stem + '.npy'), feat)
         d = time.perf_counter()
         for k, v in zip(keys[3:], (b - a, c - b, d - c)):
             t[k] += v
@@ -205,22 +198,50 @@ def profile_project(params: dict) -> dict[str, float]:
     return t
 
 
-def write_floor(folder: str, nb_files: int, shape: tuple[int, ...], *, direct: bool) -> tuple[float, float]:
+def _write_direct(path: str, mem: mmap.mmap, nbytes: int) -> None:
+    """Write ``nbytes`` of a page-aligned buffer with O_DIRECT (the padding of the last block cut afterwards)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_DIRECT)
+    try:
+        view, off = memoryview(mem), 0
+        while off < len(view):
+            off += os.pwrite(fd, view[off:off + (1 << 23)], off)
+        os.ftruncate(fd, nbytes)
+    finally:
+        os.close(fd)
+
+
+def write_floor(folder: str, nb_files: int, shape: tuple[int, ...], *, direct: bool) -> tuple[float, float] | None:
     """Wall and CPU (user + system) seconds to write ``nb_files`` new float32 ``.npy`` files of ``shape``
-    atomically, nothing else: with ``direct``, as the pipeline writes them (utils.NpyFileBuffer, O_DIRECT);
-    else with ``np.save``."""
+    atomically (temporary name, then rename), nothing else: ``np.save`` through the page cache, or with O_DIRECT.
+    None where O_DIRECT is not available."""
+    import io
     os.makedirs(folder)
-    buf = cfc.utils.NpyFileBuffer(shape)
-    buf.array[...] = np.random.default_rng(0).standard_normal(shape)
+    array = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {'descr': '<f4', 'fortran_order': False, 'shape': shape})
+    nbytes = len(head.getvalue()) + array.nbytes
+    mem = mmap.mmap(-1, -(-nbytes // 4096) * 4096)  # anonymous: page-aligned
+    mem[:len(head.getvalue())] = head.getvalue()
+    mem[len(head.getvalue()):nbytes] = array.tobytes()
     os.sync()
     t0, c0 = time.perf_counter(), os.times()
-    for i in range(nb_files):
-        if direct:
-            buf.save(os.path.join(folder, f'{i}.npy'))
-        else:
-            cfc.utils.save_npy(os.path.join(folder, f'{i}.npy'), buf.array)
-    dt, c1 = time.perf_counter() - t0, os.times()
-    shutil.rmtree(folder)
+    try:
+        for i in range(nb_files):
+            path = os.path.join(folder, f'{i}.npy')
+            if direct:
+                if not hasattr(os, 'O_DIRECT'):
+                    return None
+                with utils.atomic_path(path) as tmp:
+                    _write_direct(tmp, mem, nbytes)
+            else:
+                utils.save_npy(path, array)
+    except OSError as err:
+        if err.errno == errno.EINVAL:  # the filesystem refuses O_DIRECT
+            return None
+        raise
+    finally:
+        dt, c1 = time.perf_counter() - t0, os.times()
+        shutil.rmtree(folder)
     return dt, c1.user - c0.user + c1.system - c0.system
 
 
@@ -246,37 +267,40 @@ def main() -> None:
         make_data(os.path.join(tmp, 'ds'), args.clips, args.seconds)
         audio_s = args.clips * args.seconds
         print(f'dataset: {audio_s:.0f} s of audio written in {time.perf_counter() - t0:.1f} s')
-        base = dict(dataset_dir=os.path.join(tmp, 'ds'), clip_len_s=args.seconds)
+        base = dict(dataset_dir=os.path.join(tmp, 'ds'), val_fraction=0.0)
         p1 = parameter.get_params('1', dict(base, feat_label_dir=os.path.join(feat_tmp, 'feat1')))
         fc1 = cfc.FeatureClass(p1)
-        shape = (fc1.nb_frames, fc1.nfft // 2, 2 * fc1.nb_channels)
+        shape = (fc1.framing.nb_frames(int(args.seconds * fc1.fs)), fc1.framing.nb_bins, 2 * fc1.nb_channels)
         nbytes = args.clips * 4 * int(np.prod(shape))
         floors = {}
         for direct in (False, True):
-            floors[direct], cpu = write_floor(os.path.join(feat_tmp, 'floor'), args.clips, shape, direct=direct)
+            res = write_floor(os.path.join(feat_tmp, 'floor'), args.clips, shape, direct=direct)
+            if res is None:
+                print('write floor (O_DIRECT): not available on this filesystem')
+                continue
+            floors[direct], cpu = res
             print(f'write floor ({"O_DIRECT" if direct else "np.save, page cache"}): {args.clips} new feature files of '
                   f'{nbytes / args.clips / 1e6:.1f} MB in {floors[direct]:.2f} s = {nbytes / floors[direct] / 1e6:.0f} '
                   f'MB/s on {feat_tmp} (CPU time {cpu:.2f} s): RTF {audio_s / floors[direct]:.0f}x', flush=True)
-        floor = floors[True]
         rtf = {}
-        for n_jobs, direct in ((1, True), (2, True), (2, False)):
-            params = parameter.get_params('1', dict(base, direct_io=direct, feat_label_dir=os.path.join(
-                feat_tmp, f'feat{n_jobs}{"" if direct else "_buffered"}')))
+        for n_jobs in (1, 2):
+            params = parameter.get_params('1', dict(base, feat_label_dir=os.path.join(feat_tmp, f'feat{n_jobs}')))
             os.sync()
             total, parts = project_run(params, n_jobs)
-            rtf[n_jobs, direct] = audio_s / total
-            print(f'project  n_jobs={n_jobs} direct_io={direct!s:5}: {total:6.2f} s  RTF {audio_s / total:7.1f}x real '
-                  f'time  (labels+stats {parts["stats"]:.2f} s, scaler {parts["scaler"]:.3f} s, '
-                  f'features {parts["features"]:.2f} s)', flush=True)
-        # sanity: the last run's files (n_jobs=2, buffered writes) must be identical to n_jobs=1's (O_DIRECT)
-        a = np.load(os.path.join(cfc.FeatureClass(params).feat_dir_norm, 'train_0_desc_30_100.npy'))
-        b = np.load(os.path.join(cfc.FeatureClass(p1).feat_dir_norm, 'train_0_desc_30_100.npy'))
-        print(f'normalized features of n_jobs=1 (O_DIRECT) and n_jobs=2 (buffered) identical: {np.array_equal(a, b)}')
-        rtf = {n: rtf[n, True] for n in (1, 2)}
+            rtf[n_jobs] = audio_s / total
+            print(f'project  n_jobs={n_jobs}: {total:6.2f} s  RTF {audio_s / total:7.1f}x real time  (labels+stats '
+                  f'{parts["stats"]:.2f} s, scaler+features {parts["features"]:.2f} s)', flush=True)
+        a = np.load(cfc.FeatureClass(params).paths('train_0_desc_30_100')['feat'])
+        b = np.load(fc1.paths('train_0_desc_30_100')['feat'])
+        print(f'normalized features of n_jobs=1 and n_jobs=2 identical: {np.array_equal(a, b)}')
+        if True in floors:
+            saved = (floors[False] - floors[True]) / audio_s * 3600
+            print(f'O_DIRECT instead of np.save would save {saved:.1f} s per hour of audio on this disk '
+                  f'({saved / (3600 / rtf[2]) * 100:.0f} % of the 2-thread extraction time)')
         if args.profile:
             prof = profile_project(p1)
             tot = sum(prof.values())
-            print('project per-stage time (1 process, summed over files):')
+            print('project per-stage time (1 thread, summed over files):')
             for k, v in prof.items():
                 print(f'  {k:26s} {v:6.3f} s  {100 * v / tot:5.1f} %')
         if not args.no_original:
@@ -297,17 +321,17 @@ def main() -> None:
             # same normalized magnitude maps: original (frames, [abs | angle] x bins*ch), column b*C+c of the
             # abs half == project feat_norm[:, b, c]
             orig_norm = np.load(os.path.join(feat_tmp, 'orig', 'spec_norm', 'train_0_desc_30_100.npy'))
-            feat = np.load(os.path.join(cfc.FeatureClass(p1).feat_dir_norm, 'train_0_desc_30_100.npy'))
-            mag = orig_norm[:, :orig_norm.shape[1] // 2].reshape(feat.shape[0], -1, 4)
-            diff = np.max(np.abs(mag - feat[..., :4]))
-            print(f'check: normalized magnitude maps of project vs original, max abs difference {diff:.2e}')
+            mag = orig_norm[:, :orig_norm.shape[1] // 2].reshape(b.shape[0], -1, 4)
+            print(f'check: normalized magnitude maps of project vs original, max abs difference '
+                  f'{np.max(np.abs(mag - b[..., :4])):.2e}')
+            floor_text = ', '.join(f'{audio_s / v:.0f}x ({name})' for name, v in
+                                   (('np.save', floors.get(False)), ('O_DIRECT', floors.get(True))) if v)
             print(f'SUMMARY features: project RTF {rtf[1]:.0f}x (1 job) / {rtf[2]:.0f}x (2 jobs) real time; original '
-                  f'{rtf_orig:.0f}x; speed-up {rtf[1] / rtf_orig:.1f}x (1 job) / {rtf[2] / rtf_orig:.1f}x (2 jobs)'
-                  f'; targets >= 500x real time and >= 5x original; write floor {audio_s / floor:.0f}x; '
-                  f'load average {os.getloadavg()[0]:.2f}')
+                  f'{rtf_orig:.0f}x; speed-up {rtf[1] / rtf_orig:.1f}x (1 job) / {rtf[2] / rtf_orig:.1f}x (2 jobs); '
+                  f'write floors {floor_text}; load average {os.getloadavg()[0]:.2f}')
         else:
             print(f'SUMMARY features: project RTF {rtf[1]:.0f}x (1 job) / {rtf[2]:.0f}x (2 jobs) real time; '
-                  f'original not run; write floor {audio_s / floor:.0f}x')
+                  f'original not run')
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(feat_tmp, ignore_errors=True)

@@ -36,7 +36,19 @@ FRAMES, BINS, MAPS, CLASSES = 5167, 256, 8, 11
 
 def params_for(feat_label_dir: str, tmp: str) -> dict:
     import parameter
-    return parameter.get_params('1', dict(feat_label_dir=feat_label_dir, dataset_dir=os.path.join(tmp, 'no_wavs')))
+    return parameter.get_params('1', dict(feat_label_dir=feat_label_dir, val_fraction=0.0,
+                                          dataset_dir=os.path.join(feat_label_dir, 'dataset')))
+
+
+def _add_recording(fc, stem: str) -> None:
+    """A recording in the dataset's TUT-2018 layout: the generator lists recordings from it, but never opens its
+    audio (the features exist), so the wav can be empty."""
+    aud, meta = fc.dataset.audio_dir(), fc.dataset.meta_dir()
+    os.makedirs(aud, exist_ok=True)
+    os.makedirs(meta, exist_ok=True)
+    open(os.path.join(aud, stem + '.wav'), 'wb').close()
+    with open(os.path.join(meta, stem + '.csv'), 'w') as f:
+        f.write('sound_event_recording,start_time,end_time,ele,azi,dist\n')
 
 
 def write_features(feat_label_dir: str, tmp: str, nb_files: int) -> None:
@@ -46,22 +58,30 @@ def write_features(feat_label_dir: str, tmp: str, nb_files: int) -> None:
     os.makedirs(fc.label_dir, exist_ok=True)
     rng = np.random.default_rng(0)
     feat = rng.standard_normal((FRAMES, BINS, MAPS), dtype=np.float32)
+    _add_recording(fc, 'test_0_desc_30_100')  # a dataset needs a test part
     for i in range(nb_files):
         label = np.zeros((FRAMES, 4 * CLASSES), dtype=np.float32)
         label[(i * 100) % FRAMES:, i % CLASSES] = 1
-        np.save(os.path.join(fc.feat_dir_norm, f'train_{i}_desc_30_100.npy'), np.roll(feat, i, axis=0))
-        np.save(os.path.join(fc.label_dir, f'train_{i}_desc_30_100.npy'), label)
+        stem = f'train_{i}_desc_30_100'
+        _add_recording(fc, stem)
+        np.save(fc.paths(stem)['feat'], np.roll(feat, i, axis=0))
+        np.save(fc.paths(stem)['label'], label)
 
 
 def copy_features(src: str, dst: str, tmp: str, times: int) -> None:
     from cls_feature_class import FeatureClass
     a, b = FeatureClass(params_for(src, tmp)), FeatureClass(params_for(dst, tmp))
-    for d_src, d_dst in ((a.feat_dir_norm, b.feat_dir_norm), (a.label_dir, b.label_dir)):
-        os.makedirs(d_dst, exist_ok=True)
-        for f in sorted(os.listdir(d_src)):
-            stem = os.path.splitext(f)[0]
-            for k in range(times):
-                shutil.copyfile(os.path.join(d_src, f), os.path.join(d_dst, f'{stem}_copy{k}.npy'))
+    for d in (b.feat_dir_norm, b.label_dir):
+        os.makedirs(d, exist_ok=True)
+    _add_recording(b, 'test_0_desc_30_100')
+    for r in a.recordings():
+        if r.part != 'train':
+            continue
+        for k in range(times):
+            stem = f'{r.stem}_copy{k}'.replace('_desc_30_100_copy', '_copy') + '_desc_30_100'
+            _add_recording(b, stem)
+            for key in ('feat', 'label'):
+                shutil.copyfile(a.paths(r.stem)[key], b.paths(stem)[key])
 
 
 def rss_anon_kb() -> int:

@@ -142,8 +142,8 @@ def test_layout_is_read_by_datasets(tmp_path, name):
     for rel in wavs:
         info = sf.info(tmp_path / 'foa_dev' / f'{rel}.wav')
         assert (info.samplerate, info.channels, info.subtype, info.frames) == (spec.fs, 4, 'PCM_16', 4 * spec.fs)
-        assert datasets._PATTERNS[name].fullmatch(Path(rel).name)
-        assert str(Path(rel).parent).replace('.', '') in datasets._SUBFOLDERS[name]
+        assert datasets.STEM_PATTERNS[name].fullmatch(Path(rel).name)
+        assert str(Path(rel).parent).replace('.', '') in datasets.SUBFOLDERS[name]
     dset = datasets.Dataset(dict(dataset=name, dataset_dir=str(tmp_path), format='foa', split=1, val_fraction=0.0))
     recs = dset.recordings()
     assert sorted(r.stem for r in recs) == sorted(Path(w).name for w in wavs)
