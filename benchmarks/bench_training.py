@@ -44,13 +44,14 @@ sys.path[:0] = [ROOT]
 
 B, T, BINS, CH, NC = 16, 512, 256, 4, 11
 FILT, POOL, RNN, FNN = 64, (8, 8, 2), (128, 128), (128,)
-VARIANTS = ('reference', 'ref+dense', 'ref+dense+fusedbn', 'ref+dense+fusedbn+relupool', 'project',
+VARIANTS = ('reference', 'ref+dense', 'ref+dense+fusedbn', 'ref+dense+fusedbn+relupool', 'ref+dense+relupool', 'project',
             'project-gruxla', 'project-inter1', 'project-noonednn', 'project-mixed', 'project-xla')
 REFERENCES = {  # models built here: the pre-issue-5 layer choices, then one change at a time
     'reference': dict(time_distributed=True, fused_bn=False, relu_after_pool=False),
     'ref+dense': dict(time_distributed=False, fused_bn=False, relu_after_pool=False),
     'ref+dense+fusedbn': dict(time_distributed=False, fused_bn=True, relu_after_pool=False),
     'ref+dense+fusedbn+relupool': dict(time_distributed=False, fused_bn=True, relu_after_pool=True),
+    'ref+dense+relupool': dict(time_distributed=False, fused_bn=False, relu_after_pool=True),
 }
 
 
