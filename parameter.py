@@ -18,10 +18,6 @@ from typing import Any, Iterable
 
 from utils import SELDError
 
-# Folder of this project: relative default paths are resolved against the current directory, but the
-# embedded-default dataset is recognised by its resolved path.
-PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
-
 # fmt: off
 DEFAULTS: dict[str, Any] = dict(
     # ---- run control ----------------------------------------------------------------------------
@@ -65,16 +61,16 @@ DEFAULTS: dict[str, Any] = dict(
     loss_weights=[1.0, 50.0],  # [SED binary cross-entropy, DOA mean squared error]
     learning_rate=0.001,     # Adam learning rate
     azi_only=False,          # estimate azimuth only: DOA output is (x, y) per class instead of (x, y, z)
-    xyz_def_zero=True,       # DOA target of an inactive class is (0, 0, 0) (the only supported choice)
+    gru_type='cudnn',        # cudnn (Keras 3 GRU: reset_after, sigmoid gates; cuDNN on GPUs) | original (the paper code's Keras 2.2.4 GRU: hard sigmoid, recurrent dropout; never cuDNN)
 
     # ---- training -----------------------------------------------------------------------------
     nb_epochs=1000,          # maximum number of epochs
     patience=None,           # epochs without improvement before stopping; None = int(0.1 * nb_epochs)
     sed_threshold=0.5,       # SED probability above which a class is active
     early_stop_metric='seld_score',  # metric (lower is better) that selects the best model
-    jit_compile=False,       # XLA-compile the training step (see benchmarks/README.md before turning it on)
-    distribute='none',       # none | mirrored (all local GPUs, or CPUs with tf.config logical devices) | multiworker (TF_CONFIG)
-    mixed_precision=False,   # float16 compute with float32 weights (for GPUs; slower on CPU)
+    jit_compile='auto',      # auto (Keras' choice: XLA on JAX and TF GPUs, none on TF CPUs, eager PyTorch) | true | false
+    distribute='none',       # none | mirrored (TF: all local GPUs, or CPUs with tf.config logical devices) | multiworker (TF: TF_CONFIG) | dataparallel (JAX: all local devices)
+    mixed_precision='none',  # none | mixed_bfloat16 | mixed_float16: 16-bit compute, float32 weights and outputs (for GPUs; slower on CPUs)
 )
 # fmt: on
 
@@ -95,6 +91,9 @@ TASKS: dict[str, dict[str, Any]] = {
 }
 
 CIRCULAR_DATASETS = ('cansim', 'cresim')
+CHOICES = dict(gru_type=('cudnn', 'original'), jit_compile=('auto', True, False),
+               distribute=('none', 'mirrored', 'multiworker', 'dataparallel'),
+               mixed_precision=('none', 'mixed_bfloat16', 'mixed_float16'))
 DATASETS = ('ansim', 'resim', 'cansim', 'cresim', 'real')
 
 
@@ -135,6 +134,9 @@ def _parse_value(key: str, text: str, default: Any) -> Any:
             return [elem(v) for v in value]
         except (TypeError, ValueError) as err:
             raise fail(f'must be a list of {elem.__name__}') from err
+    if True in CHOICES.get(key, ()):  # a word or a boolean, such as jit_compile=auto|true|false
+        low = text.strip().lower()
+        return True if low in ('1', 'true', 'yes', 'on') else False if low in ('0', 'false', 'no', 'off') else low
     return text
 
 
@@ -228,12 +230,11 @@ def _validate(p: dict[str, Any]) -> None:
         raise SELDError(f"dropout_rate={p['dropout_rate']}: must be in [0, 1)")
     if len(p['loss_weights']) != 2:
         raise SELDError(f"loss_weights={p['loss_weights']}: must be [sed_weight, doa_weight]")
-    if not p['xyz_def_zero']:
-        raise SELDError('xyz_def_zero=False: only (0, 0, 0) targets for inactive classes are supported')
     if p['clip_len_s'] * p['fs'] < nfft:
         raise SELDError(f"clip_len_s={p['clip_len_s']}: a clip must hold at least one window of nfft={nfft}")
-    if p['distribute'] not in ('none', 'mirrored', 'multiworker'):
-        raise SELDError(f"distribute={p['distribute']!r}: must be none, mirrored or multiworker")
+    for key, choices in CHOICES.items():
+        if p[key] not in choices:
+            raise SELDError(f'{key}={p[key]!r}: must be one of {", ".join(str(c).lower() for c in choices)}')
     if p['patience'] is not None and p['patience'] < 0:
         raise SELDError(f"patience={p['patience']}: must be >= 0")
 
