@@ -326,7 +326,10 @@ def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
         if nb_replicas > 1:
             print(f'distribute={params["distribute"]}: {nb_replicas} replicas; each batch of '
                   f'{params["batch_size"]} sequences is split between them')
-        model, state, history = _build_or_resume(params, run_dir, fc, sync_batchnorm=nb_replicas > 1)
+        # Under tf.distribute each replica normalizes its share of the batch unless BatchNorm is synchronized; JAX's
+        # DataParallel computes the statistics over the whole (sharded) batch by itself.
+        sync = nb_replicas > 1 and params['distribute'] in ('mirrored', 'multiworker')
+        model, state, history = _build_or_resume(params, run_dir, fc, sync_batchnorm=sync)
         if state['epoch'] >= params['nb_epochs'] or state.get('stopped'):
             print(f'{run_dir}: finished already (epoch {state["epoch"]}); nothing to train')
         else:

@@ -315,26 +315,11 @@ def angular_distance_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # Misc
 # --------------------------------------------------------------------------------------------------
 def set_seeds(seed: int) -> None:
-    """Seed Python, numpy and (if imported) Keras and its backend.
-
-    ``keras.utils.set_random_seed`` also seeds TensorFlow whenever TensorFlow is installed, importing it (seconds,
-    and a second framework in memory) even under JAX or PyTorch. On those backends it runs with ``tensorflow``
-    marked absent in ``sys.modules`` (Python's import system then raises ImportError for it), so that Keras seeds
-    only what it uses.
-    """
+    """Seed Python, numpy and (if imported) Keras and its backend (``keras.utils.set_random_seed``)."""
     random.seed(seed)
     np.random.seed(seed)
-    keras = sys.modules.get('keras')
-    if keras is None:
-        return
-    if keras.backend.backend() == 'tensorflow' or 'tensorflow' in sys.modules:
-        keras.utils.set_random_seed(seed)
-        return
-    sys.modules['tensorflow'] = None  # type: ignore[assignment]
-    try:
-        keras.utils.set_random_seed(seed)
-    finally:
-        del sys.modules['tensorflow']
+    if 'keras' in sys.modules:
+        sys.modules['keras'].utils.set_random_seed(seed)
 
 
 def run_cli(main: Callable[[list[str]], int | None]) -> None:
