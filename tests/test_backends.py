@@ -32,12 +32,27 @@ BACKENDS = ['jax', 'torch']
 NO_TENSORFLOW = "import sys; sys.modules['tensorflow'] = None  # import tensorflow -> ImportError\n"
 
 
+# JAX's persistent compilation cache, shared by the interpreters of one test session: the tiny models recur (the
+# training run's model is the benchmark's end-to-end model), and compiling them is most of each interpreter's time.
+JAX_CACHE = {'dir': None}
+
+
+@pytest.fixture(scope='session', autouse=True)
+def jax_compilation_cache(tmp_path_factory):
+    JAX_CACHE['dir'] = str(tmp_path_factory.mktemp('jax_cache'))
+
+
+def need(backend: str) -> None:
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f'{backend} is not installed' + (' (requirements-jax.txt)' if backend == 'jax' else ''))
+
+
 def run_under(backend: str, code: str, *args: str, env: dict[str, str] | None = None, timeout: int = 400) -> dict:
     """Run ``code`` (which prints ``RESULT <json>``) in a fresh interpreter under ``backend``, without TensorFlow;
     skip if the backend is not installed."""
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f'{backend} is not installed' + (' (requirements-jax.txt)' if backend == 'jax' else ''))
-    full_env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL='2', **(env or {}))
+    need(backend)
+    full_env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL='2', JAX_COMPILATION_CACHE_DIR=JAX_CACHE['dir'],
+                    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0.2', **(env or {}))
     proc = subprocess.run([sys.executable, '-c', NO_TENSORFLOW + textwrap.dedent(code), *args], cwd=ROOT,
                           env=full_env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
@@ -115,10 +130,12 @@ CROSS_SCRIPT = '''
     folder = sys.argv[1]
     x = np.load(folder + '/x.npy')
     out = {}
-    # written under TensorFlow: a default model (plain Keras loads it) and one with synchronized BatchNorm
-    plain = keras.saving.load_model(folder + '/tf_plain.keras', safe_mode=True)
+    # written under TensorFlow: the model as saved (plain Keras loads it), and the same file as a model trained
+    # under a tf.distribute strategy would be (synchronized BatchNorm, which only keras_model.load_model loads here)
+    plain = keras.saving.load_model(folder + '/tf.keras', safe_mode=True)
     out['plain'] = plain.predict(x, verbose=0)['doa_out'].tolist()
-    out['synced'] = keras_model.load_model(folder + '/tf_synced.keras').predict(x, verbose=0)['sed_out'].tolist()
+    synced = keras_model.load_model(folder + '/tf_synced.keras')
+    out['synced'] = synced.predict(x, verbose=0)['doa_out'].tolist()
     # one training step here, then saved for TensorFlow to load
     y = {'sed_out': np.ones((2, 8, 2), np.float32), 'doa_out': np.zeros((2, 8, 6), np.float32)}
     plain.train_on_batch(x, y)
@@ -136,20 +153,23 @@ def test_model_saved_under_tensorflow_loads_under(backend, tmp_path):
     import keras
     if keras.backend.backend() != 'tensorflow':
         pytest.skip('the suite runs this from TensorFlow')
-    kw = dict(nb_frames=8, nb_bins=16, nb_channels=1, nb_classes=2, nb_cnn2d_filt=4, pool_size=[2], rnn_size=[3],
-              fnn_size=[3])
+    need(backend)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 8, 16, 2)).astype(np.float32)
     y = {'sed_out': (rng.random((2, 8, 2)) > 0.5).astype(np.float32), 'doa_out': rng.uniform(-1, 1, (2, 8, 6))}
     np.save(tmp_path / 'x.npy', x)
-    models = {}
-    for name, sync in (('plain', False), ('synced', True)):
-        models[name] = keras_model.get_model(sync_batchnorm=sync, **kw)
-        models[name].train_on_batch(x, y)  # moving statistics and optimizer state away from their initial values
-        keras_model.save_model(models[name], str(tmp_path / f'tf_{name}.keras'))
+    model = keras_model.get_model(nb_frames=8, nb_bins=16, nb_channels=1, nb_classes=2, nb_cnn2d_filt=4,
+                                  pool_size=[2], rnn_size=[3], fnn_size=[3])
+    model.train_on_batch(x, y)  # moving statistics and optimizer state away from their initial values
+    keras_model.save_model(model, str(tmp_path / 'tf.keras'))
+    for layer in model.layers:  # what seld.py builds under tf.distribute; the same weights
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
+    keras_model.save_model(model, str(tmp_path / 'tf_synced.keras'))
+    want = model.predict(x, verbose=0)['doa_out']
     r = run_under(backend, CROSS_SCRIPT, str(tmp_path))
-    np.testing.assert_allclose(r['plain'], models['plain'].predict(x, verbose=0)['doa_out'], atol=1e-5)
-    np.testing.assert_allclose(r['synced'], models['synced'].predict(x, verbose=0)['sed_out'], atol=1e-5)
+    np.testing.assert_allclose(r['plain'], want, atol=1e-5)
+    np.testing.assert_allclose(r['synced'], want, atol=1e-5)
     back = keras.saving.load_model(str(tmp_path / 'other.keras'), safe_mode=True)
     np.testing.assert_allclose(back.predict(x, verbose=0)['doa_out'], r['other'], atol=1e-5)
     assert not np.allclose(r['other'], r['plain'], atol=1e-5)  # the other backend's training step changed it
@@ -226,3 +246,31 @@ def test_distribute_errors_name_the_backend():
     with pytest.raises(SELDError, match='distribute=dataparallel: keras.distribution needs KERAS_BACKEND=jax'):
         with seld.distribution('dataparallel', batch_size=4):
             pass
+
+
+def test_gpu_benchmark_quick_under_jax(tmp_path):
+    """benchmarks/bench_gpu.py --quick (tiny sizes, the same path as on a GPU) under JAX without TensorFlow: every
+    row of the table, the PyTorch-native rows where PyTorch is installed, and the end-to-end run."""
+    out = tmp_path / 'bench.json'
+    run_under('jax', f'''
+        import runpy, sys
+        sys.argv = ['bench_gpu.py', '--quick', '--json', {str(out)!r}, '--work', {str(tmp_path / 'work')!r}]
+        runpy.run_path('benchmarks/bench_gpu.py', run_name='__main__')
+        print('RESULT {{}}')
+    ''')
+    r = json.loads(out.read_text())
+    names = [row['name'] for row in r['rows']]
+    assert names[:3] == ['Keras (jax) SELDnet, float32', 'Keras (jax) SELDnet, mixed_bfloat16',
+                         'Keras (jax) SELDnet, float32, gru_type=original (no cuDNN)']
+    assert len(names) == (5 if importlib.util.find_spec('torch') else 3)
+    for row in r['rows']:
+        assert len(row['times']) == 3 and all(t > 0 for t in row['times']) and row['step_s'] > 0
+    # quick sizes by hand: 8 maps; 3 x [conv 3x3 of 8 filters + bias, BatchNorm 4 x 8]; 32 bins / (4*4*2) = 1 bin x 8
+    # filters into one bidirectional GRU of 16 (kernel 8 x 48, recurrent 16 x 48, 2 biases of 48, 2 directions);
+    # dense 16 and outputs 33 (DOA) and 11 (SED)
+    hand = 3 * (3 * 3 * 8 * 8 + 8 + 4 * 8) + 2 * (8 * 48 + 16 * 48 + 2 * 48) + 2 * (16 * 16 + 16) + 16 * 33 + 33 \
+        + 16 * 11 + 11
+    assert r['rows'][0]['params'] == hand and all(row['params'] == hand for row in r['rows'][3:])  # torch: the same
+    assert len(r['e2e']['epoch_s']) == 3 and np.isfinite(r['e2e']['seld_score'])
+    assert not r['tensorflow_imported']
+    assert not (tmp_path / 'work').exists()  # removed without --keep
