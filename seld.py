@@ -13,11 +13,12 @@ Everything of a run goes in ``<model_dir>/<dataset>_ov<ov>_split<split>_<job-id>
     metrics.csv          one row per epoch: losses and all metrics
     training_curves.png  losses and metrics per epoch
     figures/             spectrogram, SED and DOA (reference and prediction) of the first 3 test files, best model
-    logs/                TensorBoard logs
+    logs/                TensorBoard logs (TensorFlow backend)
     results.json         best epoch and its metrics, with named keys
     predictions/         per-test-file CSVs (frame,class,azi,ele at the model frame rate) of the best model
     checkpoint/          the last epoch's model and state, to resume
 
+Any Keras backend (``KERAS_BACKEND=tensorflow|jax|torch``); ``distribute`` and ``mixed_precision`` as in parameter.py.
 Ctrl-C leaves the best model intact (every file is written to a temporary name, then renamed);
 re-running the same job-id with the same parameters resumes after the last finished epoch.
 """

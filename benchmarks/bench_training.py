@@ -18,8 +18,9 @@ before TensorFlow starts; the first step includes graph tracing):
   JAX, ``torch.compile`` on PyTorch), e.g. ``project-xla``; the others use ``jit_compile='auto'`` (JAX: XLA;
   TensorFlow on a CPU: none; PyTorch: eager).
 
-It runs under the Keras backend of ``KERAS_BACKEND`` (TensorFlow by default, JAX or PyTorch); the TensorFlow-only
-variants are skipped on the others. The custom CPU kernels that keras_model.py had until issue 13
+It runs under the Keras backend of ``KERAS_BACKEND`` (TensorFlow by default, JAX or PyTorch), or under each of
+``--backends`` in turn within one run (so that they meet the same machine load); the TensorFlow-only variants are
+skipped on the others. The custom CPU kernels that keras_model.py had until issue 13
 (``FusedBatchNormalization``, ``FusedBidirectionalGRU``) and their variants are gone: their measurements are in
 benchmarks/README.md and in the git history of this file.
 
@@ -32,6 +33,7 @@ bench_streaming.py).
 
     python benchmarks/bench_training.py [--steps 5] [--quick] [--variants reference,project,...] [--rounds 2]
     KERAS_BACKEND=jax python benchmarks/bench_training.py --quick
+    python benchmarks/bench_training.py --steps 3 --variants project --backends tensorflow,jax,torch
 """
 from __future__ import annotations
 
@@ -206,8 +208,8 @@ def child(variant: str, steps: int) -> None:
                                       threads=thread_settings(), jit_compile=bool(model.jit_compile))))
 
 
-def run_variant(variant: str, steps: int) -> dict:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+def run_variant(variant: str, steps: int, backend: str | None = None) -> dict:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', **({'KERAS_BACKEND': backend} if backend else {}))
     if variant.removesuffix('-xla').endswith('noonednn'):
         env['TF_ENABLE_ONEDNN_OPTS'] = '0'
     t0 = time.perf_counter()
@@ -228,6 +230,9 @@ def main() -> None:
     ap.add_argument('--rounds', type=int, default=1,
                     help='run the list of variants this many times, interleaved (A B A B ...), and summarize '
                          'each variant by the median over rounds')
+    ap.add_argument('--backends', default=None,
+                    help='comma-separated Keras backends (tensorflow,jax,torch) to run every variant under, '
+                         'interleaved in the same run (default: KERAS_BACKEND\'s)')
     ap.add_argument('--child', default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -236,7 +241,7 @@ def main() -> None:
     import keras  # the backend of KERAS_BACKEND (no tensors here: the children time the steps)
     import numpy as np
 
-    backend = keras.backend.backend()
+    backends = args.backends.split(',') if args.backends else [keras.backend.backend()]
     variants = args.variants.split(',') if args.variants else list(VARIANTS)
     if args.quick:
         args.steps = 3
@@ -244,11 +249,11 @@ def main() -> None:
     unknown = [v for v in variants if v.removesuffix('-xla') not in VARIANTS]
     if unknown:
         raise SystemExit(f'unknown variants {unknown}; choose from {", ".join(VARIANTS)} (each also with -xla)')
-    if backend != 'tensorflow':
-        skipped = [v for v in variants if v.removesuffix('-xla') in TF_ONLY]
-        variants = [v for v in variants if v not in skipped]
-        if skipped:
-            print(f'skipped on {backend}: {", ".join(skipped)} (TensorFlow only)')
+    jobs = [(b, v) for b in backends for v in variants if b == 'tensorflow' or v.removesuffix('-xla') not in TF_ONLY]
+    skipped = [f'{v} on {b}' for b in backends for v in variants if (b, v) not in jobs]
+    if skipped:
+        print(f'skipped (TensorFlow only): {", ".join(skipped)}')
+    backend = ','.join(backends)
     fl = flops_per_sequence()
     fwd = sum(fl.values())
     train_seq = 3 * fwd
@@ -259,9 +264,11 @@ def main() -> None:
           + f'; total {fwd / 1e9:.3f}')
     print(f'training GFLOP per sequence (3 x forward): {train_seq / 1e9:.3f} ({train_seq * B / 1e9:.1f} per step); '
           f'without conv1 input gradient: {needed / 1e9:.3f}')
-    runs: dict[str, list[dict]] = {v: [] for v in variants}
-    for k, v in ((k, v) for k in range(args.rounds) for v in variants):
-        r = run_variant(v, args.steps)
+    label = (lambda b, v: f'{v} ({b})') if len(backends) > 1 else (lambda b, v: v)
+    runs: dict[str, list[dict]] = {label(b, v): [] for b, v in jobs}
+    for k, (b, v) in ((k, job) for k in range(args.rounds) for job in jobs):
+        r = run_variant(v, args.steps, b if args.backends else None)
+        r['variant'] = v = label(b, v)
         runs[v].append(r)
         step = float(np.median(r['steps']))
         r['step_s'] = step
