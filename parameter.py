@@ -78,6 +78,7 @@ DEFAULTS: dict[str, Any] = dict(
     azi_only=False,          # estimate azimuth only: DOA output is (x, y) per class instead of (x, y, z)
     augment=False,           # bool: label-exact spatial augmentation of the training sequences: one of the 16 rotations /
                              # reflections of the scene per sequence and epoch (8 for the tetrahedral array; augmentation.py)
+    gru_type='cudnn',        # cudnn (Keras 3 GRU: reset_after, sigmoid gates; cuDNN on GPUs) | original (the paper code's Keras 2.2.4 GRU: hard sigmoid, recurrent dropout; never cuDNN)
 
     # ---- training -----------------------------------------------------------------------------
     nb_epochs=1000,          # maximum number of epochs
@@ -86,9 +87,9 @@ DEFAULTS: dict[str, Any] = dict(
     early_stop_metric=None,  # validation metric (lower is better) that selects the model, '<definition>/<metric>';
                              # None = the dataset year's SELD score ('seld2018/seld_score', the paper's, for TUT-2018;
                              # 'dcase2019/seld_score' ... 'dcase2022/seld_score' for the DCASE sets)
-    jit_compile=False,       # XLA-compile the training step (see benchmarks/README.md before turning it on)
-    distribute='none',       # none | mirrored (all local GPUs, or CPUs with tf.config logical devices) | multiworker (TF_CONFIG)
-    mixed_precision=False,   # float16 compute with float32 weights (for GPUs; slower on CPU)
+    jit_compile='auto',      # auto (Keras' choice: XLA on JAX and TF GPUs, none on TF CPUs, eager PyTorch) | true | false
+    distribute='none',       # none | mirrored (TF: all local GPUs, or CPUs with tf.config logical devices) | multiworker (TF: TF_CONFIG) | dataparallel (JAX: all local devices)
+    mixed_precision='none',  # none | mixed_bfloat16 | mixed_float16: 16-bit compute, float32 weights and outputs (for GPUs; slower on CPUs)
 )
 # fmt: on
 
@@ -119,6 +120,9 @@ TASKS: dict[str, dict[str, Any]] = {
 #: Types of the keys whose default is None (the others are typed like their default).
 TYPES: dict[str, Any] = dict(patience=int, fs=int, nfft=int, hop_len_s=float, channels=[int], format=str,
                              early_stop_metric=str, synthesize=bool, unseen_doa_dir=str)
+CHOICES = dict(gru_type=('cudnn', 'original'), jit_compile=('auto', True, False),
+               distribute=('none', 'mirrored', 'multiworker', 'dataparallel'),
+               mixed_precision=('none', 'mixed_bfloat16', 'mixed_float16'))
 
 
 def _parse_value(key: str, text: str, default: Any) -> Any:
@@ -162,6 +166,9 @@ def _parse_value(key: str, text: str, default: Any) -> Any:
             return [elem(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
         except (TypeError, ValueError) as err:
             raise fail(f'must be a list of {elem.__name__}') from err
+    if True in CHOICES.get(key, ()):  # a word or a boolean, such as jit_compile=auto|true|false
+        low = text.strip().lower()
+        return True if low in ('1', 'true', 'yes', 'on') else False if low in ('0', 'false', 'no', 'off') else low
     return text
 
 
@@ -282,8 +289,9 @@ def _validate(p: dict[str, Any]) -> None:
         raise SELDError(f"dropout_rate={p['dropout_rate']}: must be in [0, 1)")
     if len(p['loss_weights']) != 2:
         raise SELDError(f"loss_weights={p['loss_weights']}: must be [sed_weight, doa_weight]")
-    if p['distribute'] not in ('none', 'mirrored', 'multiworker'):
-        raise SELDError(f"distribute={p['distribute']!r}: must be none, mirrored or multiworker")
+    for key, choices in CHOICES.items():
+        if p[key] not in choices:
+            raise SELDError(f'{key}={p[key]!r}: must be one of {", ".join(str(c).lower() for c in choices)}')
     if p['patience'] is not None and p['patience'] < 0:
         raise SELDError(f"patience={p['patience']}: must be >= 0")
 

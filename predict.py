@@ -180,7 +180,7 @@ def load_run(run_folder: str | os.PathLike) -> Run:
         The folder or any of its three files is missing (all missing ones are named), or they do
         not agree with each other (model input and outputs, scaler shape, feature description).
     """
-    import keras_model  # TensorFlow: loaded only here, so argument and file errors are reported fast
+    import keras_model  # Keras and its backend: loaded only here, so argument and file errors are reported fast
 
     s = read_run_settings(run_folder)
     folder, nb_bins, nb_channels = s['folder'], s['nb_bins'], s['nb_channels']

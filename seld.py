@@ -1,29 +1,39 @@
-"""Train SELDnet, evaluate it after every epoch, keep the best model, stop early on the SELD score.
+"""Train SELDnet, select the model on the validation split, stop early, and score the test split once.
 
 Usage::
 
     python seld.py [job-id] [task-id] [key=value ...]
     python seld.py 7 999 dataset_dir=/data/ansim feat_label_dir=/tmp/feat model_dir=/tmp/runs
 
-Everything of a run goes in ``<model_dir>/<dataset>_ov<ov>_split<split>_<job-id>/``:
+Everything of a run goes in ``<model_dir>/<dataset>_ov<ov>_split<split>_<job-id>/`` (TUT-2018) or
+``<model_dir>/<dataset>_<format>_split<split>_<job-id>/`` (DCASE):
 
-    params.json          resolved parameters, feature description and library versions
+    params.json          resolved parameters, feature description, the recordings of each part (train, val, test)
+                         and library versions
     scaler.npz           the feature scaler (so the folder alone is enough for inference)
-    model.keras          the best model so far (by ``early_stop_metric``)
-    metrics.csv          one row per epoch: losses and all metrics
-    training_curves.png  losses and metrics per epoch
-    figures/             spectrogram, SED and DOA (reference and prediction) of the first 3 test files, best model
-    logs/                TensorBoard logs
-    results.json         best epoch and its metrics, with named keys
-    predictions/         per-test-file CSVs (frame,class,azi,ele at the model frame rate) of the best model
-    checkpoint/          the last epoch's model and state, to resume
+    model.keras          the selected model: best ``early_stop_metric`` on the validation split (plain Keras layers)
+    metrics.csv          one row per epoch: training losses, validation losses and every validation metric
+                         (``val/<definition>/<metric>``)
+    training_curves.png  losses and the selecting definition's validation metrics per epoch
+    figures/             spectrogram, SED and DOA (reference and prediction) of the first 3 test files, selected model
+    logs/                TensorBoard logs (TensorFlow backend)
+    results.json         the selected epoch; its ``validation`` metrics; the ``test`` metrics of the selected model,
+                         scored once after training (and ``test_unseen_doa`` with ``unseen_doa_dir``); each
+                         definition's grid
+    predictions/         the selected model's test predictions in the dataset's DCASE format and rate, with
+                         ``format.json``: ``python evaluation_metrics.py --ref <metadata> --pred <run>/predictions``
+                         reproduces ``test`` of results.json
+    checkpoint/          the last epoch's model and state, to resume; ``best.json`` (the selected epoch's row)
 
+Any Keras backend (``KERAS_BACKEND=tensorflow|jax|torch``); ``distribute`` and ``mixed_precision`` as in parameter.py.
 Ctrl-C leaves the best model intact (every file is written to a temporary name, then renamed);
 re-running the same job-id with the same parameters resumes after the last finished epoch.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import importlib
 import io
 import os
 import shutil
@@ -31,14 +41,17 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Iterator
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import parameter  # noqa: E402
+import evaluation_metrics  # noqa: E402
 import formats  # noqa: E402
+import keras_model  # noqa: E402
+import parameter  # noqa: E402
 import utils  # noqa: E402
 from plots import plot_seld_output, plot_training_curves  # noqa: E402
 from utils import SELDError  # noqa: E402
@@ -86,8 +99,6 @@ def scoring_info(fc: Any, params: dict[str, Any]) -> dict[str, Any]:
     (``frame,class,azi,ele`` at 172.27 frames/s) and DCASE 2019 data (50 frames/s), the 100 ms label rate for DCASE
     2020+ data (``frame,class,track,azi,ele``; model frames converted by ``formats.resample_matrices``, majority).
     """
-    import evaluation_metrics
-
     spec = fc.dataset.spec
     return dict(format=spec.output_format,
                 frame_rate=fc.frame_rate if spec.label_rate is None else spec.label_rate,
@@ -112,11 +123,6 @@ def evaluate_split(model: Any, gen: Any, params: dict[str, Any]) -> tuple[dict[s
     info : dict
         :func:`scoring_info`.
     """
-    import keras
-
-    import evaluation_metrics
-    import formats
-
     fc = gen.fc
     info = scoring_info(fc, params)
     scorer = evaluation_metrics.SELDScorer.from_format(info)
@@ -149,8 +155,6 @@ def evaluate_split(model: Any, gen: Any, params: dict[str, Any]) -> tuple[dict[s
 
 def _cut(ref: Any, duration_s: float, label_rate: float | None) -> Any:
     """A reference cut to its first ``duration_s`` seconds (the quick test scores the first frames only)."""
-    import formats
-
     if isinstance(ref, formats.Events):
         keep = ref.start < duration_s
         return formats.Events(*(np.asarray(v)[keep] for v in ref[:-1]), [n for n, k in zip(ref.names, keep) if k])
@@ -181,85 +185,121 @@ def epoch_line(row: dict[str, float], params: dict[str, Any], state: dict[str, A
             f'{state["best_epoch"]}' + (' *' if improved else ''))
 
 
+class Evaluate(keras.callbacks.Callback):
+    """Predict the whole validation split after each epoch and add its losses and metrics to ``logs``
+    (``val/loss``, ``val/<definition>/<metric>``; :func:`evaluate_split`).
+
+    Parameters
+    ----------
+    params : dict
+        Resolved parameters (``sed_threshold``, ``loss_weights``, ``early_stop_metric``).
+    val_gen : cls_data_generator.DataGenerator
+        The unshuffled validation generator (the test generator with ``select_on_test``).
+    interrupt : dict
+        ``{'flag': bool}``, set by the Ctrl-C handler: a partial epoch is not evaluated.
+    """
+
+    def __init__(self, *, params: dict[str, Any], val_gen: Any, interrupt: dict[str, bool]):
+        super().__init__()
+        self.run_params, self.val_gen, self.interrupt = params, val_gen, interrupt
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.t0 = time.time()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.interrupt['flag']:  # a partial epoch is neither evaluated nor checkpointed
+            return
+        logs.update(flat_scores(evaluate_split(self.model, self.val_gen, self.run_params)[0], 'val/'))
+        metric = self.run_params['early_stop_metric']
+        if f'val/{metric}' not in logs:
+            names = sorted(k[len('val/'):] for k in logs if k.startswith('val/'))
+            raise SELDError(f'early_stop_metric={metric!r}: not one of the validation metrics {names}')
+        logs['epoch_time_s'] = time.time() - self.t0
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Keep the model with the best validation metric; log, plot, save the resume state, stop early.
+
+    Parameters
+    ----------
+    params : dict
+    run_dir : str
+    history : list of dict
+        Rows of metrics.csv so far (appended to).
+    state : dict
+        Resume state (``epoch``, ``best``, ``best_epoch``, ``wait``; updated and saved).
+    interrupt : dict
+        ``{'flag': bool}``: stop after the current batch.
+    """
+
+    def __init__(self, *, params: dict[str, Any], run_dir: str, history: list[dict[str, float]],
+                 state: dict[str, Any], interrupt: dict[str, bool]):
+        super().__init__()
+        self.run_params, self.run_dir = params, run_dir
+        self.history, self.state, self.interrupt = history, state, interrupt
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.interrupt['flag']:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.interrupt['flag']:
+            return
+        params, run_dir, state = self.run_params, self.run_dir, self.state
+        metric = params['early_stop_metric']
+        row = {'epoch': epoch + 1, **{k: float(v) for k, v in logs.items()}}
+        self.history.append(row)
+        value = row[f'val/{metric}']
+        improved = np.isfinite(value) and value < state['best']
+        if improved:
+            state.update(best=value, best_epoch=epoch + 1, wait=0)
+            keras_model.save_model(self.model, os.path.join(run_dir, 'model.keras'))
+            utils.write_json(os.path.join(run_dir, 'checkpoint', 'best.json'), dict(epoch=epoch + 1, metrics=row))
+        else:
+            state['wait'] += 1
+        state['epoch'] = epoch + 1
+        write_metrics_csv(os.path.join(run_dir, 'metrics.csv'), self.history)
+        plot_training_curves(os.path.join(run_dir, 'training_curves.png'), self.history,
+                             definition=metric.split('/')[0])
+        keras_model.save_model(self.model, os.path.join(run_dir, 'checkpoint', 'last.keras'))
+        print(epoch_line(row, params, state, improved), flush=True)
+        if not improved and state['wait'] >= params['patience']:
+            print(f'early stopping: no improvement of {metric} in {state["wait"]} epochs')
+            state['stopped'] = True
+            self.model.stop_training = True
+        utils.write_json(os.path.join(run_dir, 'checkpoint', 'state.json'), state)
+
+
+class Progress(keras.callbacks.Callback):
+    """A tqdm bar over the training batches of each epoch (Keras' own would print every metric)."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        from tqdm import tqdm
+        self.bar = tqdm(total=self.params.get('steps'), desc=f'epoch {epoch + 1}', unit='batch', leave=False)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.bar.update()
+        self.bar.set_postfix(loss=f'{float((logs or {}).get("loss", np.nan)):.4f}')
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.bar.close()
+
+
 def make_callbacks(*, params: dict[str, Any], run_dir: str, val_gen: Any, history: list[dict[str, float]],
-                   state: dict[str, Any], interrupt: dict[str, bool] | None = None) -> list[Any]:
-    """Callbacks: per-epoch evaluation, best-model checkpoint, epoch log, resume state, early stopping."""
-    import keras
-
-    metric = params['early_stop_metric']
+                   state: dict[str, Any], interrupt: dict[str, bool] | None = None) -> list[keras.callbacks.Callback]:
+    """Callbacks: progress bar, per-epoch validation, selected-model checkpoint with epoch log, resume state and
+    early stopping, and (TensorFlow backend) TensorBoard logs."""
     interrupt = interrupt if interrupt is not None else {'flag': False}
-
-    class Evaluate(keras.callbacks.Callback):
-        """Predict the whole validation split after each epoch and add every metric to ``logs``."""
-
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self.t0 = time.time()
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            if interrupt['flag']:  # a partial epoch is neither evaluated nor checkpointed
-                return
-            logs.update(flat_scores(evaluate_split(self.model, val_gen, params)[0], 'val/'))
-            if f'val/{metric}' not in logs:
-                raise SELDError(f'early_stop_metric={metric!r}: not one of the metrics {sorted(logs)}')
-            logs['epoch_time_s'] = time.time() - self.t0
-
-    evaluate = Evaluate()
-
-    class Checkpoint(keras.callbacks.Callback):
-        """Keep the best model (by the validation metric); log, plot, save resume state."""
-
-        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-            if interrupt['flag']:
-                self.model.stop_training = True
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            if interrupt['flag']:
-                return
-            row = {'epoch': epoch + 1, **{k: float(v) for k, v in logs.items()}}
-            history.append(row)
-            value = row[f'val/{metric}']
-            improved = np.isfinite(value) and value < state['best']
-            if improved:
-                state.update(best=value, best_epoch=epoch + 1, wait=0)
-                with utils.atomic_path(os.path.join(run_dir, 'model.keras')) as tmp:
-                    self.model.save(tmp)
-                utils.write_json(os.path.join(run_dir, 'checkpoint', 'best.json'), dict(epoch=epoch + 1, metrics=row))
-            else:
-                state['wait'] += 1
-            state['epoch'] = epoch + 1
-            write_metrics_csv(os.path.join(run_dir, 'metrics.csv'), history)
-            plot_training_curves(os.path.join(run_dir, 'training_curves.png'), history,
-                                 definition=metric.split('/')[0])
-            with utils.atomic_path(os.path.join(run_dir, 'checkpoint', 'last.keras')) as tmp:
-                self.model.save(tmp)
-            print(epoch_line(row, params, state, improved), flush=True)
-            if not improved and state['wait'] >= params['patience']:
-                print(f'early stopping: no improvement of {metric} in {state["wait"]} epochs')
-                state['stopped'] = True
-                self.model.stop_training = True
-            utils.write_json(os.path.join(run_dir, 'checkpoint', 'state.json'), state)
-
-    class Progress(keras.callbacks.Callback):
-        """A tqdm bar over the training batches of each epoch (Keras' own would print every metric)."""
-
-        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            from tqdm import tqdm
-            self.bar = tqdm(total=self.params.get('steps'), desc=f'epoch {epoch + 1}', unit='batch', leave=False)
-
-        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-            self.bar.update()
-            self.bar.set_postfix(loss=f'{float((logs or {}).get("loss", np.nan)):.4f}')
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            self.bar.close()
-
-    tensorboard = keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, 'logs'), write_graph=False,
-                                              update_freq='epoch')
-    return [Progress(), evaluate, Checkpoint(), tensorboard]
+    callbacks = [Progress(), Evaluate(params=params, val_gen=val_gen, interrupt=interrupt),
+                 Checkpoint(params=params, run_dir=run_dir, history=history, state=state, interrupt=interrupt)]
+    if keras.backend.backend() == 'tensorflow':  # Keras' TensorBoard writer is TensorFlow's tf.summary
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, 'logs'), write_graph=False,
+                                                     update_freq='epoch'))
+    return callbacks
 
 
 def get_strategy(name: str) -> Any:
-    """The tf.distribute strategy of the ``distribute`` parameter (the default one for 'none')."""
+    """The tf.distribute strategy of ``distribute=mirrored|multiworker`` (TensorFlow backend only)."""
     import tensorflow as tf
 
     if name == 'mirrored':
@@ -268,14 +308,49 @@ def get_strategy(name: str) -> Any:
         if 'TF_CONFIG' not in os.environ:
             raise SELDError('distribute=multiworker needs the TF_CONFIG environment variable (cluster and task)')
         return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
+    raise SELDError(f'distribute={name!r}: not a tf.distribute strategy (mirrored, multiworker)')
+
+
+@contextlib.contextmanager
+def distribution(name: str, *, batch_size: int) -> Iterator[int]:
+    """Run the block under the ``distribute`` parameter's scheme; yields the number of replicas.
+
+    ``none``: one device. ``mirrored`` / ``multiworker`` (TensorFlow backend): a ``tf.distribute`` strategy's
+    scope. ``dataparallel`` (JAX backend): ``keras.distribution.DataParallel`` over every local device, each batch
+    split along its first axis. Each batch of ``batch_size`` sequences is split between the replicas.
+    """
+    backend = keras.backend.backend()
+    if name == 'none':
+        yield 1
+        return
+    if name in ('mirrored', 'multiworker'):
+        if backend != 'tensorflow':
+            raise SELDError(f'distribute={name}: a tf.distribute strategy needs KERAS_BACKEND=tensorflow (this is '
+                            f'{backend}; with JAX use distribute=dataparallel)')
+        strategy = get_strategy(name)
+        scope, nb = strategy.scope(), strategy.num_replicas_in_sync
+    else:  # dataparallel (parameter.py checks the names)
+        if backend != 'jax':
+            raise SELDError(f'distribute=dataparallel: keras.distribution needs KERAS_BACKEND=jax (this is {backend}; '
+                            f'with TensorFlow use distribute=mirrored)')
+        devices = keras.distribution.list_devices()
+        scope, nb = keras.distribution.DataParallel(devices=devices).scope(), len(devices)
+    if batch_size % nb:
+        raise SELDError(f'batch_size={batch_size}: must be a multiple of the {nb} replicas of distribute={name}')
+    with scope:
+        yield nb
+
+
+def backend_versions() -> dict[str, str]:
+    """Versions of Python, numpy, Keras and the library of the Keras backend (``tensorflow``, ``jax`` or ``torch``:
+    already imported by Keras; no other backend is imported)."""
+    backend = keras.backend.backend()
+    return {'python': sys.version.split()[0], 'numpy': np.__version__, 'keras': keras.__version__,
+            'backend': backend, backend: importlib.import_module(backend).__version__}
 
 
 def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
     """Train and evaluate one job; returns the contents of results.json."""
-    import keras
-    import tensorflow as tf
-
     from cls_data_generator import DataGenerator
     from cls_feature_class import FeatureClass
 
@@ -287,8 +362,7 @@ def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
     run_dir = run_dir_for(params, job_id)
     os.makedirs(run_dir, exist_ok=True)
     record = dict(params=params, job_id=job_id, features=fc.feature_info(), data=fc.dataset.describe(),
-                  versions=dict(python=sys.version.split()[0], numpy=np.__version__, tensorflow=tf.__version__,
-                                keras=keras.__version__))
+                  versions=backend_versions())
     params_file = os.path.join(run_dir, 'params.json')
     if os.path.exists(params_file):
         old = utils.read_json(params_file)
@@ -310,40 +384,49 @@ def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
           f'validation files' + (' (= the TEST files: select_on_test=true)' if params['select_on_test'] else '')
           + f', {len(test_gen.stems)} test files, {fc.nb_classes} classes, input {train_gen.get_data_sizes()[0]}')
 
-    if params['mixed_precision']:
-        keras.mixed_precision.set_global_policy('mixed_float16')
-    strategy = get_strategy(params['distribute'])
-    if strategy.num_replicas_in_sync > 1:
-        print(f'distribute={params["distribute"]}: {strategy.num_replicas_in_sync} replicas; each batch of '
-              f'{params["batch_size"]} sequences is split between them')
-    with strategy.scope():
-        model, state, history = _build_or_resume(params, run_dir, fc)
-    if state.get('stopped') and state['wait'] < params['patience']:  # resumed with more patience
-        state['stopped'] = False
-    if state['epoch'] >= params['nb_epochs'] or state.get('stopped'):
-        print(f'{run_dir}: finished already (epoch {state["epoch"]}); nothing to train')
-    else:
-        interrupt = {'flag': False}
-        callbacks = make_callbacks(params=params, run_dir=run_dir, val_gen=val_gen, history=history, state=state,
-                                   interrupt=interrupt)
-
-        def on_sigint(signum: int, frame: Any) -> None:  # first Ctrl-C: stop cleanly after the current batch
-            interrupt['flag'] = True
-            signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts at once
-            print('\ninterrupted: stopping after this batch; the best model and the last finished epoch are kept '
-                  '(re-run the same command to resume)', file=sys.stderr, flush=True)
-
-        main_thread = threading.current_thread() is threading.main_thread()  # signals only work there
-        previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
-        try:
-            model.fit(train_gen, epochs=params['nb_epochs'], initial_epoch=state['epoch'], callbacks=callbacks,
-                      verbose=0)
-        finally:
-            if main_thread:
-                signal.signal(signal.SIGINT, previous)
-        if interrupt['flag']:
-            raise KeyboardInterrupt
+    with keras_model.precision(params['mixed_precision']), \
+            distribution(params['distribute'], batch_size=params['batch_size']) as nb_replicas:
+        if nb_replicas > 1:
+            print(f'distribute={params["distribute"]}: {nb_replicas} replicas; each batch of '
+                  f'{params["batch_size"]} sequences is split between them')
+        # Under tf.distribute each replica normalizes its share of the batch unless BatchNorm is synchronized; JAX's
+        # DataParallel computes the statistics over the whole (sharded) batch by itself.
+        sync = nb_replicas > 1 and params['distribute'] in ('mirrored', 'multiworker')
+        model, state, history = _build_or_resume(params, run_dir, fc, sync_batchnorm=sync)
+        if state.get('stopped') and state['wait'] < params['patience']:  # resumed with more patience
+            state['stopped'] = False
+        if state['epoch'] >= params['nb_epochs'] or state.get('stopped'):
+            print(f'{run_dir}: finished already (epoch {state["epoch"]}); nothing to train')
+        else:
+            _fit(model, params=params, run_dir=run_dir, train_gen=train_gen, val_gen=val_gen, history=history,
+                 state=state)
     return evaluate_test(params, run_dir, test_gen, unseen_gen=_unseen_doa_generator(params, fc))
+
+
+
+
+def _fit(model: keras.Model, *, params: dict[str, Any], run_dir: str, train_gen: Any, val_gen: Any,
+         history: list[dict[str, float]], state: dict[str, Any]) -> None:
+    """``model.fit`` from the epoch after ``state['epoch']``; the first Ctrl-C stops after the current batch."""
+    interrupt = {'flag': False}
+    callbacks = make_callbacks(params=params, run_dir=run_dir, val_gen=val_gen, history=history, state=state,
+                               interrupt=interrupt)
+
+    def on_sigint(signum: int, frame: Any) -> None:  # first Ctrl-C: stop cleanly after the current batch
+        interrupt['flag'] = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C interrupts at once
+        print('\ninterrupted: stopping after this batch; the best model and the last finished epoch are kept '
+              '(re-run the same command to resume)', file=sys.stderr, flush=True)
+
+    main_thread = threading.current_thread() is threading.main_thread()  # signals only work there
+    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+    try:
+        model.fit(train_gen, epochs=params['nb_epochs'], initial_epoch=state['epoch'], callbacks=callbacks, verbose=0)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+    if interrupt['flag']:
+        raise KeyboardInterrupt
 
 
 def _unseen_doa_generator(params: dict[str, Any], fc: Any) -> Any:
@@ -360,8 +443,6 @@ def _unseen_doa_generator(params: dict[str, Any], fc: Any) -> Any:
 def evaluate_test(params: dict[str, Any], run_dir: str, test_gen: Any, *, unseen_gen: Any = None) -> dict[str, Any]:
     """Score the selected model on the test split, once: predictions/, figures/ and results.json (with the
     unseen-DOA test set of ``unseen_gen``, if any, in ``test_unseen_doa``)."""
-    import evaluation_metrics
-    import keras_model
     from cls_feature_class import load_scaler
 
     fc = test_gen.fc
@@ -424,10 +505,9 @@ def _nest(flat: dict[str, float]) -> dict[str, Any]:
     return out
 
 
-def _build_or_resume(params: dict[str, Any], run_dir: str, fc: Any) -> tuple[Any, dict[str, Any], list]:
+def _build_or_resume(params: dict[str, Any], run_dir: str, fc: Any, *,
+                     sync_batchnorm: bool = False) -> tuple[keras.Model, dict[str, Any], list]:
     """A new model, or the last checkpoint of this run with its state and history."""
-    import keras_model
-
     state: dict[str, Any] = dict(epoch=0, best=float('inf'), best_epoch=0, wait=0)
     history: list[dict[str, float]] = []
     state_file = os.path.join(run_dir, 'checkpoint', 'state.json')
@@ -436,6 +516,11 @@ def _build_or_resume(params: dict[str, Any], run_dir: str, fc: Any) -> tuple[Any
         state = utils.read_json(state_file)
         history = [r for r in read_metrics_csv(os.path.join(run_dir, 'metrics.csv')) if r['epoch'] <= state['epoch']]
         model = keras_model.load_model(last_model)
+        # The checkpoint's compile settings hold the jit_compile that Keras resolved where it was saved (False on a
+        # TensorFlow CPU, which on JAX would mean running eagerly): compile again for this backend, keeping the
+        # optimizer and its state.
+        keras_model.compile_model(model, optimizer=model.optimizer, loss_weights=params['loss_weights'],
+                                  jit_compile=params['jit_compile'])
         print(f'resuming after epoch {state["epoch"]} (best {params["early_stop_metric"]} {state["best"]:.4f} at '
               f'epoch {state["best_epoch"]})')
     else:
@@ -443,8 +528,9 @@ def _build_or_resume(params: dict[str, Any], run_dir: str, fc: Any) -> tuple[Any
             nb_frames=params['sequence_length'], nb_bins=fc.framing.nb_bins, nb_channels=fc.nb_channels,
             nb_classes=fc.nb_classes, azi_only=params['azi_only'], dropout_rate=params['dropout_rate'],
             nb_cnn2d_filt=params['nb_cnn2d_filt'], pool_size=params['pool_size'], rnn_size=params['rnn_size'],
-            fnn_size=params['fnn_size'], loss_weights=params['loss_weights'], learning_rate=params['learning_rate'],
-            jit_compile=params['jit_compile'])
+            fnn_size=params['fnn_size'], gru_type=params['gru_type'], sync_batchnorm=sync_batchnorm,
+            mixed_precision=params['mixed_precision'], loss_weights=params['loss_weights'],
+            learning_rate=params['learning_rate'], jit_compile=params['jit_compile'])
     return model, state, history
 
 

@@ -168,7 +168,7 @@ def angular_distance_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # Misc
 # --------------------------------------------------------------------------------------------------
 def set_seeds(seed: int) -> None:
-    """Seed Python, numpy and (if imported) Keras/TensorFlow."""
+    """Seed Python, numpy and (if imported) Keras and its backend (``keras.utils.set_random_seed``)."""
     random.seed(seed)
     np.random.seed(seed)
     if 'keras' in sys.modules:

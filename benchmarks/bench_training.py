@@ -5,21 +5,24 @@ matmul peak (measured in the same process, same thread settings), plus the time 
 Every variant runs in a fresh subprocess (thread settings and the mixed-precision policy must be set
 before TensorFlow starts; the first step includes graph tracing):
 
-* ``reference``  the model as written before issue 5: stock ``keras.layers.BatchNormalization``, ReLU before
-  max-pooling, ``TimeDistributed(Dense)`` (built here, same weights and function as keras_model.py);
+* ``reference``  the model as written before issue 5: ReLU before max-pooling, ``TimeDistributed(Dense)``
+  (built here, same weights and function as keras_model.py);
 * ``ref+dense``  the reference with ``Dense`` on the 3-D sequence instead of ``TimeDistributed(Dense)``;
-* ``ref+dense+fusedbn``  and with keras_model.FusedBatchNormalization;
-* ``ref+dense+fusedbn+relupool``  and with the ReLU after max-pooling: the project model before
-  keras_model.FusedBidirectionalGRU (stock ``Bidirectional(GRU)`` layers);
-* ``project``    ``keras_model.get_model`` (Dense, fused BatchNorm kernel, ReLU after pooling,
-  keras_model.FusedBidirectionalGRU);
-* ``project-gruxla``  the same with the GRU's training forward loop compiled by XLA
-  (``keras_model._GRU_FORWARD_XLA = True``);
-* ``project-inter1``  the same with ``tf.config.threading.set_inter_op_parallelism_threads(1)``;
-* ``project-noonednn`` the same with ``TF_ENABLE_ONEDNN_OPTS=0``;
-* ``project-mixed``   the same under the ``mixed_float16`` policy (the ``mixed_precision`` parameter);
-* ``<variant>-xla``   any of the above compiled with ``jit_compile=True`` (XLA for the whole train step), e.g.
-  ``project-xla``, ``ref+dense+fusedbn+relupool-xla``.
+* ``project``    ``keras_model.get_model``: Dense, ReLU after pooling, stock ``BatchNormalization`` and
+  ``Bidirectional(GRU)`` (``gru_type='cudnn'``);
+* ``project-original``  the same with the paper code's GRU (``gru_type='original'``);
+* ``project-bf16``, ``project-fp16``  under the ``mixed_bfloat16`` / ``mixed_float16`` policy (``mixed_precision``);
+* ``project-inter1``  (TensorFlow) with ``tf.config.threading.set_inter_op_parallelism_threads(1)``;
+* ``project-noonednn`` (TensorFlow) with ``TF_ENABLE_ONEDNN_OPTS=0``;
+* ``<variant>-xla``   any of the above with ``jit_compile=True`` (XLA for the whole train step on TensorFlow and
+  JAX, ``torch.compile`` on PyTorch), e.g. ``project-xla``; the others use ``jit_compile='auto'`` (JAX: XLA;
+  TensorFlow on a CPU: none; PyTorch: eager).
+
+It runs under the Keras backend of ``KERAS_BACKEND`` (TensorFlow by default, JAX or PyTorch), or under each of
+``--backends`` in turn within one run (so that they meet the same machine load); the TensorFlow-only variants are
+skipped on the others. The custom CPU kernels that keras_model.py had until issue 13
+(``FusedBatchNormalization``, ``FusedBidirectionalGRU``) and their variants are gone: their measurements are in
+benchmarks/README.md and in the git history of this file.
 
 FLOP convention (printed): forward FLOPs = 2 x multiply-accumulates of every convolution, GRU and dense
 matmul, plus the GRU's element-wise gate arithmetic (~15 per unit per step, transcendental = 1);
@@ -29,6 +32,8 @@ printed too. Steps use ``train_on_batch`` on one in-memory batch (the input pipe
 bench_streaming.py).
 
     python benchmarks/bench_training.py [--steps 5] [--quick] [--variants reference,project,...] [--rounds 2]
+    KERAS_BACKEND=jax python benchmarks/bench_training.py --quick
+    python benchmarks/bench_training.py --steps 3 --variants project --backends tensorflow,jax,torch
 """
 from __future__ import annotations
 
@@ -44,14 +49,14 @@ sys.path[:0] = [ROOT]
 
 B, T, BINS, CH, NC = 16, 512, 256, 4, 11
 FILT, POOL, RNN, FNN = 64, (8, 8, 2), (128, 128), (128,)
-VARIANTS = ('reference', 'ref+dense', 'ref+dense+fusedbn', 'ref+dense+fusedbn+relupool', 'project',
-            'project-gruxla', 'project-inter1', 'project-noonednn', 'project-mixed', 'project-xla')
+VARIANTS = ('reference', 'ref+dense', 'project', 'project-original', 'project-inter1', 'project-noonednn',
+            'project-bf16', 'project-fp16', 'project-xla')
+TF_ONLY = ('project-inter1', 'project-noonednn')
 REFERENCES = {  # models built here: the pre-issue-5 layer choices, then one change at a time
-    'reference': dict(time_distributed=True, fused_bn=False, relu_after_pool=False),
-    'ref+dense': dict(time_distributed=False, fused_bn=False, relu_after_pool=False),
-    'ref+dense+fusedbn': dict(time_distributed=False, fused_bn=True, relu_after_pool=False),
-    'ref+dense+fusedbn+relupool': dict(time_distributed=False, fused_bn=True, relu_after_pool=True),
+    'reference': dict(time_distributed=True),
+    'ref+dense': dict(time_distributed=False),
 }
+PRECISION = {'bf16': 'mixed_bfloat16', 'fp16': 'mixed_float16'}
 
 
 def time_train_steps(model, x, y, steps: int) -> tuple[float, list[float]]:
@@ -91,10 +96,9 @@ def flops_per_sequence() -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------------------------------
-def reference_model(*, time_distributed: bool = True, fused_bn: bool = False, relu_after_pool: bool = False,
-                    jit_compile: bool = False):
-    """SELDnet as keras_model.py built it before issue 5 (stock layers), or with some of the changes (the
-    bidirectional GRUs are always the stock Keras layers)."""
+def reference_model(*, time_distributed: bool = True, jit_compile: bool | str = 'auto'):
+    """SELDnet as keras_model.py built it before issue 5 (ReLU before pooling; ``TimeDistributed(Dense)`` unless
+    ``time_distributed=False``); stock layers, the same weights as keras_model.get_model's."""
     import keras
     from keras import layers
 
@@ -102,13 +106,9 @@ def reference_model(*, time_distributed: bool = True, fused_bn: bool = False, re
     x = inp = keras.Input(shape=(T, BINS, 2 * CH), name='spec')
     for i, p in enumerate(POOL):
         x = layers.Conv2D(FILT, (3, 3), padding='same', name=f'conv{i + 1}')(x)
-        x = (keras_model.FusedBatchNormalization if fused_bn else layers.BatchNormalization)(name=f'bn{i + 1}')(x)
-        if relu_after_pool:
-            x = layers.MaxPooling2D(pool_size=(1, p), name=f'pool{i + 1}')(x)
-            x = layers.Activation('relu', name=f'relu{i + 1}')(x)
-        else:
-            x = layers.Activation('relu', name=f'relu{i + 1}')(x)
-            x = layers.MaxPooling2D(pool_size=(1, p), name=f'pool{i + 1}')(x)
+        x = layers.BatchNormalization(name=f'bn{i + 1}')(x)
+        x = layers.Activation('relu', name=f'relu{i + 1}')(x)
+        x = layers.MaxPooling2D(pool_size=(1, p), name=f'pool{i + 1}')(x)
         x = layers.Dropout(0.0, name=f'drop{i + 1}')(x)
     x = layers.Reshape((T, (BINS // 128) * FILT), name='to_sequence')(x)
     for i, u in enumerate(RNN):
@@ -134,17 +134,35 @@ def reference_model(*, time_distributed: bool = True, fused_bn: bool = False, re
 
 
 def matmul_peak(n: int = 4096, runs: int = 7) -> float:
-    import tensorflow as tf
-    a = tf.random.normal((n, n))
-    b = tf.random.normal((n, n))
-    f = tf.function(lambda a, b: tf.linalg.matmul(a, b))
-    f(a, b).numpy()
+    """Best float32 FLOP/s of an ``n x n`` matmul through ``keras.ops`` on this backend (same threads as training)."""
+    import keras
+    import numpy as np
+    rng = np.random.default_rng(0)
+    a, b = (keras.ops.convert_to_tensor(rng.standard_normal((n, n), dtype=np.float32)) for _ in range(2))
+
+    def run():
+        return float(keras.ops.convert_to_numpy(keras.ops.sum(keras.ops.matmul(a, b))))  # waits for the result
+
+    run()
     best = float('inf')
     for _ in range(runs):
         t0 = time.perf_counter()
-        f(a, b).numpy()
+        run()
         best = min(best, time.perf_counter() - t0)
     return 2 * n ** 3 / best
+
+
+def thread_settings() -> str:
+    import keras
+    backend = keras.backend.backend()
+    if backend == 'tensorflow':
+        import tensorflow as tf
+        return (f'intra {tf.config.threading.get_intra_op_parallelism_threads()}, '
+                f'inter {tf.config.threading.get_inter_op_parallelism_threads()}')
+    if backend == 'torch':
+        import torch
+        return f'torch threads {torch.get_num_threads()}'
+    return 'XLA default threads'
 
 
 def child(variant: str, steps: int) -> None:
@@ -152,15 +170,11 @@ def child(variant: str, steps: int) -> None:
     xla = variant.endswith('-xla')
     base = variant[:-len('-xla')] if xla else variant
     import numpy as np
-    import tensorflow as tf
     if base.endswith('inter1'):
+        import tensorflow as tf
         tf.config.threading.set_inter_op_parallelism_threads(1)
     import keras
     import keras_model
-    if base.endswith('mixed'):
-        keras.mixed_precision.set_global_policy('mixed_float16')
-    if base.endswith('gruxla'):
-        keras_model._GRU_FORWARD_XLA = True
     t_import = time.perf_counter() - t_start
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -168,10 +182,13 @@ def child(variant: str, steps: int) -> None:
     y = {'sed_out': (rng.random((B, T, NC)) > 0.9).astype(np.float32),
          'doa_out': rng.uniform(-1, 1, (B, T, 3 * NC)).astype(np.float32)}
     t0 = time.perf_counter()
+    jit = True if xla else 'auto'
     if base in REFERENCES:
-        model = reference_model(**REFERENCES[base], jit_compile=xla)
+        model = reference_model(**REFERENCES[base], jit_compile=jit)
     else:
-        model = keras_model.get_model(nb_frames=T, nb_bins=BINS, nb_channels=CH, nb_classes=NC, jit_compile=xla)
+        model = keras_model.get_model(nb_frames=T, nb_bins=BINS, nb_channels=CH, nb_classes=NC, jit_compile=jit,
+                                      gru_type='original' if base == 'project-original' else 'cudnn',
+                                      mixed_precision=PRECISION.get(base.rsplit('-', 1)[-1], 'none'))
     t_build = time.perf_counter() - t0
     load_before = os.getloadavg()[0]
     t_first, times = time_train_steps(model, x, y, steps)
@@ -182,17 +199,17 @@ def child(variant: str, steps: int) -> None:
         ref.set_weights(model.get_weights())
         a = model(x[:2], training=True)
         b = ref(x[:2], training=True)
-        check = max(float(np.max(np.abs(a[k].numpy() - b[k].numpy()))) for k in a)
+        check = max(float(np.max(np.abs(keras.ops.convert_to_numpy(a[k]) - keras.ops.convert_to_numpy(b[k]))))
+                    for k in a)
     peak = matmul_peak()
-    print('RESULT ' + json.dumps(dict(variant=variant, params=model.count_params(), import_s=t_import,
-                                      build_s=t_build, first_step_s=t_first, steps=times, peak_flops=peak,
-                                      check_max_abs_diff=check, load=(load_before, load_after),
-                                      intra=tf.config.threading.get_intra_op_parallelism_threads(),
-                                      inter=tf.config.threading.get_inter_op_parallelism_threads())))
+    print('RESULT ' + json.dumps(dict(variant=variant, backend=keras.backend.backend(), params=model.count_params(),
+                                      import_s=t_import, build_s=t_build, first_step_s=t_first, steps=times,
+                                      peak_flops=peak, check_max_abs_diff=check, load=(load_before, load_after),
+                                      threads=thread_settings(), jit_compile=bool(model.jit_compile))))
 
 
-def run_variant(variant: str, steps: int) -> dict:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+def run_variant(variant: str, steps: int, backend: str | None = None) -> dict:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', **({'KERAS_BACKEND': backend} if backend else {}))
     if variant.removesuffix('-xla').endswith('noonednn'):
         env['TF_ENABLE_ONEDNN_OPTS'] = '0'
     t0 = time.perf_counter()
@@ -208,34 +225,50 @@ def run_variant(variant: str, steps: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--steps', type=int, default=5, help='timed steps after the first')
-    ap.add_argument('--quick', action='store_true', help='3 timed steps; reference and project only')
+    ap.add_argument('--quick', action='store_true', help='3 timed steps; ref+dense and project only')
     ap.add_argument('--variants', default=None, help=f'comma-separated subset of {",".join(VARIANTS)}')
     ap.add_argument('--rounds', type=int, default=1,
                     help='run the list of variants this many times, interleaved (A B A B ...), and summarize '
                          'each variant by the median over rounds')
+    ap.add_argument('--backends', default=None,
+                    help='comma-separated Keras backends (tensorflow,jax,torch) to run every variant under, '
+                         'interleaved in the same run (default: KERAS_BACKEND\'s)')
     ap.add_argument('--child', default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args.child, args.steps)
         return
+    import keras  # the backend of KERAS_BACKEND (no tensors here: the children time the steps)
+    import numpy as np
+
+    backends = args.backends.split(',') if args.backends else [keras.backend.backend()]
     variants = args.variants.split(',') if args.variants else list(VARIANTS)
     if args.quick:
         args.steps = 3
-        variants = args.variants.split(',') if args.variants else ['reference', 'project']
-    import numpy as np
+        variants = args.variants.split(',') if args.variants else ['ref+dense', 'project']
+    unknown = [v for v in variants if v.removesuffix('-xla') not in VARIANTS]
+    if unknown:
+        raise SystemExit(f'unknown variants {unknown}; choose from {", ".join(VARIANTS)} (each also with -xla)')
+    jobs = [(b, v) for b in backends for v in variants if b == 'tensorflow' or v.removesuffix('-xla') not in TF_ONLY]
+    skipped = [f'{v} on {b}' for b in backends for v in variants if (b, v) not in jobs]
+    if skipped:
+        print(f'skipped (TensorFlow only): {", ".join(skipped)}')
+    backend = ','.join(backends)
     fl = flops_per_sequence()
     fwd = sum(fl.values())
     train_seq = 3 * fwd
     needed = train_seq - fl['conv1']  # conv1's gradient w.r.t. the input features is never computed
-    print(f'training benchmark: batch {B} x {T} frames x {BINS} bins x {2 * CH} maps, {NC} classes; '
-          f'{os.cpu_count()} CPUs; load average {" ".join(f"{v:.2f}" for v in os.getloadavg())}')
+    print(f'training benchmark, Keras {keras.__version__} on {backend}: batch {B} x {T} frames x {BINS} bins x '
+          f'{2 * CH} maps, {NC} classes; {os.cpu_count()} CPUs; load average {" ".join(f"{v:.2f}" for v in os.getloadavg())}')
     print('forward GFLOP per sequence: ' + ', '.join(f'{k} {v / 1e9:.3f}' for k, v in fl.items())
           + f'; total {fwd / 1e9:.3f}')
     print(f'training GFLOP per sequence (3 x forward): {train_seq / 1e9:.3f} ({train_seq * B / 1e9:.1f} per step); '
           f'without conv1 input gradient: {needed / 1e9:.3f}')
-    runs: dict[str, list[dict]] = {v: [] for v in variants}
-    for k, v in ((k, v) for k in range(args.rounds) for v in variants):
-        r = run_variant(v, args.steps)
+    label = (lambda b, v: f'{v} ({b})') if len(backends) > 1 else (lambda b, v: v)
+    runs: dict[str, list[dict]] = {label(b, v): [] for b, v in jobs}
+    for k, (b, v) in ((k, job) for k in range(args.rounds) for job in jobs):
+        r = run_variant(v, args.steps, b if args.backends else None)
+        r['variant'] = v = label(b, v)
         runs[v].append(r)
         step = float(np.median(r['steps']))
         r['step_s'] = step
@@ -245,7 +278,7 @@ def main() -> None:
               f'imports {r["import_s"]:.1f} s) | {1 / step:.3f} steps/s = {B / step:5.2f} seq/s '
               f'({step:.2f} s/step, median of {len(r["steps"])}: {" ".join(f"{s:.2f}" for s in r["steps"])}) | '
               f'{train_seq * B / step / 1e9:6.1f} GFLOP/s = {100 * r["share"]:4.1f} % of matmul peak '
-              f'{r["peak_flops"] / 1e9:.0f} GFLOP/s (intra {r["intra"]}, inter {r["inter"]}) | load average '
+              f'{r["peak_flops"] / 1e9:.0f} GFLOP/s ({r["threads"]}, jit_compile {r["jit_compile"]}) | load average '
               f'{r["load"][0]:.2f} -> {r["load"][1]:.2f}'
               + (f' | max |project - reference| forward {r["check_max_abs_diff"]:.1e}'
                  if r['check_max_abs_diff'] is not None else ''), flush=True)
@@ -258,13 +291,13 @@ def main() -> None:
             print(f'median of {len(rs)} rounds: {v:26s} {r["step_s"]:.2f} s/step = {100 * r["share"]:4.1f} % of '
                   f'matmul peak, first step {r["first_step_s"]:.1f} s (load averages '
                   f'{" ".join(f"{x[0]:.2f}->{x[1]:.2f}" for x in (y["load"] for y in rs))})')
-    for old in ('reference', 'ref+dense+fusedbn+relupool'):
+    for old in ('reference', 'ref+dense'):
         if old in results and 'project' in results:
             a, b = results[old], results['project']
             print(f'project vs {old}: step {a["step_s"] / b["step_s"]:.2f}x faster, first step '
                   f'{a["first_step_s"]:.1f} s -> {b["first_step_s"]:.1f} s')
     best = min(results.values(), key=lambda r: r['step_s'])
-    print(f'SUMMARY training: best {best["variant"]}: {1 / best["step_s"]:.3f} steps/s, {B / best["step_s"]:.2f} seq/s, '
+    print(f'SUMMARY training ({backend}): best {best["variant"]}: {1 / best["step_s"]:.3f} steps/s, {B / best["step_s"]:.2f} seq/s, '
           f'{100 * best["share"]:.1f} % of the {best["peak_flops"] / 1e9:.0f} GFLOP/s float32 matmul peak '
           f'(target >= 60 %), first step {best["first_step_s"]:.1f} s (target <= 10 s); load average '
           f'{os.getloadavg()[0]:.2f}')

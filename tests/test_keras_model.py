@@ -1,220 +1,184 @@
-"""keras_model.FusedBidirectionalGRU against the stock Keras layer it replaces (the independent reference):
-``Bidirectional(GRU(units, activation='tanh', dropout=..., recurrent_dropout=0, return_sequences=True),
-merge_mode='mul')`` with the same weights. Forward outputs and the gradients w.r.t. the input and all six weights
-must agree to float32 rounding. Tiny shapes: the whole file runs in a few seconds.
+"""keras_model.py: parameter counts of both GRU types computed by hand from the layer shapes, the original GRU
+against a numpy Keras 2.2.4 GRU, the cuDNN-eligible configuration, mixed precision, and plain-Keras loading.
+
+Backend-neutral (keras.ops and numpy only): tests/test_backends.py runs parts of it under JAX and PyTorch.
 """
 from __future__ import annotations
 
-import re
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
-from keras import layers
 
 import keras_model
 
-ATOL = 1e-5
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def stock_and_fused(units: int, nb_in: int, dropout: float = 0.0, dtype=None):
-    """The stock layer and the fused one, built for ``(batch, None, nb_in)``, with the same random weights (all
-    nonzero, biases included) and the same dropout seed-generator states."""
-    stock = layers.Bidirectional(layers.GRU(units, activation='tanh', dropout=dropout, recurrent_dropout=0.0,
-                                            return_sequences=True, dtype=dtype), merge_mode='mul', dtype=dtype)
-    fused = keras_model.FusedBidirectionalGRU(units, dropout=dropout, dtype=dtype)
-    stock.build((None, None, nb_in))
-    fused.build((None, None, nb_in))
-    rng = np.random.default_rng(units + nb_in)
-    weights = [0.5 * rng.standard_normal(w.shape).astype(np.float32) for w in stock.get_weights()]
-    fused.set_weights(weights)
-    stock.set_weights(weights)
-    for s, f in ((stock.forward_layer, fused.forward_layer), (stock.backward_layer, fused.backward_layer)):
-        f.cell.seed_generator.state.assign(s.cell.seed_generator.state.value)
-    return stock, fused
+def seldnet_parameters(*, nb_channels: int, nb_classes: int, nb_bins: int = 256, filters: int = 64,
+                       pool_size=(8, 8, 2), rnn_size=(128, 128), fnn_size=(128,), reset_after: bool = True,
+                       doa_per_class: int = 3) -> dict[str, int]:
+    """Parameters per layer of SELDnet from the layer shapes (the paper's architecture, written out by hand)."""
+    out, cin = {}, 2 * nb_channels
+    for i, _ in enumerate(pool_size):
+        out[f'conv{i + 1}'] = 3 * 3 * cin * filters + filters  # 3x3 kernel + bias
+        out[f'bn{i + 1}'] = 4 * filters  # gamma, beta, moving mean, moving variance
+        cin = filters
+    feat = nb_bins // int(np.prod(pool_size)) * filters
+    for i, u in enumerate(rnn_size):
+        # per direction: kernel (in, 3u) for the z, r, h gates, recurrent kernel (u, 3u), and a bias of 3u -
+        # doubled (input and recurrent bias) with reset_after=True; two directions
+        out[f'bigru{i + 1}'] = 2 * (feat * 3 * u + u * 3 * u + (2 if reset_after else 1) * 3 * u)
+        feat = u
+    for name, nb_out in (('doa', doa_per_class * nb_classes), ('sed', nb_classes)):
+        d = feat
+        for j, u in enumerate(fnn_size):
+            out[f'{name}_fc{j + 1}'] = d * u + u
+            d = u
+        out[f'{name}_fc_out'] = d * nb_out + nb_out
+    return out
 
 
-def outputs_and_gradients(layer, x, training):
-    """The layer's output and the gradients of a weighted sum of it w.r.t. [x, *trainable weights]."""
-    x = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = layer(x, training=training)
-        loss = tf.reduce_sum(tf.cast(y, tf.float32) * tf.sin(tf.range(y.shape[-1], dtype=tf.float32) + 1.0))
-    return y.numpy(), [g.numpy() for g in tape.gradient(loss, [x] + layer.trainable_weights)]
+def per_layer_counts(model: keras.Model) -> dict[str, int]:
+    return {layer.name: layer.count_params() for layer in model.layers if layer.count_params()}
 
 
-def assert_same(stock, fused, x, training, atol=ATOL):
-    y0, g0 = outputs_and_gradients(stock, x, training)
-    y1, g1 = outputs_and_gradients(fused, x, training)
-    assert y1.shape == y0.shape and y1.dtype == y0.dtype
-    np.testing.assert_allclose(y1, y0, atol=atol, rtol=0)
-    assert len(g1) == len(g0) == 7
-    for a, b in zip(g1, g0):
-        np.testing.assert_allclose(a, b, atol=atol, rtol=0)
+@pytest.mark.parametrize('gru_type, total', [('cudnn', 514_284), ('original', 512_748)])
+def test_parameter_counts_by_hand(gru_type, total):
+    """4 channels (8 maps), 11 classes, x, y, z, the default sizes: 514,284 parameters with Keras 3's GRU,
+    512,748 with the paper code's (one bias per gate instead of two: 4 directions x 3 gates x 128 = 1,536 fewer)."""
+    hand = seldnet_parameters(nb_channels=4, nb_classes=11, reset_after=gru_type == 'cudnn')
+    assert sum(hand.values()) == total
+    model = keras_model.get_model(nb_frames=512, nb_bins=256, nb_channels=4, nb_classes=11, gru_type=gru_type,
+                                  compile=False)
+    assert per_layer_counts(model) == hand
+    assert model.count_params() == total
+    azi = seldnet_parameters(nb_channels=8, nb_classes=11, reset_after=gru_type == 'cudnn', doa_per_class=2)
+    m2 = keras_model.get_model(nb_frames=None, nb_bins=256, nb_channels=8, nb_classes=11, azi_only=True,
+                               gru_type=gru_type, compile=False)
+    assert per_layer_counts(m2) == azi
 
 
-@pytest.mark.parametrize('training', [False, True])
-@pytest.mark.parametrize('batch, nb_frames', [(3, 7), (1, 6), (2, 1)])
-def test_same_outputs_and_gradients_as_stock_layer(batch, nb_frames, training):
-    stock, fused = stock_and_fused(units=4, nb_in=5)
-    x = np.random.default_rng(batch).standard_normal((batch, nb_frames, 5)).astype(np.float32)
-    assert_same(stock, fused, x, training)
+def test_model_outputs_and_shapes():
+    m = keras_model.get_model(nb_frames=None, nb_bins=16, nb_channels=2, nb_classes=3, nb_cnn2d_filt=4,
+                              pool_size=[2, 2], rnn_size=[4, 3], fnn_size=[4], compile=False)
+    assert set(m.output_names) == {'sed_out', 'doa_out'} and m.input_shape == (None, None, 16, 4)
+    out = m(np.random.default_rng(0).standard_normal((2, 9, 16, 4)).astype(np.float32))
+    assert tuple(out['sed_out'].shape) == (2, 9, 3) and tuple(out['doa_out'].shape) == (2, 9, 9)
+    sed, doa = keras.ops.convert_to_numpy(out['sed_out']), keras.ops.convert_to_numpy(out['doa_out'])
+    assert ((sed > 0) & (sed < 1)).all() and (np.abs(doa) < 1).all()  # sigmoid and tanh
+    with pytest.raises(ValueError, match='pool_size=.*must divide nb_bins=16'):
+        keras_model.get_model(nb_frames=8, nb_bins=16, nb_channels=1, nb_classes=1, pool_size=[3])
+    with pytest.raises(ValueError, match="gru_type='lstm': must be one of cudnn, original"):
+        keras_model.get_model(nb_frames=8, nb_bins=16, nb_channels=1, nb_classes=1, pool_size=[2], gru_type='lstm')
 
 
-def test_xla_forward_loop_option_same_outputs_and_gradients(monkeypatch):
-    """keras_model._GRU_FORWARD_XLA (off by default): the training forward loop compiled by XLA."""
-    monkeypatch.setattr(keras_model, '_GRU_FORWARD_XLA', True)
-    stock, fused = stock_and_fused(units=4, nb_in=5)
-    x = np.random.default_rng(8).standard_normal((3, 7, 5)).astype(np.float32)
-    assert_same(stock, fused, x, training=True)
+def test_default_gru_is_cudnn_eligible_and_the_original_is_keras_224s():
+    """cuDNN runs a GRU only with tanh, sigmoid gates, reset_after=True, no recurrent dropout and no unrolling
+    (Keras' backend.cudnn_ok plus the recurrent_dropout check in GRU.inner_loop)."""
+    kw = dict(nb_frames=8, nb_bins=16, nb_channels=1, nb_classes=2, nb_cnn2d_filt=4, pool_size=[2], rnn_size=[3],
+              fnn_size=[3], dropout_rate=0.25, compile=False)
+    for gru_type, want in (('cudnn', dict(activation='tanh', recurrent_activation='sigmoid', reset_after=True,
+                                          recurrent_dropout=0.0, dropout=0.25, unroll=False, use_bias=True)),
+                           ('original', dict(activation='tanh', recurrent_activation='hard_sigmoid',
+                                             reset_after=False, recurrent_dropout=0.25, dropout=0.25))):
+        layer = keras_model.get_model(gru_type=gru_type, **kw).get_layer('bigru1')
+        assert isinstance(layer, keras.layers.Bidirectional) and layer.merge_mode == 'mul'
+        for gru in (layer.forward_layer, layer.backward_layer):
+            assert type(gru) is keras.layers.GRU and gru.use_cudnn == 'auto'
+            config = gru.get_config()
+            assert {k: config[k] for k in want} == want
 
 
-def test_training_uses_the_hand_written_gradient(monkeypatch):
-    """training=True differentiates through _fused_bigru's reverse loop (checked above against the stock layer);
-    inference calls the plain loop (differentiated automatically by TensorFlow, also checked above)."""
-    calls = []
-    loop = keras_model._gru_backward_loop
-    monkeypatch.setattr(keras_model, '_gru_backward_loop', lambda *a: calls.append(1) or loop(*a))
-    stock, fused = stock_and_fused(units=4, nb_in=5)
-    x = np.random.default_rng(2).standard_normal((2, 4, 5)).astype(np.float32)
-    outputs_and_gradients(fused, x, training=False)
-    assert not calls
-    outputs_and_gradients(fused, x, training=True)
-    assert calls == [1]
+def keras224_bigru(x: np.ndarray, weights: list[np.ndarray]) -> np.ndarray:
+    """Bidirectional(GRU(reset_after=False), merge_mode='mul') as Keras 2.2.4 computes it (numpy, float64):
+    z = hs(x W_z + h U_z + b_z), r = hs(x W_r + h U_r + b_r), hh = tanh(x W_h + (r h) U_h + b_h),
+    h = z h + (1 - z) hh, with Keras 2.2.4's hard sigmoid hs(a) = clip(0.2 a + 0.5, 0, 1)."""
+    def hs(a):
+        return np.clip(0.2 * a + 0.5, 0.0, 1.0)
+
+    def run(seq, w, u, b):
+        n = u.shape[0]
+        h, out = np.zeros((seq.shape[0], n)), []
+        for t in range(seq.shape[1]):
+            xt = seq[:, t] @ w + b
+            z = hs(xt[:, :n] + h @ u[:, :n])
+            r = hs(xt[:, n:2 * n] + h @ u[:, n:2 * n])
+            hh = np.tanh(xt[:, 2 * n:] + (r * h) @ u[:, 2 * n:])
+            h = z * h + (1 - z) * hh
+            out.append(h)
+        return np.stack(out, 1)
+
+    x = x.astype(np.float64)
+    forward = run(x, *weights[:3])
+    backward = run(x[:, ::-1], *weights[3:])[:, ::-1]  # Keras reverses the backward outputs back to time order
+    return forward * backward
 
 
-def test_same_weights_layout_and_count_as_stock_layer():
-    stock, fused = stock_and_fused(units=4, nb_in=5)
-    assert [w.shape for w in fused.get_weights()] == [(5, 12), (4, 12), (2, 12)] * 2
-    def names(layer):  # 'forward_gru/gru_cell/kernel' (the stock layer's inner GRU has a numbered name)
-        return [re.sub(r'_\d+/', '/', w.path.split('/', 1)[1]) for w in layer.weights]
-
-    assert names(fused) == names(stock) == [f'{d}_gru/gru_cell/{w}' for d in ('forward', 'backward')
-                                            for w in ('kernel', 'recurrent_kernel', 'bias')]
-    assert fused.count_params() == stock.count_params()
-
-
-def test_variable_length_functional_model_and_graph_mode():
-    """Time axis None in a functional model (as predict.py uses it), run in a tf.function with its gradients."""
-    stock, fused = stock_and_fused(units=3, nb_in=4)
-    inp = keras.Input((None, 4))
-    m_stock, m_fused = keras.Model(inp, stock(inp)), keras.Model(inp, fused(inp))
-    assert m_fused.output_shape == (None, None, 3)
-
-    @tf.function(reduce_retracing=True)
-    def run(model, x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = model(x, training=True)
-            loss = tf.reduce_sum(y * y)
-        return y, tape.gradient(loss, [x] + model.trainable_weights)
-
-    for nb_frames in (5, 11):
-        x = tf.constant(np.random.default_rng(nb_frames).standard_normal((2, nb_frames, 4)).astype(np.float32))
-        (y0, g0), (y1, g1) = run(m_stock, x), run(m_fused, x)
-        np.testing.assert_allclose(y1.numpy(), y0.numpy(), atol=ATOL, rtol=0)
-        for a, b in zip(g1, g0):
-            np.testing.assert_allclose(a.numpy(), b.numpy(), atol=ATOL, rtol=0)
-        np.testing.assert_allclose(m_fused.predict(x, verbose=0), y0.numpy(), atol=ATOL, rtol=0)
+def test_original_gru_computes_keras_224s_gru():
+    """hs_2(a) = hs_3(1.2 a): with the z and r columns of the Keras 2.2.4 kernel, recurrent kernel and bias times
+    1.2, the 'original' layer (Keras 3's hard_sigmoid, slope 1/6) computes the Keras 2.2.4 layer (slope 0.2)
+    exactly; without the conversion it does not."""
+    units, nb_in = 5, 4
+    inp = keras.Input((7, nb_in))
+    layer = keras.layers.Bidirectional(keras_model._gru(units, 0.0, 'original'), merge_mode='mul')
+    model = keras.Model(inp, layer(inp))
+    rng = np.random.default_rng(3)
+    k2 = [rng.standard_normal(w.shape) * 1.5 for w in layer.get_weights()]  # large: the clip is reached
+    assert [w.shape for w in k2] == [(nb_in, 3 * units), (units, 3 * units), (3 * units,)] * 2
+    x = rng.standard_normal((3, 7, nb_in)).astype(np.float32)
+    ref = keras224_bigru(x, k2)
+    zr = np.r_[np.full(2 * units, 1.2), np.ones(units)]  # the z and r columns; h is unchanged
+    layer.set_weights([(w * zr).astype(np.float32) for w in k2])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), ref, atol=2e-5, rtol=0)
+    layer.set_weights([w.astype(np.float32) for w in k2])  # unconverted: Keras 3's slope 1/6 differs
+    assert np.abs(keras.ops.convert_to_numpy(model(x)) - ref).max() > 1e-2
 
 
-def test_dropout_masks_as_stock_layer():
-    """Same seed-generator states -> the same masks as the Keras GRU (one per sequence and direction, a new one at
-    every call), applied only in training."""
-    stock, fused = stock_and_fused(units=4, nb_in=6, dropout=0.5)
-    x = np.random.default_rng(7).standard_normal((3, 5, 6)).astype(np.float32)
-    assert_same(stock, fused, x, training=True)
-    assert_same(stock, fused, x, training=True)  # second call: new masks, still the same as the stock layer's
-    assert_same(stock, fused, x, training=False)
-    assert_same(stock, fused, x, training=True)  # the inference call advanced both seed generators alike
-    y_train, y_infer = fused(x, training=True).numpy(), fused(x, training=False).numpy()
-    assert np.abs(y_train - y_infer).max() > 1e-3  # dropout is active in training
-    nodrop = keras_model.FusedBidirectionalGRU(4)
-    nodrop.build((None, None, 6))
-    nodrop.set_weights(fused.get_weights())
-    np.testing.assert_allclose(nodrop(x, training=True).numpy(), y_infer, atol=1e-6, rtol=0)
+@pytest.mark.parametrize('policy', ['mixed_bfloat16', 'mixed_float16'])
+def test_mixed_precision_outputs_float32_and_trains(policy):
+    kw = dict(nb_frames=8, nb_bins=16, nb_channels=1, nb_classes=2, nb_cnn2d_filt=4, pool_size=[2], rnn_size=[3],
+              fnn_size=[3])
+    model = keras_model.get_model(mixed_precision=policy, **kw)
+    assert keras.config.dtype_policy().name == 'float32'  # restored after the build
+    assert model.get_layer('conv1').compute_dtype == policy.split('_')[1]
+    assert model.get_layer('conv1').kernel.dtype == 'float32' and model.get_layer('bigru1').compute_dtype != 'float32'
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 8, 16, 2)).astype(np.float32)
+    y = {'sed_out': (rng.random((2, 8, 2)) > 0.5).astype(np.float32), 'doa_out': rng.uniform(-1, 1, (2, 8, 6))}
+    out = model.predict(x, verbose=0)
+    assert out['sed_out'].dtype == np.float32 and out['doa_out'].dtype == np.float32
+    before = [w.copy() for w in model.get_weights()]
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert np.isfinite(logs['loss'])
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # the step updated weights
+    if policy == 'mixed_float16':  # compile added loss scaling
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
 
 
-def test_mixed_precision_compute_dtype():
-    stock, fused = stock_and_fused(units=4, nb_in=5, dtype='mixed_float16')
-    x = np.random.default_rng(3).standard_normal((2, 6, 5)).astype(np.float32)
-    assert fused.compute_dtype == 'float16' and fused.forward_layer.cell.kernel.dtype == 'float32'
-    assert_same(stock, fused, x, training=True, atol=2e-2)
-
-
-def test_fallback_to_stock_computation(monkeypatch):
-    """Other backends (and masks or initial states) use the parent Bidirectional's computation."""
-    stock, fused = stock_and_fused(units=4, nb_in=5)
-    x = np.random.default_rng(4).standard_normal((2, 6, 5)).astype(np.float32)
-    fast = fused(x).numpy()
-    monkeypatch.setattr(keras.backend, 'backend', lambda: 'jax')  # the parent's call still runs on TensorFlow
-    np.testing.assert_allclose(fused(x).numpy(), fast, atol=ATOL, rtol=0)
-    monkeypatch.undo()
-    mask = np.ones((2, 6), bool)
-    np.testing.assert_allclose(fused(x, mask=mask).numpy(), stock(x, mask=mask).numpy(), atol=ATOL, rtol=0)
-
-
-def test_config_and_save_load_round_trip(tmp_path):
-    inp = keras.Input((None, 5))
-    layer = keras_model.FusedBidirectionalGRU(3, dropout=0.25, name='bigru1')
-    model = keras.Model(inp, layers.Dense(2)(layer(inp)))
-    assert layer.get_config()['units'] == 3 and layer.get_config()['dropout'] == 0.25
+def test_save_load_safe_mode_round_trip_and_plain_keras(tmp_path):
+    """keras_model.load_model and a plain Python with only Keras (no project code on the path) load the file in
+    safe mode and predict the same."""
+    m = keras_model.get_model(nb_frames=8, nb_bins=16, nb_channels=4, nb_classes=3, nb_cnn2d_filt=4,
+                              pool_size=[2, 2], rnn_size=[4], fnn_size=[4], gru_type='original')
     path = str(tmp_path / 'm.keras')
-    model.save(path)
-    back = keras_model.load_model(path)  # safe_mode=True
-    layer2 = back.get_layer('bigru1')
-    assert type(layer2) is keras_model.FusedBidirectionalGRU and (layer2.units, layer2.dropout) == (3, 0.25)
-    x = np.random.default_rng(5).standard_normal((2, 7, 5)).astype(np.float32)
-    np.testing.assert_array_equal(back.predict(x, verbose=0), model.predict(x, verbose=0))
-
-
-def test_seldnet_uses_the_fused_layer_with_stock_weights():
-    """get_model's GRU layers are the fused ones; the stock-layer model's weights load into it unchanged and give
-    the same output."""
-    kw = dict(nb_frames=None, nb_bins=16, nb_channels=2, nb_classes=3, nb_cnn2d_filt=4, pool_size=[2, 2],
-              rnn_size=[4, 3], fnn_size=[4], compile=False)
-    model = keras_model.get_model(**kw)
-    assert [type(model.get_layer(f'bigru{i}')).__name__ for i in (1, 2)] == ['FusedBidirectionalGRU'] * 2
-    stock_cls = keras_model.FusedBidirectionalGRU
-    try:  # the same model with the stock layers in place of the fused ones
-        keras_model.FusedBidirectionalGRU = lambda units, dropout, name: layers.Bidirectional(
-            layers.GRU(units, activation='tanh', dropout=dropout, return_sequences=True), merge_mode='mul', name=name)
-        stock = keras_model.get_model(**kw)
-    finally:
-        keras_model.FusedBidirectionalGRU = stock_cls
-    assert stock.count_params() == model.count_params()
-    model.set_weights(stock.get_weights())
-    x = np.random.default_rng(6).standard_normal((2, 9, 16, 4)).astype(np.float32)
-    a, b = model(x, training=False), stock(x, training=False)
-    for k in ('sed_out', 'doa_out'):
-        np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), atol=ATOL, rtol=0)
-
-
-def test_fused_batch_norm_trains_as_stock_layer():
-    """keras_model.FusedBatchNormalization's training step (TensorFlow's fused kernel) against the stock Keras
-    layer: outputs, gradients w.r.t. input, gamma and beta, and the moving statistics after several steps
-    (momentum 0.5, so that a wrong variance correction would show); inference goes to the parent class."""
-    rng = np.random.default_rng(8)
-    x = tf.constant((rng.standard_normal((4, 6, 5, 3)) * 2 + 1).astype(np.float32))
-    weight = tf.constant(rng.standard_normal(x.shape).astype(np.float32))  # a loss that varies per element
-    stock, fused = layers.BatchNormalization(momentum=0.5), keras_model.FusedBatchNormalization(momentum=0.5)
-    init = [rng.uniform(0.5, 1.5, 3), rng.standard_normal(3), rng.standard_normal(3), rng.uniform(0.5, 2.0, 3)]
-    for layer in (stock, fused):
-        layer.build(x.shape)
-        layer.set_weights([w.astype(np.float32) for w in init])
-    for _ in range(3):
-        results = []
-        for layer in (stock, fused):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                y = layer(x, training=True)
-                loss = tf.reduce_sum(y * weight)
-            results.append([y.numpy()] + [g.numpy() for g in tape.gradient(loss, [x, layer.gamma, layer.beta])])
-        for a, b in zip(*results):
-            np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5)
-    for a, b in zip(fused.get_weights(), stock.get_weights()):  # gamma, beta, moving mean, moving variance
-        np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-6)
-    assert not np.allclose(stock.moving_variance.numpy(), init[3])  # the statistics did move
-    np.testing.assert_allclose(fused(x, training=False).numpy(), stock(x, training=False).numpy(), atol=1e-6)
+    keras_model.save_model(m, path)
+    assert os.listdir(tmp_path) == ['m.keras']  # no temporary file left
+    x = np.random.default_rng(0).standard_normal((2, 8, 16, 8)).astype(np.float32)
+    np.save(tmp_path / 'x.npy', x)
+    want = m.predict(x, verbose=0)['doa_out']
+    np.testing.assert_allclose(keras_model.load_model(path).predict(x, verbose=0)['doa_out'], want, atol=1e-6)
+    code = ('import keras, numpy as np; m = keras.saving.load_model("m.keras", safe_mode=True); '
+            'np.save("y.npy", m.predict(np.load("x.npy"), verbose=0)["doa_out"])')
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    r = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / 'y.npy'), want, atol=1e-6)
+    with pytest.raises(ValueError, match='model file not found'):
+        keras_model.load_model(str(tmp_path / 'none.keras'))
+    (tmp_path / 'bad.keras').write_bytes(b'not a zip')
+    with pytest.raises(ValueError, match='bad.keras: cannot load the model'):
+        keras_model.load_model(str(tmp_path / 'bad.keras'))

@@ -1,4 +1,4 @@
-"""parameter.py, keras_model.py and cls_data_generator.py."""
+"""parameter.py and cls_data_generator.py (keras_model.py: test_keras_model.py)."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import batch_feature_extraction
-import keras_model
 import datasets
 import parameter
 from cls_data_generator import DataGenerator
@@ -23,7 +22,7 @@ def test_defaults_are_the_papers():
     assert (p['sequence_length'], p['batch_size'], p['dropout_rate'], p['nb_cnn2d_filt']) == (512, 16, 0.0, 64)
     assert p['pool_size'] == [8, 8, 2] and p['rnn_size'] == [128, 128] and p['fnn_size'] == [128]
     assert p['loss_weights'] == [1.0, 50.0] and p['nb_epochs'] == 1000 and p['patience'] == 100
-    assert p['azi_only'] is False and p['hop_len_s'] is None and p['val_fraction'] == 0.2
+    assert p['azi_only'] is False and p['hop_len_s'] is None and p['val_fraction'] == 0.2 and p['gru_type'] == 'cudnn'
     assert not p['select_on_test'] and p['early_stop_metric'] == 'seld2018/seld_score' and not p['augment']
     assert [parameter.get_params(t)['sequence_length'] for t in '23456'] == [512, 256, 256, 256, 512]
     assert [datasets.SPECS[parameter.get_params(t)['dataset']].nb_channels('foa') for t in '23456'] == [4, 4, 8, 8, 4]
@@ -50,32 +49,6 @@ def test_overrides_are_typed_and_checked():
     with pytest.raises(SELDError, match=r'product 256 must divide nfft/2=256|product 512'):
         parameter.get_params('1', ['pool_size=8,8,8'])
     assert parameter.get_params('1')['is_embedded_default']
-
-
-# ---- keras_model.py -----------------------------------------------------------------------------
-def test_model_has_the_papers_514284_parameters_and_named_outputs():
-    m = keras_model.get_model(nb_frames=512, nb_bins=256, nb_channels=4, nb_classes=11, compile=False)
-    assert m.count_params() == 514284
-    assert set(m.output_names) == {'sed_out', 'doa_out'}
-    assert m.input_shape == (None, 512, 256, 8)
-    out = m(np.zeros((1, 512, 256, 8), np.float32))
-    assert tuple(out['sed_out'].shape) == (1, 512, 11) and tuple(out['doa_out'].shape) == (1, 512, 33)
-    m2 = keras_model.get_model(nb_frames=None, nb_bins=256, nb_channels=8, nb_classes=11, azi_only=True,
-                               compile=False)
-    out = m2(np.zeros((2, 40, 256, 16), np.float32))
-    assert tuple(out['doa_out'].shape) == (2, 40, 22)
-
-
-def test_model_save_load_safe_mode_round_trip(tmp_path):
-    m = keras_model.get_model(nb_frames=8, nb_bins=16, nb_channels=4, nb_classes=3, nb_cnn2d_filt=4,
-                              pool_size=[2, 2], rnn_size=[4], fnn_size=[4])
-    path = str(tmp_path / 'm.keras')
-    m.save(path)
-    m2 = keras_model.load_model(path)
-    x = np.random.default_rng(0).standard_normal((2, 8, 16, 8)).astype(np.float32)
-    np.testing.assert_allclose(m.predict(x, verbose=0)['doa_out'], m2.predict(x, verbose=0)['doa_out'], atol=1e-6)
-    with pytest.raises(SELDError, match='model file not found'):
-        keras_model.load_model(str(tmp_path / 'none.keras'))
 
 
 # ---- cls_data_generator.py ----------------------------------------------------------------------
