@@ -48,6 +48,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+import cpu_kernels  # noqa: E402
 import evaluation_metrics  # noqa: E402
 import formats  # noqa: E402
 import keras_model  # noqa: E402
@@ -531,6 +532,9 @@ def _build_or_resume(params: dict[str, Any], run_dir: str, fc: Any, *,
             fnn_size=params['fnn_size'], gru_type=params['gru_type'], sync_batchnorm=sync_batchnorm,
             mixed_precision=params['mixed_precision'], loss_weights=params['loss_weights'],
             learning_rate=params['learning_rate'], jit_compile=params['jit_compile'])
+    nb = cpu_kernels.use_fused_batchnorm(model, enable=params['fused_batchnorm'])
+    if nb:
+        print(f'fused_batchnorm: {nb} BatchNormalization layers train with TensorFlow\'s fused CPU kernel (cpu_kernels.py)')
     return model, state, history
 
 

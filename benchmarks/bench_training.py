@@ -49,9 +49,10 @@ sys.path[:0] = [ROOT]
 
 B, T, BINS, CH, NC = 16, 512, 256, 4, 11
 FILT, POOL, RNN, FNN = 64, (8, 8, 2), (128, 128), (128,)
-VARIANTS = ('reference', 'ref+dense', 'project', 'project-original', 'project-inter1', 'project-noonednn',
+VARIANTS = ('reference', 'ref+dense', 'project', 'project-fusedbn', 'project-original', 'project-inter1',
+            'project-noonednn',
             'project-bf16', 'project-fp16', 'project-xla')
-TF_ONLY = ('project-inter1', 'project-noonednn')
+TF_ONLY = ('project-inter1', 'project-noonednn', 'project-fusedbn')
 REFERENCES = {  # models built here: the pre-issue-5 layer choices, then one change at a time
     'reference': dict(time_distributed=True),
     'ref+dense': dict(time_distributed=False),
@@ -189,6 +190,9 @@ def child(variant: str, steps: int) -> None:
         model = keras_model.get_model(nb_frames=T, nb_bins=BINS, nb_channels=CH, nb_classes=NC, jit_compile=jit,
                                       gru_type='original' if base == 'project-original' else 'cudnn',
                                       mixed_precision=PRECISION.get(base.rsplit('-', 1)[-1], 'none'))
+    if base == 'project-fusedbn':  # cpu_kernels.py: TensorFlow's fused BatchNorm training kernel
+        import cpu_kernels
+        cpu_kernels.use_fused_batchnorm(model, enable=True)
     t_build = time.perf_counter() - t0
     load_before = os.getloadavg()[0]
     t_first, times = time_train_steps(model, x, y, steps)

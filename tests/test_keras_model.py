@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import keras
+from keras import layers
 import numpy as np
 import pytest
 
@@ -182,3 +183,52 @@ def test_save_load_safe_mode_round_trip_and_plain_keras(tmp_path):
     (tmp_path / 'bad.keras').write_bytes(b'not a zip')
     with pytest.raises(ValueError, match='bad.keras: cannot load the model'):
         keras_model.load_model(str(tmp_path / 'bad.keras'))
+
+
+# ---- cpu_kernels.py -----------------------------------------------------------------------------
+@pytest.mark.skipif(keras.backend.backend() != 'tensorflow', reason='a TensorFlow kernel')
+def test_fused_batchnorm_trains_as_the_stock_layer_and_saves_a_stock_layer(tmp_path):
+    """cpu_kernels' training step (TensorFlow's fused kernel) against the stock Keras layer it patches: outputs,
+    gradients w.r.t. input, gamma and beta, and the moving statistics after several steps (momentum 0.5, so that a
+    wrong variance correction would show); inference stays Keras'; the saved model holds stock layers."""
+    import tensorflow as tf
+
+    import cpu_kernels
+
+    rng = np.random.default_rng(8)
+    x = tf.constant((rng.standard_normal((4, 6, 5, 3)) * 2 + 1).astype(np.float32))
+    weight = tf.constant(rng.standard_normal(x.shape).astype(np.float32))  # a loss that varies per element
+    stock, fused = layers.BatchNormalization(momentum=0.5), layers.BatchNormalization(momentum=0.5)
+    init = [rng.uniform(0.5, 1.5, 3), rng.standard_normal(3), rng.standard_normal(3), rng.uniform(0.5, 2.0, 3)]
+    for layer in (stock, fused):
+        layer.build(x.shape)
+        layer.set_weights([w.astype(np.float32) for w in init])
+    holder = keras.Sequential([keras.Input(x.shape[1:]), fused])
+    assert cpu_kernels.use_fused_batchnorm(holder, enable=True) == 1 and type(fused) is layers.BatchNormalization
+    calls = []
+    real = tf.compat.v1.nn.fused_batch_norm
+    try:
+        tf.compat.v1.nn.fused_batch_norm = lambda *a, **k: calls.append(1) or real(*a, **k)
+        for _ in range(3):
+            results = []
+            for layer in (stock, fused):
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    y = layer(x, training=True)
+                    loss = tf.reduce_sum(y * weight)
+                results.append([y.numpy()] + [g.numpy() for g in tape.gradient(loss, [x, layer.gamma, layer.beta])])
+            for a, b in zip(*results):
+                np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5)
+    finally:
+        tf.compat.v1.nn.fused_batch_norm = real
+    assert len(calls) == 3  # the patched layer ran the fused kernel in every training step
+    for a, b in zip(fused.get_weights(), stock.get_weights()):  # gamma, beta, moving mean, moving variance
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-6)
+    assert not np.allclose(stock.moving_variance.numpy(), init[3])  # the statistics did move
+    np.testing.assert_allclose(fused(x, training=False).numpy(), stock(x, training=False).numpy(), atol=1e-6)
+    # the saved model is a plain Keras model whose BatchNormalization is the stock class
+    path = str(tmp_path / 'bn.keras')
+    holder.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert type(loaded.layers[-1]) is layers.BatchNormalization and 'call' not in vars(loaded.layers[-1])
+    assert cpu_kernels.use_fused_batchnorm(holder, enable=False) == 0 and 'call' not in vars(fused)  # undone
