@@ -66,7 +66,7 @@ def precision(mixed_precision: str = 'none') -> Iterator[None]:
 def get_model(*, nb_frames: int | None, nb_bins: int, nb_channels: int, nb_classes: int, azi_only: bool = False,
               dropout_rate: float = 0.0, nb_cnn2d_filt: int = 64, pool_size: Sequence[int] = (8, 8, 2),
               rnn_size: Sequence[int] = (128, 128), fnn_size: Sequence[int] = (128,), gru_type: str = 'cudnn',
-              sync_batchnorm: bool = False, mixed_precision: str = 'none',
+              bn_momentum: float = 0.99, sync_batchnorm: bool = False, mixed_precision: str = 'none',
               loss_weights: Sequence[float] = (1.0, 50.0), learning_rate: float = 1e-3,
               jit_compile: bool | str = 'auto', compile: bool = True) -> keras.Model:
     """Build (and compile) SELDnet.
@@ -90,6 +90,9 @@ def get_model(*, nb_frames: int | None, nb_bins: int, nb_channels: int, nb_class
         dense layer before each output.
     gru_type : {'cudnn', 'original'}
         See the module docstring.
+    bn_momentum : float
+        Momentum of the BatchNormalization moving statistics (0.99: Keras' default, in Keras 2.2.4 too, so the
+        paper's): each training step moves them ``1 - bn_momentum`` of the way to the batch's statistics.
     sync_batchnorm : bool
         BatchNormalization with ``synchronized=True``: under a ``tf.distribute`` strategy the batch statistics are
         those of the global batch, not of each replica's share (TensorFlow backend only; seld.py sets it for
@@ -119,7 +122,7 @@ def get_model(*, nb_frames: int | None, nb_bins: int, nb_channels: int, nb_class
         x = spec_start
         for i, p in enumerate(pool_size):
             x = layers.Conv2D(nb_cnn2d_filt, (3, 3), padding='same', name=f'conv{i + 1}')(x)
-            x = layers.BatchNormalization(synchronized=sync_batchnorm, name=f'bn{i + 1}')(x)
+            x = layers.BatchNormalization(momentum=bn_momentum, synchronized=sync_batchnorm, name=f'bn{i + 1}')(x)
             # The paper's order is ReLU, then max-pooling. relu(maxpool(x)) == maxpool(relu(x)) exactly (ReLU is
             # monotonic, so it commutes with max), and here the ReLU and its gradient run on the p-times smaller
             # pooled map: 1.59 -> 1.38 s per training step on 2 CPU cores (benchmarks/README.md).

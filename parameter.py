@@ -78,6 +78,7 @@ DEFAULTS: dict[str, Any] = dict(
     azi_only=False,          # estimate azimuth only: DOA output is (x, y) per class instead of (x, y, z)
     augment=False,           # bool: label-exact spatial augmentation of the training sequences: one of the 16 rotations /
                              # reflections of the scene per sequence and epoch (8 for the tetrahedral array; augmentation.py)
+    bn_momentum=0.99,        # momentum of the BatchNorm moving statistics (Keras' default, the paper's)
     gru_type='cudnn',        # cudnn (Keras 3 GRU: reset_after, sigmoid gates; cuDNN on GPUs) | original (the paper code's Keras 2.2.4 GRU: hard sigmoid, recurrent dropout; never cuDNN)
 
     # ---- training -----------------------------------------------------------------------------
@@ -287,6 +288,8 @@ def _validate(p: dict[str, Any]) -> None:
         raise SELDError(f"channels={p['channels']}: must be a non-empty list of channel indices >= 0")
     if not 0 <= p['val_fraction'] < 1:
         raise SELDError(f"val_fraction={p['val_fraction']}: must be in [0, 1)")
+    if not 0 <= p['bn_momentum'] < 1:
+        raise SELDError(f"bn_momentum={p['bn_momentum']}: must be in [0, 1)")
     if not 0 <= p['dropout_rate'] < 1:
         raise SELDError(f"dropout_rate={p['dropout_rate']}: must be in [0, 1)")
     if len(p['loss_weights']) != 2:

@@ -529,7 +529,8 @@ def _build_or_resume(params: dict[str, Any], run_dir: str, fc: Any, *,
             nb_frames=params['sequence_length'], nb_bins=fc.framing.nb_bins, nb_channels=fc.nb_channels,
             nb_classes=fc.nb_classes, azi_only=params['azi_only'], dropout_rate=params['dropout_rate'],
             nb_cnn2d_filt=params['nb_cnn2d_filt'], pool_size=params['pool_size'], rnn_size=params['rnn_size'],
-            fnn_size=params['fnn_size'], gru_type=params['gru_type'], sync_batchnorm=sync_batchnorm,
+            fnn_size=params['fnn_size'], gru_type=params['gru_type'], bn_momentum=params['bn_momentum'],
+            sync_batchnorm=sync_batchnorm,
             mixed_precision=params['mixed_precision'], loss_weights=params['loss_weights'],
             learning_rate=params['learning_rate'], jit_compile=params['jit_compile'])
     nb = cpu_kernels.use_fused_batchnorm(model, enable=params['fused_batchnorm'])

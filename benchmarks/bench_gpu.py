@@ -188,7 +188,7 @@ def end_to_end(s: dict, *, work: str, quick: bool) -> dict:
                                   clip_len_s=s['clip_len_s'], seed=2018, n_jobs=s['n_jobs'], progress=False)
     out['synthesis_s'] = time.perf_counter() - t0
     overrides = dict(dataset_dir=data, feat_label_dir=os.path.join(work, 'features'),
-                     model_dir=os.path.join(work, 'runs'), clip_len_s=s['clip_len_s'], nb_epochs=s['epochs'],
+                     model_dir=os.path.join(work, 'runs'), nb_epochs=s['epochs'],
                      patience=s['epochs'], **(E2E_QUICK_MODEL if quick else {}))
     params = parameter.get_params('1', overrides)
     t0 = time.perf_counter()
@@ -199,7 +199,7 @@ def end_to_end(s: dict, *, work: str, quick: bool) -> dict:
     out['training_s'] = time.perf_counter() - t0
     rows = seld.read_metrics_csv(os.path.join(seld.run_dir_for(params, 'bench_gpu'), 'metrics.csv'))
     out['epoch_s'] = [r['epoch_time_s'] for r in rows]
-    out['seld_score'] = results['metrics']['seld_score']
+    out['seld_score'] = results['test']['seld2018']['seld_score']
     out['batches'] = f'{params["batch_size"]} x {params["sequence_length"]} frames'
     return out
 
