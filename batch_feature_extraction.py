@@ -66,7 +66,7 @@ def ensure_dataset(params: dict[str, Any]) -> None:
         summary = synthesize_dataset.synthesize(
             dataset_dir=folder, dataset='ansim', overlap=params['overlap'], split=params['split'], db=params['db'],
             nb_train=nb_train, nb_test=params['synth_nb_test'], clip_len_s=params['synth_clip_len_s'],
-            fs=params['fs'] or 44100, seed=params['synth_seed'], sound_bank=params['synth_sound_bank'],
+            fs=44100, seed=params['synth_seed'], sound_bank=params['synth_sound_bank'],
             unseen_doa=off_grid, n_jobs=params['n_jobs'])
         print(synthesize_dataset.summary_line(summary))
 

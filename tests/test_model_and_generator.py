@@ -51,6 +51,16 @@ def test_overrides_are_typed_and_checked():
     assert parameter.get_params('1')['is_embedded_default']
 
 
+def test_embedded_task_augments_and_reports_unseen_doa_while_task_1_stays_the_papers():
+    paper, embedded = parameter.get_params('1'), parameter.get_params('embedded')
+    assert (paper['augment'], paper['bn_momentum'], paper['fs'], paper['sequence_length']) == (False, 0.99, None, 512)
+    assert paper['unseen_doa_dir'] is None and paper['select_on_test'] is False
+    assert embedded['augment'] and embedded['unseen_doa_dir'] == 'data/ansim_unseen_doa'
+    assert not embedded['select_on_test'] and embedded['val_fraction'] == 0.2  # selected on the validation split
+    for key in ('nb_cnn2d_filt', 'pool_size', 'rnn_size', 'fnn_size', 'loss_weights', 'gru_type'):
+        assert embedded[key] == paper[key], key  # the paper's SELDnet
+
+
 # ---- cls_data_generator.py ----------------------------------------------------------------------
 @pytest.fixture(scope='module')
 def features(tmp_path_factory):
