@@ -2,7 +2,7 @@
 
 A tiny SELDnet is trained once per module through the real pipeline (batch_feature_extraction.extract
 then seld.train) on a tiny dataset of FOA-encoded tones (tut_fixture.write_clip): 2 classes (300 and
-600 Hz), 16 train clips of 3 s with 5 events of 0.4 s each, every event from one of 6 directions.
+600 Hz), 20 train clips of 3 s (and 5 held out for validation) with 5 events of 0.4 s each, every event from one of 6 directions.
 The test recordings are new clips (other noise, timing and durations) whose description is known.
 """
 from __future__ import annotations
@@ -63,7 +63,7 @@ MIN_EVENT_COVERAGE = 0.7
 def make_dataset(root: str) -> None:
     rng = np.random.default_rng(7)
     wav_dir, desc_dir = os.path.join(root, 'wav_ov1_split1_30db'), os.path.join(root, 'desc_ov1_split1')
-    for part, count in (('train', 20), ('test', 4)):
+    for part, count in (('train', 25), ('test', 4)):  # 20 train + 5 held out for validation (val_fraction=0.2)
         for j in range(count):
             events = [(CLASSES[(j + k) % 2], round(0.1 + 0.55 * k, 3), round(0.5 + 0.55 * k, 3),
                        *DIRECTIONS[rng.integers(len(DIRECTIONS))]) for k in range(5)]
