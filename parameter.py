@@ -107,8 +107,9 @@ TASKS: dict[str, dict[str, Any]] = {
     '7': dict(dataset='cansim', overlap=3, split=1),          # circular array, up to 3 overlapping events
     '8': dict(dataset='ansim', sequence_length=64, batch_size=32),
     # The embedded default: the synthetic ANSIM look-alike a fresh clone trains on (44.1 kHz on disk, as TUT-2018),
-    # tuned to finish synthesis, extraction, training and both test reports on 2 CPU cores in about 20 minutes
-    # (README.md): features at 16 kHz (the STFT cost is proportional to the rate; FOA DOA cues are all below 8 kHz),
+    # tuned to finish synthesis, extraction, training and both test reports on 2 CPU cores within 20 minutes (14 min
+    # measured, README.md): features at 16 kHz (the STFT cost is proportional to the rate; FOA encodes the direction
+    # the same way at every frequency),
     # 2-s sequences (4x the optimizer steps of 512 frames at the same cost per epoch), label-exact spatial
     # augmentation, BatchNorm statistics that keep up with the fast-changing weights of a short run, and the
     # unseen-DOA test set. The model is the paper's SELDnet.
