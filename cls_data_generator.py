@@ -19,7 +19,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from cls_feature_class import FeatureClass, split_label
+import augmentation
+from cls_feature_class import FeatureClass, load_scaler, split_label
 from utils import SELDError
 
 
@@ -70,9 +71,6 @@ class DataGenerator(keras.utils.PyDataset):
         self._rng = np.random.default_rng(int(params['seed']))
         self.augment = bool(params.get('augment')) and split == 'train'
         if self.augment:
-            import augmentation
-            from cls_feature_class import load_scaler
-
             self._transforms = augmentation.transforms_for(augmentation_layout(self.fc), nb_channels=self.fc.nb_channels)
             self._aug_rng = np.random.default_rng([int(params['seed']), 1])  # the order does not depend on it
             self._scaler = load_scaler(self.fc.scaler_file)
@@ -83,6 +81,7 @@ class DataGenerator(keras.utils.PyDataset):
                             f'parameters first')
         self.recordings = self.fc.dataset.part(split)
         self.stems = [r.stem for r in self.recordings]
+        self._references: dict[str, tuple[dict[str, Any], Any]] | None = None
         self._feat, self._label = [], []
         for s in self.stems:
             p = self.fc.paths(s)
@@ -130,8 +129,6 @@ class DataGenerator(keras.utils.PyDataset):
             weight[k, :n] = 1.0
         sed, doa = split_label(label, nb_classes=C, azi_only=self.azi_only)
         if self.augment:
-            import augmentation
-
             ids = np.zeros(B, np.int64)
             ids[:len(rows)] = self._transform_ids[rows]
             x, doa = augmentation.apply_batch(x, doa, ids, transforms=self._transforms, mean=self._scaler[0],
@@ -182,6 +179,18 @@ class DataGenerator(keras.utils.PyDataset):
         """Indices of files with at least one frame in the batches used (all, unless max_batches)."""
         used = self.index[self._order[:self.nb_sequences_used()]]
         return sorted(set(used[:, 0].tolist()))
+
+    def references(self) -> dict[str, tuple[dict[str, Any], Any]]:
+        """Per stem: the recording's info (``duration_s``, ``nb_frames`` ...) and the dataset's reference
+        (:meth:`datasets.Dataset.read_reference`), read on first use and kept: a validation split is scored
+        every epoch."""
+        if self._references is None:
+            refs = {}
+            for r in self.recordings:
+                info = self.fc.file_info(r.stem)
+                refs[r.stem] = (info, self.fc.dataset.read_reference(r, duration_s=info['duration_s']))
+            self._references = refs
+        return self._references
 
     def get_labels(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """Ground truth per file, in file order: ``(stem, sed (frames, C), doa (frames, 3C or 2C))``.

@@ -24,7 +24,7 @@ Segments: ``frames_per_segment = int(frame_rate * segment_len_s)`` (172 at 44100
 
 Definitions (``definitions=``)
 ------------------------------
-Sources are read at these commits of the official repositories (GitHub, mirrored under /work/.mirror):
+Sources are read at these commits of the official repositories on GitHub (sharathadavanne/..., partha2409/...):
 seld-dcase2019 e88c62b, seld-dcase2020 384ad9b, seld-dcase2021 f8e09db, seld-dcase2022 c8adb1d, seld-dcase2023
 24d14c9, DCASE2024_seld_baseline (partha2409) 0b07887. ``eps``-guarded ratios of the official code are exact here.
 

@@ -129,11 +129,11 @@ def evaluate_split(model: Any, gen: Any, params: dict[str, Any]) -> tuple[dict[s
     scorer = evaluation_metrics.SELDScorer.from_format(info)
     outputs = gen.split_predictions(model.predict(gen, verbose=0))
     labels = gen.get_labels()
-    recs = {r.stem: r for r in gen.recordings}
+    references = gen.references()
     predictions = []
     for (stem, sed_prob, doa), (_, ref_sed, ref_doa) in zip(outputs, labels):
         outputs_doa = doa
-        file_info = fc.file_info(stem)
+        file_info, ref = references[stem]
         n = len(sed_prob)
         duration = file_info['duration_s'] if n == file_info['nb_frames'] else n / fc.frame_rate  # quick test
         sed = (sed_prob > params['sed_threshold']).astype(np.float32)
@@ -141,7 +141,6 @@ def evaluate_split(model: Any, gen: Any, params: dict[str, Any]) -> tuple[dict[s
             n = formats.nb_frames_at(duration, frame_rate=info['frame_rate'])
             sed, doa = formats.resample_matrices(sed, doa, frame_rate=fc.frame_rate, out_frame_rate=info['frame_rate'],
                                                  rule='majority', nb_frames_out=n)
-        ref = fc.dataset.read_reference(recs[stem], duration_s=file_info['duration_s'])
         scorer.add(stem, _cut(ref, duration, fc.label_rate), sed, doa, duration_s=duration, nb_frames=n)
         predictions.append(dict(stem=stem, sed=sed, doa=doa, nb_frames=n, duration_s=duration, sed_prob=sed_prob,
                                 model_doa=outputs_doa))
