@@ -67,7 +67,8 @@ def get_model(*, nb_frames: int | None, nb_bins: int, nb_channels: int, nb_class
               dropout_rate: float = 0.0, nb_cnn2d_filt: int = 64, pool_size: Sequence[int] = (8, 8, 2),
               rnn_size: Sequence[int] = (128, 128), fnn_size: Sequence[int] = (128,), gru_type: str = 'cudnn',
               bn_momentum: float = 0.99, sync_batchnorm: bool = False, mixed_precision: str = 'none',
-              loss_weights: Sequence[float] = (1.0, 50.0), learning_rate: float = 1e-3,
+              loss_weights: Sequence[float] = (1.0, 50.0),
+              learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3,
               jit_compile: bool | str = 'auto', compile: bool = True) -> keras.Model:
     """Build (and compile) SELDnet.
 
@@ -100,7 +101,7 @@ def get_model(*, nb_frames: int | None, nb_bins: int, nb_channels: int, nb_class
     mixed_precision : {'none', 'mixed_bfloat16', 'mixed_float16'}
         Dtype policy of the layers (see :func:`precision`); the outputs are float32 under every policy.
     loss_weights, learning_rate, jit_compile
-        Passed to :func:`compile_model`.
+        Passed to :func:`compile_model` (``learning_rate``: a number or a schedule, :func:`learning_rate`).
     compile : bool
 
     Returns
@@ -163,7 +164,31 @@ def _gru(units: int, dropout_rate: float, gru_type: str) -> layers.GRU:
                       dropout=dropout_rate, recurrent_dropout=0.0, return_sequences=True)
 
 
-def compile_model(model: keras.Model, *, loss_weights: Sequence[float] = (1.0, 50.0), learning_rate: float = 1e-3,
+LR_SCHEDULES = ('constant', 'cosine')
+
+
+def learning_rate(lr_schedule: str = 'constant', *, peak: float = 1e-3, total_steps: int = 1,
+                  warmup_steps: int = 0) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The learning rate of Adam: a number (``'constant'``, the paper's) or Keras' stock ``CosineDecay``.
+
+    ``'cosine'`` rises linearly from 0 to ``peak`` over ``warmup_steps`` optimizer steps, then falls along a half
+    cosine to 0 at ``total_steps`` (the run's last step): large steps early, small ones at the end, where a constant
+    rate keeps the weights (and the validation score) jumping from epoch to epoch. A stock schedule, so the saved
+    model (its optimizer included) stays a plain Keras file.
+    """
+    if lr_schedule not in LR_SCHEDULES:
+        raise SELDError(f'lr_schedule={lr_schedule!r}: must be one of {", ".join(LR_SCHEDULES)}')
+    if lr_schedule == 'constant':
+        return float(peak)
+    if not 0 <= warmup_steps < total_steps:
+        raise SELDError(f'warmup_steps={warmup_steps}: must be at least 0 and less than total_steps={total_steps}')
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else float(peak), decay_steps=int(total_steps - warmup_steps),
+        alpha=0.0, warmup_target=float(peak) if warmup_steps else None, warmup_steps=int(warmup_steps))
+
+
+def compile_model(model: keras.Model, *, loss_weights: Sequence[float] = (1.0, 50.0),
+                  learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3,
                   jit_compile: bool | str = 'auto', optimizer: keras.optimizers.Optimizer | None = None) -> None:
     """Adam (or ``optimizer``, e.g. a loaded model's, with its state); binary cross-entropy for ``sed_out`` and mean
     squared error for ``doa_out``.

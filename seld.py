@@ -214,6 +214,7 @@ class Evaluate(keras.callbacks.Callback):
         if f'val/{metric}' not in logs:
             names = sorted(k[len('val/'):] for k in logs if k.startswith('val/'))
             raise SELDError(f'early_stop_metric={metric!r}: not one of the validation metrics {names}')
+        logs['learning_rate'] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         logs['epoch_time_s'] = time.time() - self.t0
 
 
@@ -366,11 +367,14 @@ def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
     params_file = os.path.join(run_dir, 'params.json')
     if os.path.exists(params_file):
         old = utils.read_json(params_file)
+        resumable = RESUMABLE_CHANGES - ({'nb_epochs'} if params['lr_schedule'] != 'constant' else set())
         changed = sorted(k for k in set(old.get('params', {})) | set(params)
-                         if k not in RESUMABLE_CHANGES and old.get('params', {}).get(k) != params.get(k))
+                         if k not in resumable and old.get('params', {}).get(k) != params.get(k))
         if changed:
+            why = ('; nb_epochs is the horizon of its learning-rate schedule (lr_schedule='
+                   f'{params["lr_schedule"]})') if 'nb_epochs' in changed and 'nb_epochs' not in resumable else ''
             raise SELDError(f'{run_dir}: already holds a run of job-id {job_id!r} with other parameters '
-                            f'({", ".join(changed)}); use another job-id or delete the folder')
+                            f'({", ".join(changed)}){why}; use another job-id or delete the folder')
     utils.write_json(params_file, record)
     shutil.copyfile(fc.scaler_file, os.path.join(run_dir, '.scaler.npz.tmp'))
     os.replace(os.path.join(run_dir, '.scaler.npz.tmp'), os.path.join(run_dir, 'scaler.npz'))
@@ -392,7 +396,8 @@ def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
         # Under tf.distribute each replica normalizes its share of the batch unless BatchNorm is synchronized; JAX's
         # DataParallel computes the statistics over the whole (sharded) batch by itself.
         sync = nb_replicas > 1 and params['distribute'] in ('mirrored', 'multiworker')
-        model, state, history = _build_or_resume(params, run_dir, fc, sync_batchnorm=sync)
+        model, state, history = _build_or_resume(params, run_dir, fc, steps_per_epoch=len(train_gen),
+                                                 sync_batchnorm=sync)
         if state.get('stopped') and state['wait'] < params['patience']:  # resumed with more patience
             state['stopped'] = False
         if state['epoch'] >= params['nb_epochs'] or state.get('stopped'):
@@ -505,9 +510,10 @@ def _nest(flat: dict[str, float]) -> dict[str, Any]:
     return out
 
 
-def _build_or_resume(params: dict[str, Any], run_dir: str, fc: Any, *,
+def _build_or_resume(params: dict[str, Any], run_dir: str, fc: Any, *, steps_per_epoch: int,
                      sync_batchnorm: bool = False) -> tuple[keras.Model, dict[str, Any], list]:
-    """A new model, or the last checkpoint of this run with its state and history."""
+    """A new model, or the last checkpoint of this run with its state and history (and its optimizer: the learning
+    rate schedule resumes at the checkpoint's step)."""
     state: dict[str, Any] = dict(epoch=0, best=float('inf'), best_epoch=0, wait=0)
     history: list[dict[str, float]] = []
     state_file = os.path.join(run_dir, 'checkpoint', 'state.json')
@@ -531,7 +537,10 @@ def _build_or_resume(params: dict[str, Any], run_dir: str, fc: Any, *,
             fnn_size=params['fnn_size'], gru_type=params['gru_type'], bn_momentum=params['bn_momentum'],
             sync_batchnorm=sync_batchnorm,
             mixed_precision=params['mixed_precision'], loss_weights=params['loss_weights'],
-            learning_rate=params['learning_rate'], jit_compile=params['jit_compile'])
+            learning_rate=keras_model.learning_rate(
+                params['lr_schedule'], peak=params['learning_rate'], total_steps=params['nb_epochs'] * steps_per_epoch,
+                warmup_steps=round(params['lr_warmup_epochs'] * steps_per_epoch)),
+            jit_compile=params['jit_compile'])
     nb = cpu_kernels.use_fused_batchnorm(model, enable=params['fused_batchnorm'])
     if nb:
         print(f'fused_batchnorm: {nb} BatchNormalization layers train with TensorFlow\'s fused CPU kernel (cpu_kernels.py)')

@@ -10,7 +10,8 @@ For each run folder, the selected model (``model.keras``) is scored on the valid
 If (2) scores clearly better than (1), the moving statistics were stale: they average batch statistics over the last
 ``~1 / (1 - momentum)`` steps (100 steps at 0.99), during which the weights below moved, so the network is evaluated
 with normalization statistics of older weights; that error changes from epoch to epoch as the weights do. The script
-also prints the epoch-to-epoch swing of the validation SELD score from ``metrics.csv``.
+also prints the epoch-to-epoch swing of the validation SELD score from ``metrics.csv``, over all epochs and over the
+second half (where a learning-rate schedule has lowered the rate).
 
 Usage::
 
@@ -35,12 +36,18 @@ from cls_data_generator import DataGenerator  # noqa: E402
 from cls_feature_class import FeatureClass  # noqa: E402
 
 
-def swings(run_dir: str, metric: str) -> tuple[float, float, int]:
-    """Mean and largest absolute change of the validation ``metric`` between consecutive epochs, and the epochs."""
+def swings(run_dir: str, metric: str) -> tuple[float, float, float, float, int]:
+    """Mean and largest absolute change of the validation ``metric`` between consecutive epochs, over all epochs and
+    over the second half of them (where a run selects its model), and the number of epochs."""
     rows = seld.read_metrics_csv(os.path.join(run_dir, 'metrics.csv'))
     v = np.array([r[f'val/{metric}'] for r in rows], dtype=float)
     d = np.abs(np.diff(v))
-    return float(d.mean()) if d.size else float('nan'), float(d.max()) if d.size else float('nan'), len(v)
+    late = d[len(v) // 2:]  # the changes into the epochs of the second half
+
+    def stats(x: np.ndarray) -> tuple[float, float]:
+        return (float(x.mean()), float(x.max())) if x.size else (float('nan'), float('nan'))
+
+    return (*stats(d), *stats(late), len(v))
 
 
 def reestimate_batchnorm(model, gen: DataGenerator) -> int:
@@ -82,15 +89,17 @@ def main() -> None:
         before = seld.evaluate_split(model, val, params)[0]
         reestimate_batchnorm(model, train)
         after = seld.evaluate_split(model, val, params)[0]
-        mean_swing, max_swing, epochs = swings(run, metric)
-        rows.append((os.path.basename(run.rstrip('/')), params['bn_momentum'], epochs, mean_swing, max_swing,
-                     before['loss'], after['loss'], before[definition][key], after[definition][key]))
-    print(f'| run | bn_momentum | epochs | val {metric}: mean / max change between epochs | val loss: moving / '
-          f're-estimated BN stats | val {metric}: moving / re-estimated |')
-    print('|---|---|---|---|---|---|')
+        mean_swing, max_swing, late_mean, late_max, epochs = swings(run, metric)
+        schedule = f"{params.get('lr_schedule', 'constant')} {params['learning_rate']:g}"
+        rows.append((os.path.basename(run.rstrip('/')), params['bn_momentum'], schedule, epochs, mean_swing, max_swing,
+                     late_mean, late_max, before['loss'], after['loss'], before[definition][key],
+                     after[definition][key]))
+    print(f'| run | bn_momentum | learning rate | epochs | val {metric}: mean / max change between epochs | the same, '
+          f'second half | val loss: moving / re-estimated BN stats | val {metric}: moving / re-estimated |')
+    print('|---|---|---|---|---|---|---|---|')
     for r in rows:
-        print(f'| {r[0]} | {r[1]} | {r[2]} | {r[3]:.3f} / {r[4]:.3f} | {r[5]:.4f} / {r[6]:.4f} '
-              f'({r[6] / r[5]:.3f}x) | {r[7]:.4f} / {r[8]:.4f} |')
+        print(f'| {r[0]} | {r[1]} | {r[2]} | {r[3]} | {r[4]:.3f} / {r[5]:.3f} | {r[6]:.3f} / {r[7]:.3f} | '
+              f'{r[8]:.4f} / {r[9]:.4f} ({r[9] / r[8]:.3f}x) | {r[10]:.4f} / {r[11]:.4f} |')
     print(f'diag_bn_lag: {len(rows)} runs scored with moving and re-estimated BatchNorm statistics')
 
 

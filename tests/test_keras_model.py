@@ -185,6 +185,41 @@ def test_save_load_safe_mode_round_trip_and_plain_keras(tmp_path):
         keras_model.load_model(str(tmp_path / 'bad.keras'))
 
 
+def test_cosine_learning_rate_by_hand_and_saved_with_its_step(tmp_path):
+    """lr_schedule='cosine': 0 -> peak linearly over the warm-up, then peak * (1 + cos(pi * t)) / 2 with t the share
+    of the decay steps done, 0 at the last step; the schedule and its step survive a save and a safe-mode load."""
+    peak, total, warm = 2e-3, 20, 4
+    sched = keras_model.learning_rate('cosine', peak=peak, total_steps=total, warmup_steps=warm)
+
+    def by_hand(step):
+        if step < warm:
+            return peak * step / warm
+        return peak * (1 + np.cos(np.pi * (step - warm) / (total - warm))) / 2
+
+    for step in (0, 1, 3, 4, 8, 12, 19, 20):
+        np.testing.assert_allclose(float(keras.ops.convert_to_numpy(sched(step))), by_hand(step), rtol=1e-5,
+                                   atol=1e-12)
+    assert keras_model.learning_rate('constant', peak=peak, total_steps=total) == peak
+    with pytest.raises(ValueError, match="lr_schedule='step': must be one of constant, cosine"):
+        keras_model.learning_rate('step', peak=peak)
+    with pytest.raises(ValueError, match='warmup_steps=20: must be at least 0 and less than total_steps=20'):
+        keras_model.learning_rate('cosine', peak=peak, total_steps=total, warmup_steps=20)
+
+    m = keras_model.get_model(nb_frames=8, nb_bins=16, nb_channels=4, nb_classes=3, nb_cnn2d_filt=4,
+                              pool_size=[2, 2], rnn_size=[4], fnn_size=[4], learning_rate=sched)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 8, 16, 8)).astype(np.float32)
+    y = {'sed_out': (rng.random((2, 8, 3)) > 0.5).astype(np.float32),
+         'doa_out': rng.uniform(-1, 1, (2, 8, 9)).astype(np.float32)}
+    m.fit(x, y, batch_size=2, epochs=6, verbose=0)  # 6 steps
+    path = str(tmp_path / 'm.keras')
+    keras_model.save_model(m, path)
+    loaded = keras_model.load_model(path)
+    assert int(keras.ops.convert_to_numpy(loaded.optimizer.iterations)) == 6
+    np.testing.assert_allclose(float(keras.ops.convert_to_numpy(loaded.optimizer.learning_rate)), by_hand(6),
+                               rtol=1e-5)
+
+
 # ---- cpu_kernels.py -----------------------------------------------------------------------------
 @pytest.mark.skipif(keras.backend.backend() != 'tensorflow', reason='a TensorFlow kernel')
 def test_fused_batchnorm_trains_as_the_stock_layer_and_saves_a_stock_layer(tmp_path):
@@ -232,3 +267,4 @@ def test_fused_batchnorm_trains_as_the_stock_layer_and_saves_a_stock_layer(tmp_p
     loaded = keras.saving.load_model(path, safe_mode=True)
     assert type(loaded.layers[-1]) is layers.BatchNormalization and 'call' not in vars(loaded.layers[-1])
     assert cpu_kernels.use_fused_batchnorm(holder, enable=False) == 0 and 'call' not in vars(fused)  # undone
+

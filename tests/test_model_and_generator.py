@@ -54,6 +54,7 @@ def test_overrides_are_typed_and_checked():
 def test_embedded_task_augments_and_reports_unseen_doa_while_task_1_stays_the_papers():
     paper, embedded = parameter.get_params('1'), parameter.get_params('embedded')
     assert (paper['augment'], paper['bn_momentum'], paper['fs'], paper['sequence_length']) == (False, 0.99, None, 512)
+    assert (paper['lr_schedule'], paper['learning_rate']) == ('constant', 0.001)  # the paper's Adam
     assert paper['unseen_doa_dir'] is None and paper['select_on_test'] is False
     assert embedded['augment'] and embedded['unseen_doa_dir'] == 'data/ansim_unseen_doa'
     assert not embedded['select_on_test'] and embedded['val_fraction'] == 0.2  # selected on the validation split

@@ -91,6 +91,14 @@ def test_quick_run_writes_the_run_folder_and_resumes(tiny):
     # the same job-id with a different model is refused
     with pytest.raises(SELDError, match=r'other parameters \(batch_size\)'):
         seld.train(parameter.get_params('999', {**tiny_overrides(tiny), 'batch_size': 2}), 'e2e')
+    # a cosine schedule ends at nb_epochs, so it cannot be extended; its learning rate is logged every epoch
+    cosine = {**tiny_overrides(tiny), 'lr_schedule': 'cosine', 'learning_rate': 0.002}
+    seld.train(parameter.get_params('999', cosine), 'cos')
+    with open(os.path.join(os.path.dirname(run), os.path.basename(run).replace('e2e', 'cos'), 'metrics.csv')) as f:
+        lr = [float(r['learning_rate']) for r in csv.DictReader(f)]
+    assert lr == pytest.approx([0.002 * (1 + np.cos(np.pi / 2)) / 2, 0.0], abs=1e-9)  # after steps 2 and 4 of 4
+    with pytest.raises(SELDError, match=r'other parameters \(nb_epochs\); nb_epochs is the horizon'):
+        seld.train(parameter.get_params('999', {**cosine, 'nb_epochs': 3}), 'cos')
 
 
 def test_seld_without_features_says_what_to_run(tmp_path):
