@@ -1048,3 +1048,35 @@ def test_cli_dcase2024_reference_in_cm_and_errors(tmp_path):
     assert none.returncode == 2 and 'give --format' in none.stderr
     missing = _run_cli('--ref', tmp_path / 'nope', '--pred', tmp_path / 'pred', '--format', 'dcase2019')
     assert missing.returncode == 2 and 'nope' in missing.stderr
+
+
+# ---- benchmarks/diag_per_class.py ------------------------------------------------------------------
+def test_per_class_diagnosis_by_hand():
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'benchmarks', 'diag_per_class.py')
+    spec = importlib.util.spec_from_file_location('diag_per_class', path)
+    diag = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(diag)
+    # 3 frames, 2 classes. Frame 0: class 0 at (az 170, el 0), predicted at (-170, 0): 20 deg, all of it azimuth.
+    # Frame 1: class 1 at (0, 30), predicted at (0, -10): 40 deg of elevation. Frame 2: class 0 active in the
+    # reference only, class 1 in the prediction only: no pair.
+    ref_sed = np.array([[1, 0], [0, 1], [1, 0]], dtype=float)
+    pred_sed = np.array([[1, 0], [0, 1], [0, 1]], dtype=float)
+    ref_vec, pred_vec = np.zeros((3, 2, 3)), np.zeros((3, 2, 3))
+    ref_vec[0, 0], pred_vec[0, 0] = sph2cart(170.0, 0.0), sph2cart(-170.0, 0.0)
+    ref_vec[1, 1], pred_vec[1, 1] = sph2cart(0.0, 30.0), sph2cart(0.0, -10.0)
+    ref_vec[2, 0], pred_vec[2, 1] = sph2cart(45.0, 0.0), sph2cart(45.0, 0.0)
+    cls, angle, ele_ref, ele_pred, d_azi = diag.per_class_errors(ref_sed, formats.vectors_to_doa(ref_vec), pred_sed,
+                                                     formats.vectors_to_doa(pred_vec))
+    np.testing.assert_array_equal(cls, [0, 1])
+    np.testing.assert_allclose(angle, [20.0, 40.0], atol=1e-9)
+    np.testing.assert_allclose(ele_ref, [0.0, 30.0], atol=1e-9)
+    np.testing.assert_allclose(ele_pred, [0.0, -10.0], atol=1e-9)
+    np.testing.assert_allclose(d_azi, [20.0, 0.0], atol=1e-9)
+    # Elevation table: references at 28, 32 (bin 30) and -41 (bin -40); predictions -10, 20 and -30.
+    bins, count, mean, std, wrong = diag.elevation_table(np.array([28.0, 32.0, -41.0]), np.array([-10.0, 20.0, -30.0]))
+    np.testing.assert_allclose(bins, [-40.0, 30.0])
+    np.testing.assert_array_equal(count, [1, 2])
+    np.testing.assert_allclose(mean, [-30.0, 5.0])
+    np.testing.assert_allclose(std, [0.0, 15.0], atol=1e-9)
+    np.testing.assert_allclose(wrong, [0.0, 0.5])
