@@ -8,9 +8,14 @@ all: per reference elevation (rounded to 10 deg), the mean and spread of the pre
 predictions on the wrong side of the horizon, and the correlation of predicted with reference elevations (near 0:
 the model predicts about the same elevation whatever the source's).
 
+``--features`` asks instead whether the stored features carry the direction at all (FOA only): the active intensity
+vector ``Re{conj(W) [X, Y, Z]}``, summed over the bins of each frame of the de-standardized features, against the
+label's DOA in every single-source frame.
+
 Usage::
 
     python benchmarks/diag_per_class.py --ref data/ansim/desc_ov1_split1 --pred runs/ansim_ov1_split1_1/predictions
+    python benchmarks/diag_per_class.py --features data/features/ansim_ov1_split1_30db_nfft512_fs16000
 
 ``--pred`` is a run's ``predictions/`` folder (its ``format.json`` names the format, frame rate and classes);
 ``--ref`` is searched with its sub-folders for the description of every predicted recording, as by
@@ -19,6 +24,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import glob
+import json
 import os
 import sys
 
@@ -26,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from cls_feature_class import load_scaler, split_label  # noqa: E402
 from evaluation_metrics import find_references  # noqa: E402
 from formats import (doa_vectors, events_to_instances, instances_to_matrices,  # noqa: E402
                      read_desc_file, read_format_file, read_instances, unit)
@@ -83,12 +91,70 @@ def elevation_table(ele_ref: np.ndarray, ele_pred: np.ndarray, *, step: float = 
     return bins, count, mean, std, np.where(bins == 0, np.nan, wrong)
 
 
+def intensity_directions(x_norm: np.ndarray, *, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Unit active-intensity direction of every frame of standardized FOA features.
+
+    Parameters
+    ----------
+    x_norm : np.ndarray [shape=(frames, bins, 8)]
+        Standardized magnitude maps of W, Y, Z, X (ACN), then their phase maps (radians once de-standardized).
+    mean, scale : np.ndarray [shape=(bins, 8)] - the feature scaler
+
+    Returns
+    -------
+    np.ndarray [shape=(frames, 3)] - ``(x, y, z)`` of ``sum_bins Re{conj(W) [X, Y, Z]}``, normalized (0 if silent)
+    """
+    x = x_norm.astype(np.float64) * scale + mean
+    spec = x[..., :4] * np.exp(1j * x[..., 4:])
+    i = np.real(np.conj(spec[..., :1]) * spec[..., [3, 1, 2]]).sum(axis=1)
+    return unit(i)
+
+
+def feature_check(feat_dir: str) -> int:
+    """Print how well the intensity vector of a FOA feature folder's stored features gives its labels' DOA."""
+    try:
+        with open(os.path.join(feat_dir, 'extraction.json')) as f:
+            config = json.load(f)['config']
+    except (OSError, ValueError, KeyError) as err:
+        raise SELDError(f'{feat_dir}/extraction.json: not a feature folder of batch_feature_extraction.py') from err
+    if config.get('format') != 'foa':
+        raise SELDError(f'{feat_dir}: format={config.get("format")!r}; the intensity check needs FOA features')
+    C = len(config['classes'])
+    mean, scale = load_scaler(os.path.join(feat_dir, 'scaler.npz'))
+    files = sorted(glob.glob(os.path.join(feat_dir, 'feat_norm', '*.npy')))
+    if not files:
+        raise SELDError(f'{feat_dir}/feat_norm: no normalized features; run batch_feature_extraction.py')
+    ref, est = [], []
+    for path in files:
+        label_path = os.path.join(feat_dir, 'label', os.path.basename(path))
+        if not os.path.exists(label_path):
+            raise SELDError(f'{label_path}: labels of {path} missing; run batch_feature_extraction.py again')
+        sed, doa = split_label(np.load(label_path), nb_classes=C)
+        single = sed.sum(axis=1) == 1
+        cls = sed[single].argmax(axis=1)
+        ref.append(unit(doa_vectors(doa[single], nb_classes=C)[np.arange(cls.size), cls]))
+        est.append(intensity_directions(np.load(path)[single], mean=mean, scale=scale))
+    r, e = np.concatenate(ref), np.concatenate(est)
+    angle = np.degrees(np.arccos(np.clip(np.sum(r * e, axis=1), -1.0, 1.0)))
+    d_ele = np.abs(np.degrees(np.arcsin(np.clip(e[:, 2], -1, 1)) - np.arcsin(np.clip(r[:, 2], -1, 1))))
+    print(f'{len(files)} recordings, {angle.size} single-source frames: intensity-vector DOA of the stored features '
+          f'vs the labels: angle median {np.median(angle):.2f} mean {angle.mean():.2f}, elevation error median '
+          f'{np.median(d_ele):.2f} mean {d_ele.mean():.2f} (degrees)')
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Per-class DOA errors of a run's predictions against TUT-2018 descriptions."""
+    """Per-class DOA errors of a run's predictions against TUT-2018 descriptions, or the intensity check of
+    stored FOA features."""
     p = argparse.ArgumentParser(prog='diag_per_class.py', description=main.__doc__)
-    p.add_argument('--ref', required=True, help='folder of TUT-2018 descriptions (searched with its sub-folders)')
-    p.add_argument('--pred', required=True, help="a run's predictions/ folder (with its format.json)")
+    p.add_argument('--ref', help='folder of TUT-2018 descriptions (searched with its sub-folders)')
+    p.add_argument('--pred', help="a run's predictions/ folder (with its format.json)")
+    p.add_argument('--features', help='a feature folder (with extraction.json, scaler.npz, feat_norm/, label/)')
     a = p.parse_args(argv)
+    if a.features:
+        return feature_check(a.features)
+    if not (a.ref and a.pred):
+        raise SELDError('give --ref and --pred (a run\'s predictions), or --features (a FOA feature folder)')
     info = read_format_file(a.pred)
     if info is None:
         raise SELDError(f'{a.pred}: no format.json; give a run\'s predictions/ folder')

@@ -1051,12 +1051,17 @@ def test_cli_dcase2024_reference_in_cm_and_errors(tmp_path):
 
 
 # ---- benchmarks/diag_per_class.py ------------------------------------------------------------------
-def test_per_class_diagnosis_by_hand():
+def _diag_per_class():
     import importlib.util
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'benchmarks', 'diag_per_class.py')
     spec = importlib.util.spec_from_file_location('diag_per_class', path)
     diag = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(diag)
+    return diag
+
+
+def test_per_class_diagnosis_by_hand():
+    diag = _diag_per_class()
     # 3 frames, 2 classes. Frame 0: class 0 at (az 170, el 0), predicted at (-170, 0): 20 deg, all of it azimuth.
     # Frame 1: class 1 at (0, 30), predicted at (0, -10): 40 deg of elevation. Frame 2: class 0 active in the
     # reference only, class 1 in the prediction only: no pair.
@@ -1080,3 +1085,39 @@ def test_per_class_diagnosis_by_hand():
     np.testing.assert_allclose(mean, [-30.0, 5.0])
     np.testing.assert_allclose(std, [0.0, 15.0], atol=1e-9)
     np.testing.assert_allclose(wrong, [0.0, 0.5])
+
+
+def test_intensity_check_of_stored_foa_features(tmp_path, capsys):
+    """Plane waves written as standardized FOA features give back their direction; the folder check reads them."""
+    diag = _diag_per_class()
+    rng = np.random.default_rng(0)
+    frames, bins, C = 6, 5, 2
+    azi, ele = np.array([30.0, -120.0, 75.0, 0.0, 180.0, -45.0]), np.array([20.0, -40.0, 0.0, 10.0, -30.0, 40.0])
+    a, e = np.radians(azi), np.radians(ele)
+    gains = np.stack([np.ones(frames), np.sin(a) * np.cos(e), np.sin(e), np.cos(a) * np.cos(e)], axis=1)  # W Y Z X
+    w = rng.standard_normal((frames, bins)) + 1j * rng.standard_normal((frames, bins))
+    stft = w[..., None] * gains[:, None, :]
+    raw = np.concatenate([np.abs(stft), np.angle(stft)], axis=-1)
+    mean, scale = rng.standard_normal((bins, 8)), rng.uniform(0.5, 2.0, (bins, 8))
+    x_norm = (raw - mean) / scale
+    np.testing.assert_allclose(diag.intensity_directions(x_norm, mean=mean, scale=scale), sph2cart(azi, ele),
+                               atol=1e-9)
+    # A feature folder: frames 0-5 hold class 0 or 1 alone (labels: sed, then x, y, z blocks), frame 6 is silent.
+    for sub in ('feat_norm', 'label'):
+        os.makedirs(tmp_path / sub)
+    vec = sph2cart(azi, ele)
+    label = np.zeros((frames + 1, 4 * C))
+    cls = np.array([0, 1, 1, 0, 1, 0])
+    label[np.arange(frames), cls] = 1
+    for k in range(3):
+        label[np.arange(frames), C + k * C + cls] = vec[:, k]
+    np.save(tmp_path / 'feat_norm' / 'a.npy', np.concatenate([x_norm, np.zeros((1, bins, 8))]).astype(np.float32))
+    np.save(tmp_path / 'label' / 'a.npy', label)
+    np.savez(tmp_path / 'scaler.npz', mean=mean, scale=scale)
+    (tmp_path / 'extraction.json').write_text(json.dumps({'config': {'format': 'foa', 'classes': ['a', 'b']}}))
+    assert diag.feature_check(str(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert '1 recordings, 6 single-source frames' in out and 'angle median 0.00 mean 0.00' in out
+    (tmp_path / 'extraction.json').write_text(json.dumps({'config': {'format': 'mic', 'classes': ['a', 'b']}}))
+    with pytest.raises(SELDError, match="format='mic'"):
+        diag.feature_check(str(tmp_path))
