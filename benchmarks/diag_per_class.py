@@ -37,11 +37,11 @@ from cls_feature_class import load_scaler, split_label  # noqa: E402
 from evaluation_metrics import find_references  # noqa: E402
 from formats import (doa_vectors, events_to_instances, instances_to_matrices,  # noqa: E402
                      read_desc_file, read_format_file, read_instances, unit)
-from utils import SELDError, run_cli  # noqa: E402
+from utils import SELDError, angular_distance_deg, cart2sph, run_cli  # noqa: E402
 
 
 def per_class_errors(ref_sed: np.ndarray, ref_doa: np.ndarray, pred_sed: np.ndarray, pred_doa: np.ndarray,
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Same-class direction errors of one recording.
 
     Parameters
@@ -59,13 +59,10 @@ def per_class_errors(ref_sed: np.ndarray, ref_doa: np.ndarray, pred_sed: np.ndar
     C = ref_sed.shape[1]
     both = (ref_sed > 0.5) & (pred_sed > 0.5)
     frame, cls = np.nonzero(both)
-    r, p = (unit(np.pad(v, ((0, 0), (0, 3 - v.shape[1])))) for v in
-            (doa_vectors(d, nb_classes=C)[frame, cls] for d in (ref_doa, pred_doa)))
-    angle = np.degrees(np.arccos(np.clip(np.sum(r * p, axis=1), -1.0, 1.0)))
-    ele = [np.degrees(np.arcsin(np.clip(v[:, 2], -1.0, 1.0))) for v in (r, p)]
-    azi = [np.degrees(np.arctan2(v[:, 1], v[:, 0])) for v in (r, p)]
-    d_azi = np.abs((azi[1] - azi[0] + 180.0) % 360.0 - 180.0)
-    return cls, angle, ele[0], ele[1], d_azi
+    r, p = (doa_vectors(d, nb_classes=C)[frame, cls] for d in (ref_doa, pred_doa))
+    (azi_r, ele_r, _), (azi_p, ele_p, _) = cart2sph(r), cart2sph(p)
+    d_azi = np.abs((azi_p - azi_r + 180.0) % 360.0 - 180.0)
+    return cls, angular_distance_deg(r, p), ele_r, ele_p, d_azi
 
 
 def elevation_table(ele_ref: np.ndarray, ele_pred: np.ndarray, *, step: float = 10.0,
@@ -132,11 +129,11 @@ def feature_check(feat_dir: str) -> int:
         sed, doa = split_label(np.load(label_path), nb_classes=C)
         single = sed.sum(axis=1) == 1
         cls = sed[single].argmax(axis=1)
-        ref.append(unit(doa_vectors(doa[single], nb_classes=C)[np.arange(cls.size), cls]))
+        ref.append(doa_vectors(doa[single], nb_classes=C)[np.arange(cls.size), cls])
         est.append(intensity_directions(np.load(path)[single], mean=mean, scale=scale))
     r, e = np.concatenate(ref), np.concatenate(est)
-    angle = np.degrees(np.arccos(np.clip(np.sum(r * e, axis=1), -1.0, 1.0)))
-    d_ele = np.abs(np.degrees(np.arcsin(np.clip(e[:, 2], -1, 1)) - np.arcsin(np.clip(r[:, 2], -1, 1))))
+    angle = angular_distance_deg(r, e)
+    d_ele = np.abs(cart2sph(e)[1] - cart2sph(r)[1])
     print(f'{len(files)} recordings, {angle.size} single-source frames: intensity-vector DOA of the stored features '
           f'vs the labels: angle median {np.median(angle):.2f} mean {angle.mean():.2f}, elevation error median '
           f'{np.median(d_ele):.2f} mean {d_ele.mean():.2f} (degrees)')
