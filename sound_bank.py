@@ -416,17 +416,38 @@ def _whoosh(rng: np.random.Generator, n: int, fs: int) -> np.ndarray:
     return x * np.sin(np.pi * (np.arange(n) + 0.5) / n) ** rng.uniform(0.5, 2.0)
 
 
+#: dB range (re. the tonal part's RMS) of the broadband noise under every tonal built-in event (:func:`_noisy`).
+NOISE_DB = (-20.0, -10.0)
+
+
+def _noisy(generate):
+    """``generate`` with pink noise added that follows its amplitude envelope (10 ms RMS), at a level drawn from
+    :data:`NOISE_DB` re. its RMS: the broadband excitation noise (breath, bow, strike, room) of real tonal events."""
+    @functools.wraps(generate)
+    def noisy(rng: np.random.Generator, n: int, fs: int) -> np.ndarray:
+        x = generate(rng, n, fs)
+        spec = np.fft.rfft(rng.standard_normal(n))
+        f = np.fft.rfftfreq(n, 1 / fs)
+        noise = np.fft.irfft(spec / np.sqrt(np.maximum(f, 50.0)), n)  # pink: 1/f power above 50 Hz
+        win = max(1, int(0.01 * fs))
+        env = np.sqrt(np.convolve(x * x, np.ones(win) / win, mode='same'))
+        noise *= env
+        gain = 10.0 ** (rng.uniform(*NOISE_DB) / 20.0) * np.sqrt(np.mean(x * x) / max(np.mean(noise * noise), 1e-30))
+        return x + gain * noise
+    return noisy
+
+
 # name -> (generator, min duration s, max duration s)
 _BUILTIN = {
-    'harmonicTone': (_harmonic_tone, 0.4, 3.0),
-    'chirpUp': (functools.partial(_chirp, up=True), 0.3, 2.0),
-    'chirpDown': (functools.partial(_chirp, up=False), 0.3, 2.0),
+    'harmonicTone': (_noisy(_harmonic_tone), 0.4, 3.0),
+    'chirpUp': (_noisy(functools.partial(_chirp, up=True)), 0.3, 2.0),
+    'chirpDown': (_noisy(functools.partial(_chirp, up=False)), 0.3, 2.0),
     'noiseBurst': (_noise_burst, 0.2, 1.5),
-    'impact': (_impact, 0.2, 1.0),
+    'impact': (_noisy(_impact), 0.2, 1.0),
     'clickTrain': (_click_train, 0.4, 3.0),
-    'amTone': (_am_tone, 0.4, 3.0),
-    'fmTone': (_fm_tone, 0.3, 2.5),
-    'bell': (_bell, 0.5, 3.0),
+    'amTone': (_noisy(_am_tone), 0.4, 3.0),
+    'fmTone': (_noisy(_fm_tone), 0.3, 2.5),
+    'bell': (_noisy(_bell), 0.5, 3.0),
     'vowel': (_vowel, 0.3, 2.0),
     'whoosh': (_whoosh, 0.4, 2.5),
 }

@@ -24,6 +24,7 @@ from pyroomacoustics.experimental import measure_rt60
 
 import synthesize_dataset as sd
 from datasets import DCASE2016_CLASSES
+import sound_bank
 from sound_bank import BUILTIN_CLASSES, load_sound_bank
 from utils import SELDError, angular_distance_deg, sph2cart
 
@@ -375,6 +376,31 @@ def test_shared_dcase2016_folder_bank(tmp_path):
     info = json.loads((tmp_path / 'dataset_info.json').read_text())
     assert info['classes'] == list(DCASE2016_CLASSES)
     assert summary['nb_events'] >= 1
+
+
+def test_builtin_excitation_noise_level_spectrum_and_envelope():
+    """The broadband noise under the tonal built-in classes, checked on a gated 1 kHz sine: what _noisy adds is
+    NOISE_DB below the sine's RMS (drawn across that range), pink (Welch PSD slope -1 on log-log axes, 100 Hz-6 kHz,
+    the 1 kHz bin left out) and silent 10 ms after the sine stops."""
+    fs, n = 16000, 32000
+
+    def gated_sine(rng, n, fs):
+        x = np.sin(2 * np.pi * 1000.0 * np.arange(n) / fs)
+        x[n // 2:] = 0.0
+        return x
+
+    tone = gated_sine(None, n, fs)
+    lo, hi = sound_bank.NOISE_DB
+    levels, slopes = [], []
+    for seed in range(20):
+        noise = sound_bank._noisy(gated_sine)(np.random.default_rng(seed), n, fs) - tone
+        levels.append(10 * np.log10(np.mean(noise ** 2) / np.mean(tone ** 2)))
+        assert np.abs(noise[n // 2 + int(0.01 * fs):]).max() < 1e-12
+        f, psd = scipy.signal.welch(noise[:n // 2], fs=fs, nperseg=1024)
+        band = (f >= 100) & (f <= 6000) & (np.abs(f - 1000) > 50)
+        slopes.append(np.polyfit(np.log10(f[band]), np.log10(psd[band]), 1)[0])
+    assert lo - 1e-9 <= min(levels) and max(levels) <= hi + 1e-9 and max(levels) - min(levels) > (hi - lo) / 2
+    assert abs(np.mean(slopes) + 1.0) < 0.1 and np.std(slopes) < 0.2
 
 
 @pytest.mark.parametrize('case', ['missing', 'empty', 'unparsable', 'corrupt', 'stereo', 'single', 'silent'])
