@@ -1,6 +1,7 @@
 """Do the BatchNorm moving statistics lag behind the weights? A diagnosis of epoch-to-epoch swings (issue 14).
 
-For each run folder, the selected model (``model.keras``) is scored on the validation split twice:
+For each run folder, the selected model (``model.keras``, or another of the run's model files with ``--model``) is
+scored on the validation split twice:
 
 1. as trained: BatchNormalization normalizes with its moving statistics (momentum ``bn_momentum``);
 2. with **re-estimated statistics** ("precise BN"): the moving mean and variance of every BatchNormalization layer
@@ -16,6 +17,7 @@ second half (where a learning-rate schedule has lowered the rate).
 Usage::
 
     python benchmarks/diag_bn_lag.py runs/ansim_ov1_split1_1 runs/ansim_ov1_split1_bn099
+    python benchmarks/diag_bn_lag.py runs/ansim_ov1_split1_1 --model checkpoint/last.keras
 
 Run it from the repository root, with the features of the runs still in their ``feat_label_dir``.
 """
@@ -76,6 +78,9 @@ def reestimate_batchnorm(model, gen: DataGenerator) -> int:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('runs', nargs='+', help='seld.py run folders')
+    ap.add_argument('--model', default='model.keras',
+                    help='model file in each run folder (default: the selected model; checkpoint/last.keras: the '
+                         'last epoch, e.g. one the validation score swung away from)')
     args = ap.parse_args()
     rows = []
     for run in args.runs:
@@ -85,7 +90,7 @@ def main() -> None:
         fc = FeatureClass(params)
         val = DataGenerator(params, split='val', feat_class=fc)
         train = DataGenerator(dict(params, augment=False), split='train', shuffle=False, feat_class=fc)
-        model = keras_model.load_model(os.path.join(run, 'model.keras'))
+        model = keras_model.load_model(os.path.join(run, args.model))
         before = seld.evaluate_split(model, val, params)[0]
         reestimate_batchnorm(model, train)
         after = seld.evaluate_split(model, val, params)[0]
