@@ -63,6 +63,7 @@ import math
 import os
 import re
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -426,7 +427,8 @@ def _whoosh(rng: np.random.Generator, n: int, fs: int) -> np.ndarray:
 NOISE_DB = (-20.0, -10.0)
 
 
-def _noisy(generate):
+def _noisy(generate: Callable[[np.random.Generator, int, float], np.ndarray]
+           ) -> Callable[[np.random.Generator, int, float], np.ndarray]:
     """``generate`` with pink noise added that follows its amplitude envelope (10 ms RMS), at a level drawn from
     :data:`NOISE_DB` re. its RMS: the broadband excitation noise (breath, bow, strike, room) of real tonal events."""
     @functools.wraps(generate)
