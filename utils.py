@@ -175,13 +175,24 @@ def set_seeds(seed: int) -> None:
         sys.modules['keras'].utils.set_random_seed(seed)
 
 
+def os_error_message(err: OSError) -> str:
+    """One line for an :class:`OSError`: ``<file>: <reason>`` (both files of a failed rename)."""
+    where = ' -> '.join(str(f) for f in (err.filename, err.filename2) if f is not None)
+    reason = err.strerror or str(err) or type(err).__name__
+    return f'{where}: {reason}' if where else reason
+
+
 def run_cli(main: Callable[[list[str]], int | None]) -> None:
-    """Run a script's ``main(argv)``: a :class:`SELDError` becomes ``error: ...`` on stderr and exit 2;
-    Ctrl-C exits 130 after the script's own cleanup."""
+    """Run a script's ``main(argv)``: a :class:`SELDError`, or an :class:`OSError` (a file that cannot be read or
+    written: a full disk, a file where a folder should be), becomes one line ``error: ...`` on stderr and exit
+    status 2; Ctrl-C exits 130 after the script's own cleanup."""
     try:
         code = main(sys.argv[1:])
     except SELDError as err:
         print(f'error: {err}', file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:  # a file the command could not read or write: a full disk, a file where a folder goes
+        print(f'error: {os_error_message(err)}', file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)
