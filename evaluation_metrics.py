@@ -214,7 +214,7 @@ from scipy.optimize import linear_sum_assignment
 from formats import (DESC_HEADER, FORMAT_FILE, FORMAT_FRAME_RATE, FORMATS, NAMINGS, Events, Instances, as_sed,
                      check_instances, desc_class_names, doa_vectors, events_to_instances, has_desc_header,
                      instances_to_matrices, matrices_to_instances, nb_frames_at, read_desc_file, read_format_file,
-                     read_instances, resample_matrices, unit, upsample_instances)
+                     read_instances, resample_instances, unit, upsample_instances)
 from utils import SELDError, angular_distance_deg, run_cli
 
 DEFINITIONS = ('seld2018', 'seld2018_legacy', 'dcase2019', 'dcase2020', 'dcase2020_corrected', 'dcase2021',
@@ -1163,9 +1163,12 @@ class SELDScorer:
         out = {}
         for rate, m in self._grids:
             g = m.frame_rate
-            ref = ('events (seconds) framed by formats.events_to_instances' if self.reference_rate is None else
-                   f'instances at {self.reference_rate:g} fps: ' + conversion(g, self.reference_rate, 'refused'))
-            pred = conversion(g, self.prediction_rate, "formats.resample_matrices(rule='majority')")
+            pred = conversion(g, self.prediction_rate, "formats.resample_instances(rule='majority')")
+            ref = (f'events (seconds) framed at {self.prediction_rate:g} fps by formats.events_to_instances, then '
+                   f'as the prediction: {pred}')
+            if self.reference_rate is not None:
+                ref = (f'instances at {self.reference_rate:g} fps: ' + conversion(g, self.reference_rate, 'refused')
+                       + '; ' + ref)
             for name in m.definitions:
                 out[name] = dict(frame_rate=g, frames='nb_frames (given)' if rate is None else
                                  f'formats.nb_frames_at(duration_s, frame_rate={g:g})',
@@ -1173,17 +1176,22 @@ class SELDScorer:
                                  reference=ref, prediction=pred)
         return {name: out[name] for name in self.definitions}
 
-    def _reference_at(self, stem: str, ref: Events | Instances, rate: float, T: int) -> Instances:
+    def _reference_at(self, stem: str, ref: Events | Instances, rate: float | None, T: int,
+                      nb_frames: int) -> Instances:
+        """The reference on a grid (``rate`` None: ``R_p``): events in seconds framed once at ``R_p`` by the label
+        rule, then converted as the prediction is; instances at their own rate as is or repeated."""
         if isinstance(ref, Events):
-            return events_to_instances(ref, frame_rate=rate, nb_frames=T)
+            inst = events_to_instances(ref, frame_rate=self.prediction_rate, nb_frames=nb_frames)
+            return inst if rate is None else self._prediction_at(inst, rate, T, nb_frames)
         if not isinstance(ref, Instances):
             raise TypeError(f'{stem}: the reference must be formats.Events or formats.Instances, not {type(ref)}')
         if self.reference_rate is None:
             raise SELDError(f'{stem}: a reference given as instances needs the scorer\'s reference_rate')
-        k = _integer_ratio(rate, self.reference_rate)
+        g = self.prediction_rate if rate is None else rate
+        k = _integer_ratio(g, self.reference_rate)
         if k is None:
             raise SELDError(f'{stem}: a reference at {self.reference_rate:g} frames/s cannot be scored on a '
-                            f'{rate:g}-frames/s grid (only integer multiples of its rate: frames are repeated)')
+                            f'{g:g}-frames/s grid (only integer multiples of its rate: frames are repeated)')
         frame = np.asarray(ref.frame, dtype=np.int64)
         limit = -(-T // k)  # the grid's frames at the reference's rate
         if frame.size and frame.max() >= limit:
@@ -1192,13 +1200,13 @@ class SELDScorer:
         return ref if k == 1 else upsample_instances(ref, factor=k, nb_frames=T)
 
     def _prediction_at(self, pred: Instances, rate: float, T: int, nb_frames: int) -> Instances:
+        """Instances at ``R_p`` (``nb_frames``) on a grid of ``T`` frames at ``rate``: repeated at an integer
+        multiple of ``R_p``, otherwise :func:`formats.resample_instances` (majority)."""
         k = _integer_ratio(rate, self.prediction_rate)
         if k is not None:  # the same rate or an integer multiple: frames repeated, those >= T dropped
             return upsample_instances(pred, factor=k, nb_frames=T)
-        sed, doa = instances_to_matrices(pred, nb_classes=len(self.classes), nb_frames=nb_frames, same_class='last')
-        sed, doa = resample_matrices(sed, doa, frame_rate=self.prediction_rate, out_frame_rate=rate, rule='majority',
-                                     nb_frames_out=T)
-        return matrices_to_instances(sed, doa)
+        return resample_instances(pred, nb_classes=len(self.classes), frame_rate=self.prediction_rate,
+                                  out_frame_rate=rate, nb_frames=nb_frames, nb_frames_out=T, rule='majority')
 
     def add(self, stem: str, ref: Events | Instances, pred_sed: np.ndarray, pred_doa: np.ndarray, *,
             duration_s: float, nb_frames: int, pred_dist: np.ndarray | None = None) -> None:
@@ -1267,7 +1275,7 @@ class SELDScorer:
             for rate, metrics in self._grids:
                 T = nb_frames if rate is None else nb_frames_at(duration_s, frame_rate=rate)
                 g = metrics.frame_rate
-                ref_g = self._reference_at(stem, ref, g, T)
+                ref_g = self._reference_at(stem, ref, rate, T, nb_frames)
                 pred_g = pred if rate is None else self._prediction_at(pred, g, T, nb_frames)
                 if 'dcase2024' in metrics.definitions and (ref_g.dist is None or pred_g.dist is None):
                     raise SELDError(f'{stem}: dcase2024 needs distances in both the reference and the prediction '

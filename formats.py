@@ -369,6 +369,98 @@ def upsample_instances(inst: Instances, *, factor: int, nb_frames: int | None = 
                      np.asarray(inst.track, dtype=np.int64)[rows], np.asarray(inst.vec, dtype=np.float64)[rows], dist)
 
 
+def instance_layers(inst: Instances, *, nb_classes: int) -> np.ndarray:
+    """The layer of every instance: 0 for the instance of its (frame, class) listed LAST, 1 for the one before it...
+
+    Layer 0 is what :func:`instances_to_matrices` keeps (``same_class='last'``), so a list with one instance per
+    class and frame is all layer 0.
+
+    Returns
+    -------
+    layer : np.ndarray [shape=(n,)], int64
+    """
+    key = np.asarray(inst.frame, dtype=np.int64) * int(nb_classes) + np.asarray(inst.cls, dtype=np.int64)
+    order = np.argsort(key, kind='stable')
+    k = key[order]
+    new = np.ones(k.size, dtype=bool)
+    new[1:] = k[1:] != k[:-1]
+    start = np.flatnonzero(new)
+    count = np.diff(np.append(start, k.size))
+    group = np.cumsum(new) - 1
+    pos = np.arange(k.size) - start[group]
+    layer = np.empty(k.size, dtype=np.int64)
+    layer[order] = count[group] - 1 - pos
+    return layer
+
+
+def resample_instances(inst: Instances, *, nb_classes: int, frame_rate: float, out_frame_rate: float,
+                       nb_frames: int, nb_frames_out: int, rule: str = 'majority') -> Instances:
+    """An instance list at another frame rate, by the conversion of :func:`resample_matrices`.
+
+    The instances are split into layers (:func:`instance_layers`: layer 0 holds, per frame and class, the instance
+    listed last - the class-wise matrices' instance -, layer 1 the one before it ...); each layer is converted as
+    class-wise matrices by :func:`resample_matrices` with ``rule``, its distance (where given) as the mean over the
+    active input frames (up-sampling: copied). Layer 0 of the result is therefore exactly the conversion of the
+    list's class-wise matrices: a prediction and a reference with the same class-wise matrices convert alike.
+
+    Parameters
+    ----------
+    inst : Instances
+        Frames at ``frame_rate``, below ``nb_frames``.
+    nb_classes : int
+    frame_rate, out_frame_rate : float
+    nb_frames, nb_frames_out : int
+        Frames in and out.
+    rule : {'majority', 'any'}
+
+    Returns
+    -------
+    inst : Instances at ``out_frame_rate``, sorted by frame and class, layer 0 last in each (frame, class), track =
+        the layer, unit vectors, ``dist`` if the input has one.
+    """
+    C, T, n_out = int(nb_classes), int(nb_frames), int(nb_frames_out)
+    ev = check_instances(inst, nb_frames=max(T, 1), nb_classes=C, name='instances')
+    k = ev.vec.shape[1]
+    layer = instance_layers(ev, nb_classes=C)
+    if out_frame_rate < frame_rate:
+        dst = np.floor(np.arange(T) * out_frame_rate / frame_rate + 1e-9).astype(np.int64)
+    outs = []
+    for j in range(int(layer.max(initial=-1)) + 1):
+        rows = np.flatnonzero(layer == j)
+        sub = Instances(ev.frame[rows], ev.cls[rows], ev.track[rows], ev.vec[rows])
+        sed, doa = instances_to_matrices(sub, nb_classes=C, nb_frames=T)
+        sed_o, doa_o = resample_matrices(sed, doa, frame_rate=frame_rate, out_frame_rate=out_frame_rate, rule=rule,
+                                         nb_frames_out=n_out)
+        out = matrices_to_instances(sed_o, doa_o)
+        dist = None
+        if ev.dist is not None:
+            d = np.zeros((T, C))
+            d[sub.frame, sub.cls] = ev.dist[rows]
+            if out_frame_rate >= frame_rate:
+                src = np.floor(np.arange(n_out) * frame_rate / out_frame_rate + 1e-9).astype(np.int64)
+                d_o = np.zeros((n_out, C))
+                ok = src < T
+                d_o[ok] = d[src[ok]]
+            else:
+                ok = dst < n_out
+                flat = (dst[ok, None] * C + np.arange(C)).ravel()
+                a = sed[ok].ravel()
+                tot = np.bincount(flat, d[ok].ravel() * a, minlength=n_out * C)
+                cnt = np.bincount(flat, a, minlength=n_out * C)
+                d_o = np.divide(tot, cnt, out=np.zeros_like(tot), where=cnt > 0).reshape(n_out, C)
+            dist = d_o[out.frame, out.cls]
+        outs.append((out._replace(track=np.full(out.frame.size, j, dtype=np.int64), dist=dist), j))
+    if not outs:
+        return Instances(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, k)),
+                         None if ev.dist is None else np.zeros(0))
+    frame = np.concatenate([o.frame for o, _ in outs])
+    cls = np.concatenate([o.cls for o, _ in outs])
+    lay = np.concatenate([o.track for o, _ in outs])
+    order = np.lexsort((-lay, cls, frame))
+    dist = None if ev.dist is None else np.concatenate([o.dist for o, _ in outs])[order]
+    return Instances(frame[order], cls[order], lay[order], np.concatenate([o.vec for o, _ in outs])[order], dist)
+
+
 # ==================================================================================================
 # Reading
 # ==================================================================================================
