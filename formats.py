@@ -708,8 +708,9 @@ def infer_dcase_format(path: str | os.PathLike, *, hint: str | None = None) -> s
 
     4 fields: ``dcase2019``; 5: ``dcase2020`` (``frame,class,track,azi,ele``, which dcase2024 reads alike);
     7: ``dcase2024`` (Cartesian with a distance). 6 fields are a dcase2020 Cartesian row or a dcase2024 polar row
-    with a distance: ``hint`` (e.g. the prediction format) decides when it is one of them, otherwise an error asks
-    for the format. A count that fits ``hint`` gives ``hint``.
+    with a distance (STARSS23 metadata): ``hint='dcase2024'`` (the prediction format) reads them as dcase2024;
+    otherwise an error asks for the format (reading ``azi,ele,dist`` as ``x,y,z`` would be silently wrong). A
+    count that fits ``hint`` gives ``hint``.
 
     Raises
     ------
@@ -724,7 +725,9 @@ def infer_dcase_format(path: str | os.PathLike, *, hint: str | None = None) -> s
         return hint if hint in FIELD_COUNTS else 'dcase2020'
     lineno, row = data[0]
     n = len(row)
-    if hint in FIELD_COUNTS and n in FIELD_COUNTS[hint]:
+    if n == 6 and hint == 'dcase2024':
+        return hint
+    if hint in FIELD_COUNTS and n in FIELD_COUNTS[hint] and n != 6:
         return hint
     fits = [f for f, counts in FIELD_COUNTS.items() if n in counts]
     if fits == ['dcase2020', 'dcase2024'] and n == 5:
