@@ -780,6 +780,27 @@ def test_classes_absent_from_reference_macro_averaging():
     assert _all(sed, doa, sed, doa)['dcase2021']['f_score'] == 1.0
 
 
+def test_perfect_prediction_of_a_fold_missing_3_of_11_classes_official_macro():
+    # The known case where the official 2022 code cannot score a perfect prediction perfectly: 11 classes, 8 of them
+    # in the fold. A perfect prediction: the official port and dcase2022 (macro) give F = LR = 8/11 = 0.727 and
+    # LE = 3 * 180 / 11 = 49.1 degrees (each absent class F 0, LE 180, LR 0); micro pools the counts: perfect.
+    rng = np.random.default_rng(11)
+    C, fps, T = 11, 10, 60
+    rows = [(f, c, unit_vec) for c in range(8) for f in sorted(set(rng.integers(0, T, 12).tolist()))
+            for unit_vec in [tuple(sph2cart(float(rng.uniform(-180, 180)), float(rng.uniform(-40, 40))))]]
+    gt_b = official_segment_labels(rows, T, fps)
+    o, sdi = official_2021(gt_b, gt_b, C, 20.0)
+    official = official_2021_scores(o, sdi, 'macro')
+    assert official['f_score'] == pytest.approx(8 / 11) and official['localization_error'] == pytest.approx(540 / 11)
+    c = em.location_aware_counts(instances_of(rows), instances_of(rows), nb_frames=T, nb_classes=C,
+                                 frames_per_segment=fps, definition='dcase2022')
+    r = em.location_aware_scores(c, definition='dcase2022')
+    assert r == pytest.approx(official)
+    assert (round(r['f_score'], 3), round(r['localization_error'], 1), r['error_rate']) == (0.727, 49.1, 0.0)
+    micro = em.location_aware_scores(c, definition='dcase2022', average='micro')
+    assert (micro['f_score'], micro['localization_error'], micro['localization_recall']) == (1.0, 0.0, 1.0)
+
+
 def test_single_partial_segment():
     # 3 frames at 10 frames/s: one (partial) segment. ref class 0 in f2 only, pred class 0 in f0.
     ref, pred = np.zeros((3, 1)), np.zeros((3, 1))
