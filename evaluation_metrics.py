@@ -179,7 +179,10 @@ The scoring command
 ``--pred`` (only those; ``<stem>.csv`` is paired with the one ``<stem>.csv`` found anywhere below ``--ref``, so a
 DCASE ``metadata_dev/`` with ``dev-train/``, ``dev-test/`` ... works; a missing or duplicated reference is an
 error). A reference with the ``tut2018`` header row is a description in seconds; a headerless one is DCASE
-metadata of the format named by ``reference.format`` (or ``--ref-format``). The prediction folder's side file
+metadata of the format named by ``reference.format`` (or ``--ref-format``), else of the format its field count
+says (:func:`formats.infer_dcase_format`: 4 dcase2019, 5 dcase2020, 7 dcase2024; 6 dcase2024 if the predictions
+are, otherwise an error asks for ``--ref-format``). Every reference is read by :func:`formats.read_reference`
+(the datasets' reader too: dcase2024 distances from cm to metres). The prediction folder's side file
 ``format.json`` (:func:`formats.write_format_file`) is read for these keys, each overridden by its flag:
 
 ==============================  ======================  ================================================================
@@ -203,7 +206,11 @@ key                             flag                    meaning
 Every CSV of the folder must be listed in ``files`` and every listed stem must have a CSV. Other keys (e.g.
 ``dataset``) are not read. Without a side file, ``--format`` is needed, the classes come from ``--classes`` /
 ``--nb-classes`` (or the names in tut2018 references), and each recording lasts until the last row of its
-reference or prediction unless ``--duration`` says otherwise. The JSON on stdout is :meth:`SELDScorer.results`
+reference or prediction unless ``--duration`` says otherwise. Flags and side-file values are checked: numbers
+finite, frame rates, durations and segment lengths > 0 and bounded (:data:`MAX_FRAME_RATE`,
+:data:`MAX_DURATION_S`, :data:`MAX_SEGMENT_S`, :data:`MAX_FRAMES` per file), ``--threshold`` >= 0, ``--nb-classes``
+an integer >= 1, class names distinct; a 0 is never replaced by a default. Every error, argparse's included, is
+one line (``error: ...``, exit 2). The JSON on stdout is :meth:`SELDScorer.results`
 (NaN as null); the grids and a table go to stderr. ``seld.py`` builds its scorer with :meth:`SELDScorer.from_format`
 from the same dict it writes, so the JSON reproduces the run's numbers.
 
