@@ -447,10 +447,9 @@ class Dataset:
         Returns
         -------
         ref : formats.Events (seconds; TUT-2018 and 2019) or formats.Instances at :attr:`label_rate` (2020+:
-            several instances per frame, track ids, per-frame directions of moving sources, ``dist`` where given).
+            several instances per frame, track ids, per-frame directions of moving sources, ``dist`` in metres where
+            given: STARSS23's centimetres divided by 100), read by :func:`formats.read_reference`, the reader of the
+            scoring command.
         """
-        if self.spec.meta_format == 'tut2018':
-            return formats.read_desc_file(rec.meta, classes=self.classes, naming=self.naming, max_time_s=duration_s)
-        return formats.read_instances(rec.meta, fmt=self.spec.meta_format, nb_classes=len(self.classes),
-                                      nb_frames=formats.nb_frames_at(duration_s, frame_rate=self.label_rate),
-                                      max_track=MAX_TRACK)
+        return formats.read_reference(rec.meta, fmt=self.spec.meta_format, classes=self.classes, naming=self.naming,
+                                      frame_rate=self.label_rate, duration_s=duration_s, max_track=MAX_TRACK)

@@ -32,11 +32,14 @@ seld-dcase2019 e88c62b, seld-dcase2020 384ad9b, seld-dcase2021 f8e09db, seld-dca
     Adavanne et al., IEEE JSTSP 2019, Sec. V. Segment-based SED (sed_eval, Mesaros et al. 2016): a class is active
     in a segment if active in ANY of its frames. Per segment ``FN = #(ref & ~pred)``, ``FP = #(~ref & pred)``,
     ``S = min(FN, FP)``, ``D = max(0, FN - FP)``, ``I = max(0, FP - FN)``; ``ER = sum(S + D + I) / N_ref``;
-    ``F = 2 TP / (2 TP + FP + FN)`` (micro). DOA error: mean over reference-active (frame, class) pairs of the angle
-    to the predicted vector of the same class, whatever its predicted activity (as the original code); pairs whose
-    predicted vector is zero (no estimate, e.g. a prediction read from a file) are left out (``missing`` in
-    :meth:`SELDMetrics.details`). Frame recall: share of frames with as many predicted as reference active
-    classes. ``seld_score = mean(ER, 1 - F, DOA / 180, 1 - FR)``.
+    ``F = 2 TP / (2 TP + FP + FN)`` (micro). DOA error: mean over the reference-active (frame, class) pairs that
+    are also PREDICTED ACTIVE of the angle between the reference DOA and the predicted DOA of that class (what a
+    prediction file holds: the DOAs of the predicted-active classes); the reference-active pairs without an
+    estimate are reported beside it as ``doa_missing`` (a count), so a model that detects little cannot look
+    precise unseen. (The paper's code measured every reference-active pair against the raw regression output,
+    active or not; a file cannot hold those outputs, and ``seld2018_legacy`` keeps that rule.) Frame recall: share
+    of frames with as many predicted as reference active classes. ``seld_score = mean(ER, 1 - F, DOA / 180, 1 -
+    FR)``.
 ``seld2018_legacy``
     The original seld-net code (``evaluation_metrics.py`` + ``seld.py``): blocks ``O[i*bs : i*bs+bs-1]`` (the last
     frame of every block is dropped - seld-net issue #16), ER on ``floor(frames / bs)`` blocks, F on ``ceil``; DOA
@@ -125,20 +128,38 @@ dcase2020, dcase2020_corrected, dcase2021, dcase2022  10 fps        10 frames (1
 dcase2024                                             10 fps        none (frame level)
 ====================================================  ============  ==========================================
 
-* The reference given in seconds (:class:`formats.Events`: TUT-2018 descriptions, DCASE 2019 metadata) is framed
-  on each grid by the one framing rule, :func:`formats.events_to_instances`. A reference given as instances at its
-  label rate (10 fps for DCASE 2020+) is used as is on a grid of that rate, and on a grid of an integer multiple
-  of it (dcase2019's 50 fps, a 50-fps model rate) by repeating each frame (:func:`formats.upsample_instances`);
-  any other rate is refused (a reference is never down-sampled or interpolated).
-* The prediction is scored as written: the DOAs of the predicted-active classes as unit vectors (what a DCASE
-  file holds; so seld2018's DOA error covers the reference-active pairs that are also predicted active, and
-  seld2018_legacy counts a chord of 1 for the others). On a grid of ``R_p`` it is used as is; on an integer
-  multiple it is repeated; otherwise it is converted by :func:`formats.resample_matrices` with
-  ``rule='majority'`` - the pipeline's conversion: SELDnet outputs one frame per STFT hop, unlike the 2020+
-  baselines whose CNN pools time down to the label rate; a class active in more than half of the model frames of a
-  label frame is the analogue, its direction their mean. Frames at or beyond ``T_g`` are not scored.
+* One conversion for both sides. The prediction is scored as written: the DOAs of the predicted-active classes
+  as unit vectors (what a DCASE file holds). On the grid of ``R_p`` it is used as is; on an integer multiple of
+  ``R_p`` each frame is repeated (:func:`formats.upsample_instances`); otherwise it is converted by
+  :func:`formats.resample_instances` with ``rule='majority'`` - the pipeline's conversion (SELDnet outputs one
+  frame per STFT hop, unlike the 2020+ baselines whose CNN pools time down to the label rate; a class active in
+  more than half of the model frames of a grid frame is the analogue, its direction their mean). Frames at or
+  beyond ``T_g`` are not scored.
+* A reference in seconds (:class:`formats.Events`: TUT-2018 descriptions, DCASE 2019 metadata) is framed ONCE, at
+  ``R_p`` over the given ``nb_frames``, by the one framing rule (:func:`formats.events_to_instances`, the rule the
+  training labels are made with), and then brought to every other grid by exactly the prediction's conversion.
+  Reference and prediction therefore meet every grid through the same function: the stored labels fed back as
+  the prediction score ER 0, F 1, DOA/LE 0, FR/LR 1 on every grid (tests/test_oracle.py), and no grid carries a
+  floor of its own. (Framing the seconds on each grid directly, ``ceil(end * rate)`` inclusive, while the
+  prediction was majority-converted, cost a perfect TUT-2018 prediction ER 0.07 to 0.14 on the 100-ms grids.) Two
+  instances of one class in one frame (same-class overlap) stay two: the conversion works on layers, layer 0
+  being the instance the class-wise labels keep (:func:`formats.resample_instances`).
+* A reference given as instances at its label rate (10 fps for DCASE 2020+) is used as is on a grid of that rate,
+  and on a grid of an integer multiple of it (dcase2019's 50 fps, a 50-fps model rate) by repeating each frame
+  (:func:`formats.upsample_instances`); any other rate is refused (a reference is never down-sampled or
+  interpolated). The pipeline's labels are made from it by the same repetition and its predictions for such data
+  are converted to the label rate (``R_p`` = 10 fps) by majority, which undoes the repetition exactly.
 * seld2018 and dcase2019 score class-wise matrices (one DOA per class and frame: the last instance of a class in a
   frame, ``same_class='last'``); dcase2020 to dcase2024 score the instance lists.
+
+Where the official code cannot score a perfect prediction perfectly (reproduced)
+--------------------------------------------------------------------------------
+* dcase2022 (= 2023) macro average: a class absent from both reference and prediction counts F 0, LE 180 and
+  LR 0 in the class means, so a perfect prediction of a split holding ``k`` of ``C`` classes scores
+  ``F = LR = k / C`` and ``LE = 180 (C - k) / C`` (a fold missing 3 of 11 classes: F 0.727, LE 49.1 degrees).
+  dcase2024's macro F and LR likewise count such a class 0. ``average='micro'`` (``--average micro``) pools the
+  counts and gives F 1, LE 0, LR 1. Small test splits rarely hold every class: read their macro numbers with this.
+* dcase2024's angle adds 1e-10 to both squared norms: identical directions are 8.1e-4 degrees apart.
 
 Undefined cases (documented choices)
 ------------------------------------
@@ -158,7 +179,10 @@ The scoring command
 ``--pred`` (only those; ``<stem>.csv`` is paired with the one ``<stem>.csv`` found anywhere below ``--ref``, so a
 DCASE ``metadata_dev/`` with ``dev-train/``, ``dev-test/`` ... works; a missing or duplicated reference is an
 error). A reference with the ``tut2018`` header row is a description in seconds; a headerless one is DCASE
-metadata of the format named by ``reference.format`` (or ``--ref-format``). The prediction folder's side file
+metadata of the format named by ``reference.format`` (or ``--ref-format``), else of the format its field count
+says (:func:`formats.infer_dcase_format`: 4 dcase2019, 5 dcase2020, 7 dcase2024; 6 dcase2024 if the predictions
+are, otherwise an error asks for ``--ref-format``). Every reference is read by :func:`formats.read_reference`
+(the datasets' reader too: dcase2024 distances from cm to metres). The prediction folder's side file
 ``format.json`` (:func:`formats.write_format_file`) is read for these keys, each overridden by its flag:
 
 ==============================  ======================  ================================================================
@@ -182,7 +206,11 @@ key                             flag                    meaning
 Every CSV of the folder must be listed in ``files`` and every listed stem must have a CSV. Other keys (e.g.
 ``dataset``) are not read. Without a side file, ``--format`` is needed, the classes come from ``--classes`` /
 ``--nb-classes`` (or the names in tut2018 references), and each recording lasts until the last row of its
-reference or prediction unless ``--duration`` says otherwise. The JSON on stdout is :meth:`SELDScorer.results`
+reference or prediction unless ``--duration`` says otherwise. Flags and side-file values are checked: numbers
+finite, frame rates, durations and segment lengths > 0 and bounded (:data:`MAX_FRAME_RATE`,
+:data:`MAX_DURATION_S`, :data:`MAX_SEGMENT_S`, :data:`MAX_FRAMES` per file), ``--threshold`` >= 0, ``--nb-classes``
+an integer >= 1, class names distinct; a 0 is never replaced by a default. Every error, argparse's included, is
+one line (``error: ...``, exit 2). The JSON on stdout is :meth:`SELDScorer.results`
 (NaN as null); the grids and a table go to stderr. ``seld.py`` builds its scorer with :meth:`SELDScorer.from_format`
 from the same dict it writes, so the JSON reproduces the run's numbers.
 
@@ -214,7 +242,7 @@ from scipy.optimize import linear_sum_assignment
 from formats import (DESC_HEADER, FORMAT_FILE, FORMAT_FRAME_RATE, FORMATS, NAMINGS, Events, Instances, as_sed,
                      check_instances, desc_class_names, doa_vectors, events_to_instances, has_desc_header,
                      instances_to_matrices, matrices_to_instances, nb_frames_at, read_desc_file, read_format_file,
-                     read_instances, resample_matrices, unit, upsample_instances)
+                     infer_dcase_format, read_instances, read_reference, resample_instances, unit, upsample_instances)
 from utils import SELDError, angular_distance_deg, run_cli
 
 DEFINITIONS = ('seld2018', 'seld2018_legacy', 'dcase2019', 'dcase2020', 'dcase2020_corrected', 'dcase2021',
@@ -406,32 +434,39 @@ def _doa_pairs(ref_sed: np.ndarray, ref_doa: np.ndarray, pred_doa: np.ndarray) -
     return rv, pv
 
 
-def _angle_counts(rv: np.ndarray, pv: np.ndarray) -> dict[str, float]:
-    valid = np.einsum('ij,ij->i', pv, pv) > 0
-    ang = angular_distance_deg(rv[valid], pv[valid])
-    return dict(angle_sum=float(ang.sum()), count=int(valid.sum()), missing=int((~valid).sum()))
+def _angle_counts(rv: np.ndarray, pv: np.ndarray, detected: np.ndarray) -> dict[str, float]:
+    """Sums of the seld2018 DOA error over reference-active pairs: ``detected`` (predicted active) ones measured,
+    the others counted as ``missing``."""
+    ang = angular_distance_deg(rv[detected], pv[detected])
+    return dict(angle_sum=float(ang.sum()), count=int(detected.sum()), missing=int((~detected).sum()))
 
 
 def _chord_counts(rv: np.ndarray, pv: np.ndarray) -> dict[str, float]:
     return dict(chord_sum=float(np.linalg.norm(pv - rv, axis=1).sum()), count=int(rv.shape[0]))
 
 
-def doa_error(ref_sed: np.ndarray, ref_doa: np.ndarray, pred_doa: np.ndarray) -> float:
-    """SELDnet DOA error, angles averaged in degrees (the correct version of the paper's metric).
+def doa_error(ref_sed: np.ndarray, ref_doa: np.ndarray, pred_sed: np.ndarray, pred_doa: np.ndarray) -> float:
+    """SELDnet DOA error (seld2018), angles averaged in degrees.
 
-    ``mean over {(t, c): ref_sed[t, c] = 1, pred vector != 0} of angle(ref_vec[t, c], pred_vec[t, c])``
+    ``mean over {(t, c): ref_sed[t, c] = 1 and pred_sed[t, c] = 1} of angle(ref_vec[t, c], pred_vec[t, c])``: the
+    reference-active (frame, class) pairs that are also predicted active, with the predicted DOA of that class. A
+    prediction file holds only the DOAs of predicted-active classes, so this is the quantity that the in-memory
+    scorer and the scoring command both measure; the reference-active pairs without an estimate are counted apart
+    (``doa_missing`` in :meth:`SELDMetrics.results`). A predicted-active class with a zero vector is 90 degrees
+    from everything.
 
     Parameters
     ----------
-    ref_sed : np.ndarray [shape=(frames, classes)], values in {0, 1}
+    ref_sed, pred_sed : np.ndarray [shape=(frames, classes)], values in {0, 1}
     ref_doa, pred_doa : np.ndarray [shape=(frames, 3*classes) or (frames, 2*classes)]
-        The predicted DOA of every class is used whatever its predicted activity (as in the paper).
 
     Returns
     -------
     error : float, degrees in [0, 180]; NaN if no pair.
     """
-    c = _angle_counts(*_doa_pairs(ref_sed, ref_doa, pred_doa))
+    ref, pred = _check_pair(ref_sed, pred_sed)
+    rv, pv = _doa_pairs(ref, ref_doa, pred_doa)
+    c = _angle_counts(rv, pv, pred[ref])
     return c['angle_sum'] / c['count'] if c['count'] else float('nan')
 
 
@@ -982,7 +1017,7 @@ class SELDMetrics:
                 seg = segment_counts(segment_activity(ref, frames_per_segment=fps),
                                      segment_activity(pred, frames_per_segment=fps))
                 self._add(name, dict(seg, good_frames=int((ref.sum(1) == pred.sum(1)).sum()), frames=T,
-                                     **_angle_counts(rv, pv)))
+                                     **_angle_counts(rv, pv, pred[ref])))
             elif name == 'seld2018_legacy':
                 er_c = segment_counts(segment_activity(ref, frames_per_segment=fps, legacy=True, keep_partial=False),
                                       segment_activity(pred, frames_per_segment=fps, legacy=True, keep_partial=False))
@@ -1026,7 +1061,9 @@ class SELDMetrics:
         Returns
         -------
         results : dict
-            seld2018, seld2018_legacy, dcase2019: ``error_rate, f_score, doa_error, frame_recall, seld_score``;
+            seld2018, seld2018_legacy, dcase2019: ``error_rate, f_score, doa_error, frame_recall, seld_score``
+            (seld2018 also ``doa_missing``: the reference-active (frame, class) pairs not predicted active, which
+            its ``doa_error`` leaves out);
             dcase2020, dcase2020_corrected, dcase2021, dcase2022: ``error_rate, f_score, localization_error,
             localization_recall, seld_score``; dcase2024: ``error_rate, f_score, doa_error, distance_error,
             relative_distance_error, localization_recall, seld_score``.
@@ -1054,6 +1091,8 @@ class SELDMetrics:
                 doa = n['dist_sum'] / n['n_pred'] if n['matched'] else float('nan')
             res[name] = dict(error_rate=er, f_score=f, doa_error=float(doa), frame_recall=float(fr),
                              seld_score=seld_score(error_rate=er, f_score=f, doa_error=doa, recall=fr))
+            if name == 'seld2018':
+                res[name]['doa_missing'] = float(n['missing'])
         return res
 
 
@@ -1163,9 +1202,12 @@ class SELDScorer:
         out = {}
         for rate, m in self._grids:
             g = m.frame_rate
-            ref = ('events (seconds) framed by formats.events_to_instances' if self.reference_rate is None else
-                   f'instances at {self.reference_rate:g} fps: ' + conversion(g, self.reference_rate, 'refused'))
-            pred = conversion(g, self.prediction_rate, "formats.resample_matrices(rule='majority')")
+            pred = conversion(g, self.prediction_rate, "formats.resample_instances(rule='majority')")
+            ref = (f'events (seconds) framed at {self.prediction_rate:g} fps by formats.events_to_instances, then '
+                   f'as the prediction: {pred}')
+            if self.reference_rate is not None:
+                ref = (f'instances at {self.reference_rate:g} fps: ' + conversion(g, self.reference_rate, 'refused')
+                       + '; ' + ref)
             for name in m.definitions:
                 out[name] = dict(frame_rate=g, frames='nb_frames (given)' if rate is None else
                                  f'formats.nb_frames_at(duration_s, frame_rate={g:g})',
@@ -1173,17 +1215,22 @@ class SELDScorer:
                                  reference=ref, prediction=pred)
         return {name: out[name] for name in self.definitions}
 
-    def _reference_at(self, stem: str, ref: Events | Instances, rate: float, T: int) -> Instances:
+    def _reference_at(self, stem: str, ref: Events | Instances, rate: float | None, T: int,
+                      nb_frames: int) -> Instances:
+        """The reference on a grid (``rate`` None: ``R_p``): events in seconds framed once at ``R_p`` by the label
+        rule, then converted as the prediction is; instances at their own rate as is or repeated."""
         if isinstance(ref, Events):
-            return events_to_instances(ref, frame_rate=rate, nb_frames=T)
+            inst = events_to_instances(ref, frame_rate=self.prediction_rate, nb_frames=nb_frames)
+            return inst if rate is None else self._prediction_at(inst, rate, T, nb_frames)
         if not isinstance(ref, Instances):
             raise TypeError(f'{stem}: the reference must be formats.Events or formats.Instances, not {type(ref)}')
         if self.reference_rate is None:
             raise SELDError(f'{stem}: a reference given as instances needs the scorer\'s reference_rate')
-        k = _integer_ratio(rate, self.reference_rate)
+        g = self.prediction_rate if rate is None else rate
+        k = _integer_ratio(g, self.reference_rate)
         if k is None:
             raise SELDError(f'{stem}: a reference at {self.reference_rate:g} frames/s cannot be scored on a '
-                            f'{rate:g}-frames/s grid (only integer multiples of its rate: frames are repeated)')
+                            f'{g:g}-frames/s grid (only integer multiples of its rate: frames are repeated)')
         frame = np.asarray(ref.frame, dtype=np.int64)
         limit = -(-T // k)  # the grid's frames at the reference's rate
         if frame.size and frame.max() >= limit:
@@ -1192,13 +1239,13 @@ class SELDScorer:
         return ref if k == 1 else upsample_instances(ref, factor=k, nb_frames=T)
 
     def _prediction_at(self, pred: Instances, rate: float, T: int, nb_frames: int) -> Instances:
+        """Instances at ``R_p`` (``nb_frames``) on a grid of ``T`` frames at ``rate``: repeated at an integer
+        multiple of ``R_p``, otherwise :func:`formats.resample_instances` (majority)."""
         k = _integer_ratio(rate, self.prediction_rate)
         if k is not None:  # the same rate or an integer multiple: frames repeated, those >= T dropped
             return upsample_instances(pred, factor=k, nb_frames=T)
-        sed, doa = instances_to_matrices(pred, nb_classes=len(self.classes), nb_frames=nb_frames, same_class='last')
-        sed, doa = resample_matrices(sed, doa, frame_rate=self.prediction_rate, out_frame_rate=rate, rule='majority',
-                                     nb_frames_out=T)
-        return matrices_to_instances(sed, doa)
+        return resample_instances(pred, nb_classes=len(self.classes), frame_rate=self.prediction_rate,
+                                  out_frame_rate=rate, nb_frames=nb_frames, nb_frames_out=T, rule='majority')
 
     def add(self, stem: str, ref: Events | Instances, pred_sed: np.ndarray, pred_doa: np.ndarray, *,
             duration_s: float, nb_frames: int, pred_dist: np.ndarray | None = None) -> None:
@@ -1267,7 +1314,7 @@ class SELDScorer:
             for rate, metrics in self._grids:
                 T = nb_frames if rate is None else nb_frames_at(duration_s, frame_rate=rate)
                 g = metrics.frame_rate
-                ref_g = self._reference_at(stem, ref, g, T)
+                ref_g = self._reference_at(stem, ref, rate, T, nb_frames)
                 pred_g = pred if rate is None else self._prediction_at(pred, g, T, nb_frames)
                 if 'dcase2024' in metrics.definitions and (ref_g.dist is None or pred_g.dist is None):
                     raise SELDError(f'{stem}: dcase2024 needs distances in both the reference and the prediction '
@@ -1356,61 +1403,99 @@ def find_references(folder: str, stems: Sequence[str]) -> dict[str, str]:
     return {s: found[s] for s in stems}
 
 
-def read_reference(path: str, *, fmt: str, classes: Sequence[str], naming: str = 'tut',
-                   frame_rate: float | None = None, duration_s: float | None = None) -> Events | Instances:
-    """Read a reference file as the scoring command does: a ``tut2018`` description as :class:`formats.Events`,
-    DCASE metadata as :class:`formats.Instances` at ``frame_rate`` (``dcase2024`` distances from cm to m, as the
-    official 2024 scoring reads its references with ``cm2m=True``).
-
-    Parameters
-    ----------
-    path : str
-    fmt : {'tut2018', 'dcase2019', 'dcase2020', 'dcase2024'}
-    classes : sequence of str
-    naming : {'tut', 'real', 'plain'}
-        tut2018 class naming.
-    frame_rate : float, optional
-        DCASE formats: the file's frame rate (default the format's).
-    duration_s : float, optional
-        The recording's length: an event starting, or a frame, beyond it is an error.
-    """
-    if fmt == 'tut2018':
-        return read_desc_file(path, classes=classes, naming=naming, max_time_s=duration_s)
-    rate = frame_rate or FORMAT_FRAME_RATE[fmt]
-    inst = read_instances(path, fmt=fmt, nb_classes=len(classes),
-                          nb_frames=None if duration_s is None else nb_frames_at(duration_s, frame_rate=rate))
-    if fmt == 'dcase2024' and inst.dist is not None:
-        inst = inst._replace(dist=inst.dist / 100.0)
-    return inst
-
-
 def _last_time(inst: Events | Instances, rate: float | None) -> float:
     if isinstance(inst, Events):
         return float(np.max(inst.end, initial=0.0))
     return (int(np.max(inst.frame, initial=-1)) + 1) / rate
 
 
+#: Bounds of the scoring command's numbers (beyond them a typo, not a recording): frames per second, seconds.
+MAX_FRAME_RATE = 10_000.0
+MAX_DURATION_S = 86_400.0
+MAX_SEGMENT_S = 3_600.0
+MAX_FRAMES = 10_000_000
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one-line SELDErrors (exit 2 through utils.run_cli), not usage + message."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise SELDError(f'{self.prog}: {message}')
+
+
+def _number(rule: str, *, integer: bool = False, upper: float = math.inf) -> Callable[[str], float]:
+    """An argparse type: a finite number ``> 0`` (rule 'positive') or ``>= 0`` ('non-negative'), at most
+    ``upper``."""
+    def convert(text: str) -> float:
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{text!r} is not {"an integer" if integer else "a number"}') from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f'{text} must be a finite number')
+        if (rule == 'positive' and not value > 0) or (rule == 'non-negative' and not value >= 0):
+            raise argparse.ArgumentTypeError(f'{text} must be {"> 0" if rule == "positive" else ">= 0"}')
+        if value > upper:
+            raise argparse.ArgumentTypeError(f'{text} must be at most {upper:g}')
+        return value
+    return convert
+
+
+def _check_value(where: str, name: str, value: Any, *, rule: str, upper: float = math.inf) -> float:
+    """A number read from format.json, with the rule of its flag."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SELDError(f'{where}: {name}={value!r} must be a finite number')
+    if (rule == 'positive' and not value > 0) or (rule == 'non-negative' and not value >= 0) or value > upper:
+        raise SELDError(f'{where}: {name}={value!r} must be {"> 0" if rule == "positive" else ">= 0"}'
+                        + (f' and at most {upper:g}' if math.isfinite(upper) else ''))
+    return float(value)
+
+
+def _reference_formats(ref_paths: dict[str, str], *, ref_fmt: str | None, hint: str | None) -> dict[str, str]:
+    """The format of every reference: tut2018 by its header; a headerless one as ``ref_fmt`` says, else from its
+    field count (:func:`formats.infer_dcase_format`, the prediction format deciding 6 fields)."""
+    out = {}
+    for stem, path in ref_paths.items():
+        if has_desc_header(path):
+            if ref_fmt not in (None, 'tut2018'):
+                raise SELDError(f'{path}: a tut2018 description (its header), but the reference format is {ref_fmt}')
+            out[stem] = 'tut2018'
+        elif ref_fmt == 'tut2018':
+            raise SELDError(f'{path}: no tut2018 header ({",".join(DESC_HEADER)}), but the reference format '
+                            'is tut2018')
+        else:
+            out[stem] = ref_fmt or infer_dcase_format(path, hint=hint)
+    dcase = sorted({f for f in out.values() if f != 'tut2018'})
+    if len(dcase) > 1 and len({FORMAT_FRAME_RATE[f] for f in dcase}) > 1:
+        raise SELDError(f'the references are of formats {", ".join(dcase)} with different frame rates; give '
+                        '--ref-format (and --ref-frame-rate)')
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Score a folder of prediction CSVs against reference CSVs (paired by stem); JSON on stdout."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog='evaluation_metrics.py', description=main.__doc__,
         epilog='A run\'s predictions/ folder holds format.json, which says everything: python evaluation_metrics.py '
                '--ref data/ansim/desc_ov1_split1 --pred runs/<run>/predictions. Files of other systems: python '
-               'evaluation_metrics.py --ref metadata_dev --pred results --format dcase2020 --ref-format dcase2020 '
-               '--nb-classes 14 --duration 60. Flags override format.json.')
+               'evaluation_metrics.py --ref metadata_dev --pred results --format dcase2020 --nb-classes 12 '
+               '(headerless references: their format from their number of fields). Flags override format.json.')
     p.add_argument('--ref', required=True, help='reference folder (searched with its sub-folders): TUT-2018 '
                                                 'descriptions (with their header) or DCASE metadata')
     p.add_argument('--pred', required=True, help=f'folder of prediction CSVs (and {FORMAT_FILE})')
     p.add_argument('--format', choices=FORMATS, help=f'prediction format (default: {FORMAT_FILE})')
-    p.add_argument('--frame-rate', type=float, help="prediction frames/s (default: format.json's, else the "
-                                                    "format's: 50 or 10)")
+    p.add_argument('--frame-rate', type=_number('positive', upper=MAX_FRAME_RATE),
+                   help="prediction frames/s (default: format.json's, else the format's: 50 or 10)")
     p.add_argument('--ref-format', choices=FORMATS, help='format of headerless reference files (default: '
-                                                         'format.json\'s "reference"); a header means tut2018')
-    p.add_argument('--ref-frame-rate', type=float, help="reference frames/s of a DCASE format (default: "
-                                                        "format.json's, else the format's)")
+                                                         'format.json\'s "reference", else from the number of fields: '
+                                                         '4 dcase2019, 5 dcase2020, 7 dcase2024, 6 as --format); a '
+                                                         'header means tut2018')
+    p.add_argument('--ref-frame-rate', type=_number('positive', upper=MAX_FRAME_RATE),
+                   help="reference frames/s of a DCASE format (default: format.json's, else the format's)")
     p.add_argument('--classes', help='comma-separated class names in index order (default: format.json\'s; '
                                      'tut2018 references: the sorted names found in them)')
-    p.add_argument('--nb-classes', type=int, help='number of classes, for DCASE files without class names')
+    p.add_argument('--nb-classes', type=_number('positive', integer=True, upper=10_000),
+                   help='number of classes, for DCASE files without class names')
     p.add_argument('--naming', choices=NAMINGS, help='class naming of tut2018 recordings (default: format.json\'s, '
                                                      'else tut)')
     p.add_argument('--metrics', nargs='+', choices=DEFINITIONS,
@@ -1418,67 +1503,95 @@ def main(argv: list[str] | None = None) -> int:
                         'where both sides have distances)')
     p.add_argument('--average', choices=AVERAGES, help='class averaging of dcase2021/2022/2024 (default: each '
                                                        'year\'s: micro, macro, macro)')
-    p.add_argument('--threshold', type=float, help='DOA threshold in degrees (default: format.json\'s, else 20)')
-    p.add_argument('--segment-len', type=float, help='segment length in seconds (default: format.json\'s, else 1)')
-    p.add_argument('--duration', type=float, help='length of every recording in seconds (default: format.json\'s '
-                                                  'files, else up to the last row of either file)')
+    p.add_argument('--threshold', type=_number('non-negative'),
+                   help='DOA threshold in degrees, >= 0 (default: format.json\'s, else 20)')
+    p.add_argument('--segment-len', type=_number('positive', upper=MAX_SEGMENT_S),
+                   help='segment length in seconds (default: format.json\'s, else 1)')
+    p.add_argument('--duration', type=_number('positive', upper=MAX_DURATION_S),
+                   help='length of every recording in seconds (default: format.json\'s files, else up to the last '
+                        'row of either file)')
     a = p.parse_args(argv)
 
     if not os.path.isdir(a.pred):
         raise SELDError(f'{a.pred}: prediction folder not found')
     info = read_format_file(a.pred) or {}
     side = os.path.join(a.pred, FORMAT_FILE)
-    reference = dict(info.get('reference') or {})
+    reference = info.get('reference') or {}
+    if not isinstance(reference, dict):
+        raise SELDError(f'{side}: "reference" must be an object (format, naming, frame_rate)')
+    reference = dict(reference)
     fmt = a.format or info.get('format')
     if fmt is None:
         raise SELDError(f'{a.pred}: no {FORMAT_FILE}; give --format (one of {", ".join(FORMATS)})')
-    rate = a.frame_rate or info.get('frame_rate') or FORMAT_FRAME_RATE.get(fmt, PAPER_FRAME_RATE)
+    if a.frame_rate is not None:
+        rate = a.frame_rate
+    elif info.get('frame_rate') is not None:
+        rate = _check_value(side, 'frame_rate', info['frame_rate'], rule='positive', upper=MAX_FRAME_RATE)
+    else:
+        rate = FORMAT_FRAME_RATE.get(fmt, PAPER_FRAME_RATE)
     naming = a.naming or reference.get('naming') or 'tut'
+    if naming not in NAMINGS:
+        raise SELDError(f'{side}: reference.naming={naming!r} must be one of {", ".join(NAMINGS)}')
     ref_fmt = a.ref_format or reference.get('format')
+    if ref_fmt is not None and ref_fmt not in FORMATS:
+        raise SELDError(f'{side}: reference.format={ref_fmt!r} must be one of {", ".join(FORMATS)}')
     stems = sorted(os.path.splitext(n)[0] for n in os.listdir(a.pred) if n.lower().endswith('.csv'))
     if not stems:
         raise SELDError(f'{a.pred}: no .csv files in the prediction folder')
     files = info.get('files') or {}
+    if not isinstance(files, dict):
+        raise SELDError(f'{side}: "files" must be an object {{stem: {{nb_frames, duration_s}}}}')
     unlisted, absent = [s for s in stems if s not in files], [s for s in files if s not in stems]
     if info and (unlisted or absent):
         raise SELDError(f'{side}: lists {", ".join(absent) or "no missing file"} without a CSV, and does not list '
                         f'{", ".join(unlisted) or "any other"}; the folder must hold what the run wrote')
     ref_paths = find_references(a.ref, stems)
-    ref_fmts = {}
-    for stem, path in ref_paths.items():
-        if has_desc_header(path):
-            if ref_fmt not in (None, 'tut2018'):
-                raise SELDError(f'{path}: a tut2018 description (its header), but the reference format is {ref_fmt}')
-            ref_fmts[stem] = 'tut2018'
-        elif ref_fmt == 'tut2018':
-            raise SELDError(f'{path}: no tut2018 header ({",".join(DESC_HEADER)}), but the reference format '
-                            'is tut2018')
-        elif ref_fmt is None:
-            raise SELDError(f'{path}: headerless DCASE metadata of unknown format; give --ref-format (dcase2019, '
-                            'dcase2020 or dcase2024) or a format.json "reference"')
-        else:
-            ref_fmts[stem] = ref_fmt
-    ref_rate = a.ref_frame_rate or reference.get('frame_rate')
-    if any(f != 'tut2018' for f in ref_fmts.values()):
-        ref_rate = ref_rate or FORMAT_FRAME_RATE[ref_fmt]
-    if a.classes:
+    ref_fmts = _reference_formats(ref_paths, ref_fmt=ref_fmt, hint=fmt)
+    dcase_fmts = sorted({f for f in ref_fmts.values() if f != 'tut2018'})
+    if a.ref_frame_rate is not None:
+        ref_rate = a.ref_frame_rate
+    elif reference.get('frame_rate') is not None:
+        ref_rate = _check_value(side, 'reference.frame_rate', reference['frame_rate'], rule='positive',
+                                upper=MAX_FRAME_RATE)
+    else:
+        ref_rate = FORMAT_FRAME_RATE[dcase_fmts[0]] if dcase_fmts else None
+    if a.classes is not None:
         classes = [c.strip() for c in a.classes.split(',')]
+        where = f'--classes {a.classes!r}'
     elif info.get('classes'):
-        classes = list(info['classes'])
-    elif a.nb_classes:
-        classes = [str(i) for i in range(a.nb_classes)]
-    elif all(f == 'tut2018' for f in ref_fmts.values()):
+        classes = info['classes']
+        where = f'{side}: classes'
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise SELDError(f'{where} must be a list of class names')
+    elif a.nb_classes is not None:
+        classes = [str(i) for i in range(int(a.nb_classes))]
+        where = '--nb-classes'
+    elif not dcase_fmts:
         classes = desc_class_names(ref_paths.values(), naming=naming)
+        where = 'the references'
     else:
         raise SELDError('the classes are unknown: give --classes or --nb-classes (or a format.json)')
-    if a.nb_classes and a.nb_classes != len(classes):
+    if not classes or any(not c for c in classes) or len(set(classes)) != len(classes):
+        raise SELDError(f'{where}: {classes} must be distinct, non-empty class names')
+    if a.nb_classes is not None and int(a.nb_classes) != len(classes):
         raise SELDError(f'--nb-classes {a.nb_classes} does not match the {len(classes)} classes {classes}')
 
     refs, preds, lengths = {}, {}, {}
     for stem in stems:
         entry = files.get(stem) or {}
-        duration = a.duration or entry.get('duration_s')
-        nb_frames = None if a.duration else entry.get('nb_frames')
+        if not isinstance(entry, dict):
+            raise SELDError(f'{side}: files.{stem} must be an object {{nb_frames, duration_s}}')
+        where = f'{side}: files.{stem}'
+        duration = a.duration
+        nb_frames = None
+        if duration is None and entry.get('duration_s') is not None:
+            duration = _check_value(where, 'duration_s', entry['duration_s'], rule='positive', upper=MAX_DURATION_S)
+            if entry.get('nb_frames') is not None:
+                nb_frames = entry['nb_frames']
+                if isinstance(nb_frames, bool) or not isinstance(nb_frames, (int, float)) or nb_frames != int(
+                        nb_frames) or nb_frames < 1:
+                    raise SELDError(f'{where}: nb_frames={nb_frames!r} must be an integer >= 1')
+                nb_frames = int(nb_frames)
         if duration is not None and nb_frames is None:
             nb_frames = nb_frames_at(duration, frame_rate=rate)
         refs[stem] = read_reference(ref_paths[stem], fmt=ref_fmts[stem], classes=classes, naming=naming,
@@ -1487,15 +1600,33 @@ def main(argv: list[str] | None = None) -> int:
                                      classes=classes, frame_rate=rate, naming=naming, nb_frames=nb_frames)
         if duration is None:  # no side file: the file lasts until its last row
             duration = max(_last_time(refs[stem], ref_rate), _last_time(preds[stem], rate), 1.0 / rate)
+            if duration > MAX_DURATION_S:
+                raise SELDError(f'{ref_paths[stem]}: rows up to {duration:g} s; a recording lasts at most '
+                                f'{MAX_DURATION_S:g} s')
             nb_frames = nb_frames_at(duration, frame_rate=rate)
+        if nb_frames > MAX_FRAMES:
+            raise SELDError(f'{stem}: {duration:g} s at {rate:g} frames/s is {nb_frames} frames; at most '
+                            f'{MAX_FRAMES} are scored per file')
         lengths[stem] = (float(duration), int(nb_frames))
     with_dist = fmt == 'dcase2024' and all(refs[s].dist is not None and preds[s].dist is not None for s in stems)
+    metrics = a.metrics or info.get('metrics') or list(DEFAULT_DEFINITIONS) + ['dcase2024'] * with_dist
+    if not isinstance(metrics, list) or not all(m in DEFINITIONS for m in metrics):
+        raise SELDError(f'{side}: metrics={metrics!r} must be a list of {", ".join(DEFINITIONS)}')
+    threshold = a.threshold if a.threshold is not None else _check_value(
+        side, 'doa_threshold', info.get('doa_threshold', 20.0), rule='non-negative')
+    segment = a.segment_len if a.segment_len is not None else _check_value(
+        side, 'segment_len_s', info.get('segment_len_s', 1.0), rule='positive', upper=MAX_SEGMENT_S)
+    average = a.average or info.get('average')
+    if average is not None and average not in AVERAGES:
+        raise SELDError(f'{side}: average={average!r} must be one of {", ".join(AVERAGES)}')
     scoring = dict(classes=classes, frame_rate=rate, reference=dict(reference, frame_rate=ref_rate),
-                   metrics=a.metrics or info.get('metrics') or DEFAULT_DEFINITIONS + (('dcase2024',) * with_dist),
-                   doa_threshold=a.threshold if a.threshold is not None else info.get('doa_threshold', 20.0),
-                   segment_len_s=a.segment_len or info.get('segment_len_s', 1.0),
-                   average=a.average or info.get('average'))
-    scorer = SELDScorer.from_format(scoring)
+                   metrics=metrics, doa_threshold=threshold, segment_len_s=segment, average=average)
+    try:
+        scorer = SELDScorer.from_format(scoring)
+    except SELDError:
+        raise
+    except ValueError as err:  # e.g. a segment shorter than a frame of a grid
+        raise SELDError(f'--segment-len / --frame-rate / {FORMAT_FILE}: {err}') from err
     for stem in stems:
         scorer.add_instances(stem, refs[stem], preds[stem], duration_s=lengths[stem][0], nb_frames=lengths[stem][1])
     res = scorer.results()

@@ -369,6 +369,98 @@ def upsample_instances(inst: Instances, *, factor: int, nb_frames: int | None = 
                      np.asarray(inst.track, dtype=np.int64)[rows], np.asarray(inst.vec, dtype=np.float64)[rows], dist)
 
 
+def instance_layers(inst: Instances, *, nb_classes: int) -> np.ndarray:
+    """The layer of every instance: 0 for the instance of its (frame, class) listed LAST, 1 for the one before it...
+
+    Layer 0 is what :func:`instances_to_matrices` keeps (``same_class='last'``), so a list with one instance per
+    class and frame is all layer 0.
+
+    Returns
+    -------
+    layer : np.ndarray [shape=(n,)], int64
+    """
+    key = np.asarray(inst.frame, dtype=np.int64) * int(nb_classes) + np.asarray(inst.cls, dtype=np.int64)
+    order = np.argsort(key, kind='stable')
+    k = key[order]
+    new = np.ones(k.size, dtype=bool)
+    new[1:] = k[1:] != k[:-1]
+    start = np.flatnonzero(new)
+    count = np.diff(np.append(start, k.size))
+    group = np.cumsum(new) - 1
+    pos = np.arange(k.size) - start[group]
+    layer = np.empty(k.size, dtype=np.int64)
+    layer[order] = count[group] - 1 - pos
+    return layer
+
+
+def resample_instances(inst: Instances, *, nb_classes: int, frame_rate: float, out_frame_rate: float,
+                       nb_frames: int, nb_frames_out: int, rule: str = 'majority') -> Instances:
+    """An instance list at another frame rate, by the conversion of :func:`resample_matrices`.
+
+    The instances are split into layers (:func:`instance_layers`: layer 0 holds, per frame and class, the instance
+    listed last - the class-wise matrices' instance -, layer 1 the one before it ...); each layer is converted as
+    class-wise matrices by :func:`resample_matrices` with ``rule``, its distance (where given) as the mean over the
+    active input frames (up-sampling: copied). Layer 0 of the result is therefore exactly the conversion of the
+    list's class-wise matrices: a prediction and a reference with the same class-wise matrices convert alike.
+
+    Parameters
+    ----------
+    inst : Instances
+        Frames at ``frame_rate``, below ``nb_frames``.
+    nb_classes : int
+    frame_rate, out_frame_rate : float
+    nb_frames, nb_frames_out : int
+        Frames in and out.
+    rule : {'majority', 'any'}
+
+    Returns
+    -------
+    inst : Instances at ``out_frame_rate``, sorted by frame and class, layer 0 last in each (frame, class), track =
+        the layer, unit vectors, ``dist`` if the input has one.
+    """
+    C, T, n_out = int(nb_classes), int(nb_frames), int(nb_frames_out)
+    ev = check_instances(inst, nb_frames=max(T, 1), nb_classes=C, name='instances')
+    k = ev.vec.shape[1]
+    layer = instance_layers(ev, nb_classes=C)
+    if out_frame_rate < frame_rate:
+        dst = np.floor(np.arange(T) * out_frame_rate / frame_rate + 1e-9).astype(np.int64)
+    outs = []
+    for j in range(int(layer.max(initial=-1)) + 1):
+        rows = np.flatnonzero(layer == j)
+        sub = Instances(ev.frame[rows], ev.cls[rows], ev.track[rows], ev.vec[rows])
+        sed, doa = instances_to_matrices(sub, nb_classes=C, nb_frames=T)
+        sed_o, doa_o = resample_matrices(sed, doa, frame_rate=frame_rate, out_frame_rate=out_frame_rate, rule=rule,
+                                         nb_frames_out=n_out)
+        out = matrices_to_instances(sed_o, doa_o)
+        dist = None
+        if ev.dist is not None:
+            d = np.zeros((T, C))
+            d[sub.frame, sub.cls] = ev.dist[rows]
+            if out_frame_rate >= frame_rate:
+                src = np.floor(np.arange(n_out) * frame_rate / out_frame_rate + 1e-9).astype(np.int64)
+                d_o = np.zeros((n_out, C))
+                ok = src < T
+                d_o[ok] = d[src[ok]]
+            else:
+                ok = dst < n_out
+                flat = (dst[ok, None] * C + np.arange(C)).ravel()
+                a = sed[ok].ravel()
+                tot = np.bincount(flat, d[ok].ravel() * a, minlength=n_out * C)
+                cnt = np.bincount(flat, a, minlength=n_out * C)
+                d_o = np.divide(tot, cnt, out=np.zeros_like(tot), where=cnt > 0).reshape(n_out, C)
+            dist = d_o[out.frame, out.cls]
+        outs.append((out._replace(track=np.full(out.frame.size, j, dtype=np.int64), dist=dist), j))
+    if not outs:
+        return Instances(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, k)),
+                         None if ev.dist is None else np.zeros(0))
+    frame = np.concatenate([o.frame for o, _ in outs])
+    cls = np.concatenate([o.cls for o, _ in outs])
+    lay = np.concatenate([o.track for o, _ in outs])
+    order = np.lexsort((-lay, cls, frame))
+    dist = None if ev.dist is None else np.concatenate([o.dist for o, _ in outs])[order]
+    return Instances(frame[order], cls[order], lay[order], np.concatenate([o.vec for o, _ in outs])[order], dist)
+
+
 # ==================================================================================================
 # Reading
 # ==================================================================================================
@@ -447,11 +539,13 @@ def read_desc_file(path: str | os.PathLike, *, classes: Sequence[str], naming: s
     ------
     SELDError
         Naming the file, the line, the value and the rule: wrong header, wrong number of fields, a non-number,
-        an unknown class, ``end_time <= start_time``, a start beyond the recording, an angle out of range.
+        an unknown class, ``end_time <= start_time``, a start beyond the recording, an angle out of range, a row
+        that repeats an earlier one (the same recording, times, angles and distance: an event listed twice).
     """
     index = {c: i for i, c in enumerate(classes)}
     rows: list[tuple[int, float, float, float, float, float]] = []
     names: list[str] = []
+    seen: dict[tuple, int] = {}
     lines = _read_rows(path)
     if not lines or lines[0][1][:len(DESC_HEADER)] != DESC_HEADER:
         raise SELDError(f'{path}:1: header {lines[0][1] if lines else None} must be {",".join(DESC_HEADER)}')
@@ -476,6 +570,10 @@ def read_desc_file(path: str | os.PathLike, *, classes: Sequence[str], naming: s
         if max_time_s is not None and start >= max_time_s:
             raise SELDError(f'{where}: start_time={start} is beyond the recording length {max_time_s} s')
         _check_angles(where, azi, ele)
+        key = (row[0], start, end, ele, azi, dist)
+        if key in seen:
+            raise SELDError(f'{where}: {",".join(row[:6])} duplicates line {seen[key]} (an event listed twice)')
+        seen[key] = lineno
         rows.append((index[cls_name], start, end, ele, azi, dist))
         names.append(row[0])
     arr = np.array(rows, dtype=np.float64).reshape(-1, 6)
@@ -531,7 +629,7 @@ def read_instances(path: str | os.PathLike, *, fmt: str, nb_classes: int | None 
     ------
     SELDError
         Naming file, line, value and rule for a bad row, an unknown class, a frame beyond the recording, a track
-        out of range, or a missing file.
+        out of range, a row that repeats an earlier one, or a missing file.
     """
     if fmt == 'tut2018':
         if not classes:
@@ -551,10 +649,14 @@ def read_instances(path: str | os.PathLike, *, fmt: str, nb_classes: int | None 
              'dcase2024': 'frame,class,source,azi,ele[,dist] or frame,class,source,x,y,z,dist'}[fmt]
     nb_int = 2 if fmt == 'dcase2019' else 3
     frames, clss, tracks, vecs, dists = [], [], [], [], []
+    seen: dict[tuple, int] = {}
     for lineno, row in _read_rows(path):
         where = f'{path}:{lineno}'
         if lineno == 1 and not _is_int(row[0]):
             continue  # a header line
+        if tuple(row) in seen:
+            raise SELDError(f'{where}: {",".join(row)} duplicates line {seen[tuple(row)]} (a row listed twice)')
+        seen[tuple(row)] = lineno
         layout = layouts.get(len(row))
         if layout is None:
             raise SELDError(f'{where}: {len(row)} fields {row}; a {fmt} row is {names}')
@@ -595,6 +697,86 @@ def read_instances(path: str | os.PathLike, *, fmt: str, nb_classes: int | None 
         raise SELDError(f'{path}: some rows have a distance and others do not')
     return Instances(np.array(frames, dtype=np.int64), np.array(clss, dtype=np.int64),
                      np.array(tracks, dtype=np.int64), np.array(vecs, dtype=np.float64), dist)
+
+
+#: Field counts of each DCASE format's rows (see :func:`read_instances`).
+FIELD_COUNTS = {'dcase2019': (4,), 'dcase2020': (5, 6), 'dcase2024': (5, 6, 7)}
+
+
+def infer_dcase_format(path: str | os.PathLike, *, hint: str | None = None) -> str:
+    """The DCASE format of a headerless file, from the number of fields of its first row.
+
+    4 fields: ``dcase2019``; 5: ``dcase2020`` (``frame,class,track,azi,ele``, which dcase2024 reads alike);
+    7: ``dcase2024`` (Cartesian with a distance). 6 fields are a dcase2020 Cartesian row or a dcase2024 polar row
+    with a distance (STARSS23 metadata): ``hint='dcase2024'`` (the prediction format) reads them as dcase2024;
+    otherwise an error asks for the format (reading ``azi,ele,dist`` as ``x,y,z`` would be silently wrong). A
+    count that fits ``hint`` gives ``hint``.
+
+    Raises
+    ------
+    SELDError
+        A tut2018 description (its header), a row of another field count, or 6 fields without a deciding hint.
+    """
+    rows = _read_rows(path)
+    if rows and rows[0][1][:len(DESC_HEADER)] == DESC_HEADER:
+        raise SELDError(f'{path}:1: a tut2018 description (its header), not headerless DCASE metadata')
+    data = [(i, r) for i, r in rows if not (i == 1 and not _is_int(r[0]))]
+    if not data:  # no event: any format reads it alike
+        return hint if hint in FIELD_COUNTS else 'dcase2020'
+    lineno, row = data[0]
+    n = len(row)
+    if n == 6 and hint == 'dcase2024':
+        return hint
+    if hint in FIELD_COUNTS and n in FIELD_COUNTS[hint] and n != 6:
+        return hint
+    fits = [f for f, counts in FIELD_COUNTS.items() if n in counts]
+    if fits == ['dcase2020', 'dcase2024'] and n == 5:
+        return 'dcase2020'
+    if len(fits) == 1:
+        return fits[0]
+    if not fits:
+        raise SELDError(f'{path}:{lineno}: {n} fields; DCASE rows have 4 (dcase2019: frame,class,azi,ele), 5 '
+                        '(dcase2020: frame,class,track,azi,ele), 6 or 7 (dcase2024 with a distance)')
+    raise SELDError(f'{path}:{lineno}: 6 fields are dcase2020 frame,class,track,x,y,z or dcase2024 '
+                    'frame,class,source,azi,ele,dist; give the reference format (--ref-format)')
+
+
+def read_reference(path: str | os.PathLike, *, fmt: str, classes: Sequence[str], naming: str = 'tut',
+                   frame_rate: float | None = None, duration_s: float | None = None,
+                   max_track: int | None = None) -> Events | Instances:
+    """Read one reference (label) file: the one reader of the datasets, the pipeline and the scoring command.
+
+    Parameters
+    ----------
+    path : str
+    fmt : {'tut2018', 'dcase2019', 'dcase2020', 'dcase2024'}
+    classes : sequence of str
+        Class names in index order.
+    naming : {'tut', 'real', 'plain'}
+        tut2018 class naming.
+    frame_rate : float, optional
+        DCASE formats: the file's frame rate (default the format's, :data:`FORMAT_FRAME_RATE`).
+    duration_s : float, optional
+        The recording's length: an event starting, or a frame row, at or beyond it is an error.
+    max_track : int, optional
+        DCASE formats: the largest track / source id allowed.
+
+    Returns
+    -------
+    ref : Events (tut2018: seconds, distances in metres) or Instances at ``frame_rate`` with ``dist`` in METRES:
+        ``dcase2024`` metadata (STARSS23) gives distances in cm, divided by 100 here, as the official 2024 scoring
+        reads its references (``cm2m=True``).
+    """
+    if fmt == 'tut2018':
+        return read_desc_file(path, classes=classes, naming=naming, max_time_s=duration_s)
+    if fmt not in FORMAT_FRAME_RATE:
+        raise ValueError(f'fmt={fmt!r} must be one of {FORMATS}')
+    rate = FORMAT_FRAME_RATE[fmt] if frame_rate is None else float(frame_rate)
+    inst = read_instances(path, fmt=fmt, nb_classes=len(classes), max_track=max_track,
+                          nb_frames=None if duration_s is None else nb_frames_at(duration_s, frame_rate=rate))
+    if fmt == 'dcase2024' and inst.dist is not None:
+        inst = inst._replace(dist=inst.dist / 100.0)
+    return inst
 
 
 def read_csv(path: str | os.PathLike, *, fmt: str, nb_classes: int | None = None,
@@ -658,7 +840,8 @@ def _fmt_num(x: float, decimals: int | None) -> str:
 
 def write_csv(path: str | os.PathLike, sed: np.ndarray, doa: np.ndarray, *, fmt: str, frame_rate: float,
               out_frame_rate: float | None = None, rule: str = 'majority', coords: str = 'polar',
-              angle_decimals: int | None = None, classes: Sequence[str] | None = None, naming: str = 'tut') -> None:
+              angle_decimals: int | None = None, classes: Sequence[str] | None = None, naming: str = 'tut',
+              dist: np.ndarray | None = None) -> None:
     """Write frame-wise matrices as a label or prediction file (atomically).
 
     Parameters
@@ -685,9 +868,19 @@ def write_csv(path: str | os.PathLike, sed: np.ndarray, doa: np.ndarray, *, fmt:
         tut2018 class names.
     naming : str
         tut2018 recording naming.
+    dist : np.ndarray [shape=(frames, classes)], optional
+        dcase2024 only: distances in metres, written as a sixth column (``frame,class,source,azi,ele,dist``),
+        at ``frame_rate`` (``out_frame_rate`` must then be ``frame_rate``).
     """
     if fmt not in FORMATS:
         raise ValueError(f'fmt={fmt!r} must be one of {FORMATS}')
+    if dist is not None:
+        dist = np.asarray(dist, dtype=np.float64)
+        if fmt != 'dcase2024' or dist.shape != np.shape(sed) or (out_frame_rate is not None
+                                                                and not math.isclose(out_frame_rate, frame_rate)):
+            raise ValueError(f'dist {dist.shape}: only for dcase2024, shaped as sed {np.shape(sed)}, at frame_rate')
+        if not np.all(np.isfinite(dist)) or np.any(dist < 0):
+            raise ValueError('dist: values must be finite and >= 0')
     if coords not in ('polar', 'cartesian') or (coords == 'cartesian' and fmt != 'dcase2020'):
         raise ValueError(f"coords={coords!r}: 'cartesian' is only for dcase2020; else 'polar'")
     rate = frame_rate if out_frame_rate is None else out_frame_rate
@@ -725,6 +918,8 @@ def write_csv(path: str | os.PathLike, sed: np.ndarray, doa: np.ndarray, *, fmt:
                 tail = ','.join(_fmt_num(x, angle_decimals) for x in vec[i])
             else:
                 tail = f'{_fmt_num(azi[i], angle_decimals)},{_fmt_num(ele[i], angle_decimals)}'
+            if dist is not None:
+                tail += ',' + _fmt_num(dist[ev.frame[i], ev.cls[i]], None)
             out.write(f'{head},{tail}\n')
     write_text(path, out.getvalue())
 

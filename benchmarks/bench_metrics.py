@@ -82,7 +82,7 @@ def per_frame(rs, rd, ps, pd) -> dict:
     T = rs.shape[0]
     oracle.slow_sed_counts(rs, ps, fps)
     oracle.slow_frame_recall(rs, ps)
-    doa = oracle.slow_doa_error(rs, rd, pd)
+    doa = oracle.slow_doa_error(rs, rd, ps, pd)
     legacy = oracle.slow_doa_legacy(rs, rd, pd)
     d19, _ = oracle.slow_dcase2019(rs, rd, ps, pd)
     gt = oracle.official_segment_labels(oracle.rows_of(rs, rd), T, fps)

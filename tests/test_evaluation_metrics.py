@@ -77,10 +77,10 @@ def _vec(doa, t, k, C):
     return np.array([doa[t, j * C + k] for j in range(doa.shape[1] // C)])
 
 
-def slow_doa_error(ref_sed, ref_doa, pred_doa):
+def slow_doa_error(ref_sed, ref_doa, pred_sed, pred_doa):
     C = ref_sed.shape[1]
     errs = [_angle(_vec(ref_doa, t, k, C), _vec(pred_doa, t, k, C))
-            for t in range(ref_sed.shape[0]) for k in range(C) if ref_sed[t, k]]
+            for t in range(ref_sed.shape[0]) for k in range(C) if ref_sed[t, k] and pred_sed[t, k]]
     return float(np.mean(errs)) if errs else float('nan')
 
 
@@ -395,17 +395,30 @@ def test_hand_segment_scores():
 
 def test_hand_seld2018_and_legacy():
     rd, pd = hand_doas()
-    # Angles 90, 0, 180 -> mean 90 degrees.
-    assert em.doa_error(HAND_REF, rd, pd) == pytest.approx(90.0)
+    # seld2018 measures the reference-active pairs that are also predicted active. HAND_PRED detects none of
+    # (0, c0), (2, c1), (3, c2): no angle to average, 3 missing.
+    assert math.isnan(em.doa_error(HAND_REF, rd, HAND_PRED, pd))
+    # All three detected: angles 90, 0, 180 -> mean 90 degrees.
+    assert em.doa_error(HAND_REF, rd, HAND_REF, pd) == pytest.approx(90.0)
+    # (0, c0) and (2, c1) detected, (3, c2) not: (90 + 0) / 2 = 45 degrees, 1 missing.
+    part = HAND_REF.copy()
+    part[3, 2] = 0
+    assert em.doa_error(HAND_REF, rd, part, pd) == pytest.approx(45.0)
+    m = em.SELDMetrics(nb_classes=3, frame_rate=2.0, definitions=('seld2018',))
+    m.evaluate(HAND_REF, rd, part, pd)
+    assert m.results()['seld2018']['doa_error'] == pytest.approx(45.0)
+    assert m.results()['seld2018']['doa_missing'] == 1
     # Chords |y - x| = sqrt 2, 0, |-z - z| = 2 -> d = (sqrt 2 + 2) / 3; 2 asin(d / 2) = 69.37 degrees.
     legacy = math.degrees(2 * math.asin((math.sqrt(2) + 2) / 6))
     assert em.doa_error_legacy(HAND_REF, rd, pd) == pytest.approx(legacy)
     m = em.SELDMetrics(nb_classes=3, frame_rate=2.0, definitions=('seld2018', 'seld2018_legacy'))
     m.evaluate(HAND_REF, rd, HAND_PRED, pd)
     r = m.results()
-    # SELD = mean(2/3, 1 - 2/3, 90/180, 1 - 1/4)
-    assert r['seld2018'] == pytest.approx(dict(error_rate=2 / 3, f_score=2 / 3, doa_error=90.0, frame_recall=0.25,
-                                               seld_score=np.mean([2 / 3, 1 / 3, 0.5, 0.75])))
+    # No pair measured: DOA NaN (180 in the score), 3 missing. SELD = mean(2/3, 1 - 2/3, 180/180, 1 - 1/4)
+    nan = r['seld2018'].pop('doa_error')
+    assert math.isnan(nan)
+    assert r['seld2018'] == pytest.approx(dict(error_rate=2 / 3, f_score=2 / 3, frame_recall=0.25, doa_missing=3,
+                                               seld_score=np.mean([2 / 3, 1 / 3, 1.0, 0.75])))
     # Legacy blocks [0:1] and [2:3] see frames 0 and 2 only: ref s0 {0}, s1 {1}; pred nothing.
     # ER = 2 deletions / 2 = 1; F = 0.
     assert r['seld2018_legacy']['error_rate'] == pytest.approx(1.0)
@@ -427,7 +440,7 @@ def test_issue16_last_frame_of_each_segment_and_chord_average():
     rd = formats.vectors_to_doa(np.array([[X], [X]]))
     pd = formats.vectors_to_doa(np.array([[X], [-X]]))
     two = np.ones((2, 1))
-    assert em.doa_error(two, rd, pd) == pytest.approx(90.0)
+    assert em.doa_error(two, rd, two, pd) == pytest.approx(90.0)
     assert em.doa_error_legacy(two, rd, pd) == pytest.approx(60.0)
 
 
@@ -618,7 +631,7 @@ def test_framewise_metrics_match_slow_reference(k):
     rng = np.random.default_rng(k)
     for runs in (True, False):
         rs, rd, ps, pd = random_file(rng, 157, 4, k=k, runs=runs, p=0.3)
-        assert em.doa_error(rs, rd, pd) == pytest.approx(slow_doa_error(rs, rd, pd))
+        assert em.doa_error(rs, rd, ps, pd) == pytest.approx(slow_doa_error(rs, rd, ps, pd), nan_ok=True)
         assert em.doa_error_legacy(rs, rd, pd) == pytest.approx(slow_doa_legacy(rs, rd, pd))
         assert em.frame_recall(rs, ps) == pytest.approx(slow_frame_recall(rs, ps))
         for legacy in (False, True):
@@ -767,6 +780,27 @@ def test_classes_absent_from_reference_macro_averaging():
     assert _all(sed, doa, sed, doa)['dcase2021']['f_score'] == 1.0
 
 
+def test_perfect_prediction_of_a_fold_missing_3_of_11_classes_official_macro():
+    # The known case where the official 2022 code cannot score a perfect prediction perfectly: 11 classes, 8 of them
+    # in the fold. A perfect prediction: the official port and dcase2022 (macro) give F = LR = 8/11 = 0.727 and
+    # LE = 3 * 180 / 11 = 49.1 degrees (each absent class F 0, LE 180, LR 0); micro pools the counts: perfect.
+    rng = np.random.default_rng(11)
+    C, fps, T = 11, 10, 60
+    rows = [(f, c, unit_vec) for c in range(8) for f in sorted(set(rng.integers(0, T, 12).tolist()))
+            for unit_vec in [tuple(sph2cart(float(rng.uniform(-180, 180)), float(rng.uniform(-40, 40))))]]
+    gt_b = official_segment_labels(rows, T, fps)
+    o, sdi = official_2021(gt_b, gt_b, C, 20.0)
+    official = official_2021_scores(o, sdi, 'macro')
+    assert official['f_score'] == pytest.approx(8 / 11) and official['localization_error'] == pytest.approx(540 / 11)
+    c = em.location_aware_counts(instances_of(rows), instances_of(rows), nb_frames=T, nb_classes=C,
+                                 frames_per_segment=fps, definition='dcase2022')
+    r = em.location_aware_scores(c, definition='dcase2022')
+    assert r == pytest.approx(official)
+    assert (round(r['f_score'], 3), round(r['localization_error'], 1), r['error_rate']) == (0.727, 49.1, 0.0)
+    micro = em.location_aware_scores(c, definition='dcase2022', average='micro')
+    assert (micro['f_score'], micro['localization_error'], micro['localization_recall']) == (1.0, 0.0, 1.0)
+
+
 def test_single_partial_segment():
     # 3 frames at 10 frames/s: one (partial) segment. ref class 0 in f2 only, pred class 0 in f0.
     ref, pred = np.zeros((3, 1)), np.zeros((3, 1))
@@ -786,7 +820,7 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match='0 or 1'):
         em.sed_scores(np.full((3, 2), 0.7), np.zeros((3, 2)), frames_per_segment=2)
     with pytest.raises(ValueError, match='shape'):
-        em.doa_error(np.zeros((3, 2)), np.zeros((3, 5)), np.zeros((3, 5)))
+        em.doa_error(np.zeros((3, 2)), np.zeros((3, 5)), np.zeros((3, 2)), np.zeros((3, 5)))
     with pytest.raises(ValueError, match='definitions'):
         em.SELDMetrics(nb_classes=2, frame_rate=10.0, definitions=('dcase2099',))
     with pytest.raises(SELDError, match='no file'):
@@ -811,36 +845,83 @@ def _make_events(rows):
 
 def test_scorer_tut_grids_by_hand():
     # A 2-s recording, 343 model frames at 44100/256 fps; one event of class 0 from 0.5 to 1.2 s at azimuth 30.
-    # Model rate: frames floor(0.5 * 172.27) = 86 .. ceil(1.2 * 172.27) = 207. The prediction is exactly that.
-    # 10 fps: the reference is frames 5..12. Model frame i lies in label frame floor(i * 10 / 172.27): frame 4
-    #   holds model frames 69..86 (1 of 18 active), frames 5..11 are fully active, frame 12 holds 207..223 (1 of 17).
-    #   By majority the prediction is frames 5..11: segments 0-9 and 10-19 both have the class, angle 0 -> TP 2.
-    # 50 fps: reference frames 25..60 (ceil(1.2 * 50) = 60); the prediction is 25..60 by majority except where a
-    #   50-fps frame holds 3 or 4 model frames with at most half active - here every frame from 25 to 59 is
-    #   fully active, frame 24 (model 83..86: 1 of 4) is not, frame 60 (model 207..210: 1 of 4) is not.
-    #   dcase2019 frame recall: frames equal except 60 -> 99/100; SED blocks [0:49], [50:99]: both active -> F 1.
+    # The reference is framed ONCE at the model rate by the label rule: frames floor(0.5 * 172.27) = 86 ..
+    # ceil(1.2 * 172.27) = 207. The prediction is exactly that (an oracle).
+    # 10 fps: model frame i lies in grid frame floor(i * 10 / 172.27). Grid frame 4 holds model frames 69..86 (1 of
+    #   18 active), 5..11 are fully active, 12 holds 207..223 (1 of 17). By majority BOTH sides are frames 5..11
+    #   (framing the seconds on this grid directly would give 5..12: ceil(1.2 * 10) = 12, an error of the scorer):
+    #   segments 0-9 and 10-19 hold the class on both sides, angle 0 -> TP 2, FN 0, FP 0.
+    # 50 fps: grid frame 24 holds model frames 83..86 (1 of 4), 25 holds 87..89 ... 59 holds 204..206 (all active),
+    #   60 holds 207..210 (1 of 4). Both sides are frames 25..59 (direct framing: 25..60): all 100 frames agree
+    #   (frame recall 100/100); SED blocks [0:49] and [50:99] hold the class on both sides -> F 1.
     ev = _make_events([(0, 0.5, 1.2, 30.0, 0.0, 2.0)])
     T = 343
     sed = np.zeros((T, 2))
     sed[86:208, 0] = 1
     doa = formats.vectors_to_doa(np.broadcast_to(sph2cart(30, 0), (T, 2, 3)) * 1.0)  # raw DOAs for all classes
+    assert formats.event_frames(np.array([0.5]), np.array([1.2]), frame_rate=TUT_RATE) == ([86], [207])
+    assert formats.event_frames(np.array([0.5]), np.array([1.2]), frame_rate=50.0) == ([25], [60])
     s = em.SELDScorer(classes=['a', 'b'], prediction_rate=TUT_RATE,
-                      definitions=('seld2018', 'dcase2019', 'dcase2020', 'dcase2021', 'dcase2022'))
+                      definitions=('seld2018', 'dcase2019', 'dcase2020', 'dcase2021', 'dcase2022'), average='micro')
     s.add('clip', ev, sed, doa, duration_s=2.0, nb_frames=T)
     r, d = s.results(), s.details()
     assert r['seld2018'] == pytest.approx(dict(error_rate=0.0, f_score=1.0, doa_error=0.0, frame_recall=1.0,
-                                               seld_score=0.0), abs=1e-5)
-    assert r['dcase2019']['frame_recall'] == pytest.approx(99 / 100) and r['dcase2019']['f_score'] == 1.0
+                                               seld_score=0.0, doa_missing=0), abs=1e-5)
+    assert (d['dcase2019']['good_frames'], d['dcase2019']['frames']) == (100, 100)
+    assert (d['dcase2019']['tp'], d['dcase2019']['fp'], d['dcase2019']['fn']) == (2, 0, 0)
+    assert r['dcase2019']['frame_recall'] == 1.0 and r['dcase2019']['f_score'] == 1.0
     assert d['dcase2022']['tp'] == [2.0, 0.0] and d['dcase2022']['n_ref'] == [2.0, 0.0]
-    assert r['dcase2021']['f_score'] == 1.0 and r['dcase2021']['localization_error'] == pytest.approx(0.0, abs=1e-5)
+    assert d['dcase2022']['fn'] == [0.0, 0.0] and d['dcase2022']['fp'] == [0.0, 0.0]
+    for name in ('dcase2020', 'dcase2021', 'dcase2022'):
+        assert r[name]['error_rate'] == 0.0 and r[name]['f_score'] == 1.0, name
+        assert r[name]['localization_error'] == pytest.approx(0.0, abs=1e-5), name
+        assert r[name]['localization_recall'] == 1.0, name
     g = s.grids()
     assert (g['seld2018']['frame_rate'], g['seld2018']['frames_per_segment']) == (TUT_RATE, 172)
     assert (g['dcase2019']['frame_rate'], g['dcase2019']['frames_per_segment']) == (50.0, 50)
     assert (g['dcase2021']['frame_rate'], g['dcase2021']['frames_per_segment']) == (10.0, 10)
-    assert 'majority' in g['dcase2021']['prediction']
+    assert 'majority' in g['dcase2021']['prediction'] and 'then as the prediction' in g['dcase2021']['reference']
     # the 10-fps prediction by majority, and not by 'any' (which would add frames 4 and 12)
     s10, _ = formats.resample_matrices(sed, doa, frame_rate=TUT_RATE, out_frame_rate=10.0, nb_frames_out=20)
     assert np.flatnonzero(s10[:, 0]).tolist() == list(range(5, 12))
+    # the reference on each grid, by hand: 10 fps 5..11, 50 fps 25..59
+    inst = formats.events_to_instances(ev, frame_rate=TUT_RATE, nb_frames=T)
+    r10 = formats.resample_instances(inst, nb_classes=2, frame_rate=TUT_RATE, out_frame_rate=10.0, nb_frames=T,
+                                     nb_frames_out=20)
+    r50 = formats.resample_instances(inst, nb_classes=2, frame_rate=TUT_RATE, out_frame_rate=50.0, nb_frames=T,
+                                     nb_frames_out=100)
+    assert r10.frame.tolist() == list(range(5, 12)) and r50.frame.tolist() == list(range(25, 60))
+    assert r50.dist.tolist() == [2.0] * 35 and np.allclose(r10.vec, sph2cart(30, 0))
+    # A prediction one model frame shorter at each end (87..206) is still 5..11 and 25..59: perfect on the grids,
+    # and on the model grid 2 of 343 frames differ (frame recall 341/343), segments unchanged.
+    s2 = em.SELDScorer(classes=['a', 'b'], prediction_rate=TUT_RATE, definitions=('seld2018', 'dcase2019', 'dcase2021'))
+    sed2 = sed.copy()
+    sed2[[86, 207], 0] = 0
+    s2.add('clip', ev, sed2, doa, duration_s=2.0, nb_frames=T)
+    r2 = s2.results()
+    assert r2['seld2018']['frame_recall'] == pytest.approx(341 / 343) and r2['seld2018']['error_rate'] == 0.0
+    assert r2['seld2018']['doa_missing'] == 2
+    assert r2['dcase2019']['frame_recall'] == 1.0 and r2['dcase2021']['error_rate'] == 0.0
+
+
+def test_resample_instances_keeps_same_class_overlaps_in_layers():
+    # Two instances of class 1 in frames 0..5 at 20 fps (+x listed first, then +y), +x alone in 6..9. Down to
+    # 10 fps (2 input frames per output frame, majority = both): layer 0 (listed last: +y in 0..5, +x in 6..9) is
+    # what the class-wise matrices hold, converted exactly as they are; layer 1 (+x in 0..5) stays a second instance.
+    frame = np.r_[np.repeat(np.arange(6), 2), np.arange(6, 10)]
+    vec = np.r_[np.tile([[1.0, 0, 0], [0, 1.0, 0]], (6, 1)), np.tile([[1.0, 0, 0]], (4, 1))]
+    inst = formats.Instances(frame, np.ones(16, np.int64), np.zeros(16, np.int64), vec, np.arange(16.0))
+    assert formats.instance_layers(inst, nb_classes=2).tolist() == [1, 0] * 6 + [0] * 4
+    out = formats.resample_instances(inst, nb_classes=2, frame_rate=20.0, out_frame_rate=10.0, nb_frames=10,
+                                     nb_frames_out=5)
+    assert out.frame.tolist() == [0, 0, 1, 1, 2, 2, 3, 4] and out.track.tolist() == [1, 0, 1, 0, 1, 0, 0, 0]
+    assert np.allclose(out.vec, [X, Y, X, Y, X, Y, X, X])
+    # distances: the mean of the layer's active input frames (layer 0 rows 1, 3 -> 2; layer 1 rows 0, 2 -> 1 ...)
+    assert out.dist.tolist() == [1.0, 2.0, 5.0, 6.0, 9.0, 10.0, 12.5, 14.5]
+    sed, doa = formats.instances_to_matrices(inst, nb_classes=2, nb_frames=10)
+    s5, d5 = formats.resample_matrices(sed, doa, frame_rate=20.0, out_frame_rate=10.0, nb_frames_out=5)
+    s_out, d_out = formats.instances_to_matrices(out, nb_classes=2, nb_frames=5)
+    assert np.array_equal(s5, s_out) and np.allclose(d5, d_out)
 
 
 def test_scorer_instances_reference_upsampled_and_refused():
@@ -1007,11 +1088,14 @@ def test_cli_scores_a_dcase2020_run_against_metadata_dev(tmp_path):
     # another system's files: no format.json, the formats given as flags, the files' lengths from their last rows
     os.remove(pred_dir / formats.FORMAT_FILE)
     flags = ('--ref', meta, '--pred', pred_dir, '--format', 'dcase2020', '--nb-classes', C)
-    bad = _run_cli(*flags)
-    assert bad.returncode == 2 and 'give --ref-format' in bad.stderr
+    # the headerless references' format from their 5 fields (frame,class,track,azi,ele): dcase2020, as --ref-format
+    # says it; the same numbers either way
+    inferred = _run_cli(*flags, '--metrics', 'dcase2021', 'dcase2022')
+    assert inferred.returncode == 0, inferred.stderr
     ok = _run_cli(*flags, '--ref-format', 'dcase2020', '--metrics', 'dcase2021', 'dcase2022')
     assert ok.returncode == 0, ok.stderr
     assert set(json.loads(ok.stdout)) == {'dcase2021', 'dcase2022'}
+    assert json.loads(inferred.stdout) == json.loads(ok.stdout)
     # a predicted stem without reference; a stem found twice in the sub-folders
     _write_dcase(pred_dir / 'fold9_room9_mix009.csv', [(0, 0, 0, 10.0, 0.0)])
     missing = _run_cli(*flags, '--ref-format', 'dcase2020')
