@@ -41,9 +41,14 @@ its label code overwrites earlier rows of the frame); the metric readers keep ev
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import os
+import struct
 import tempfile
+import zipfile
+import zlib
 from typing import Any, Iterable, Iterator, NamedTuple
 
 import numpy as np
@@ -96,6 +101,7 @@ def read_audio(path: str | os.PathLike, *, nb_channels: int, fs: int | None = No
         ``file_fs``.
     """
     path = os.fspath(path)
+    check_wav_complete(path)
     try:
         audio, fs_file = sf.read(path, dtype='float32', always_2d=True)
     except Exception as err:  # libsndfile raises several types for unreadable files
@@ -121,6 +127,55 @@ def read_audio(path: str | os.PathLike, *, nb_channels: int, fs: int | None = No
                                                          res_type='soxr_hq'), size=n, axis=0).astype(np.float32)
         notes.append(f'{path}: resampled from {fs_file} Hz to {fs} Hz')
     return np.ascontiguousarray(audio), int(fs_file), notes
+
+
+def check_wav_complete(path: str | os.PathLike) -> None:
+    """Refuse a RIFF/WAVE file whose data chunk is shorter than its header declares (a copy or download cut short).
+
+    libsndfile reads such a file as a shorter recording; its length is then wrong and, cut before the last event, its
+    labels fail with an error that blames the metadata. Other formats, and WAVE files written by a stream (data size
+    0 or 0xFFFFFFFF), are left to libsndfile.
+
+    Raises
+    ------
+    SELDError
+        Naming the file, the declared and the present length of its audio data.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b'RIFF', b'RIFX') or head[8:12] != b'WAVE':
+                return
+            endian = '<' if head[:4] == b'RIFF' else '>'
+            size = os.fstat(f.fileno()).st_size
+            byte_rate = block_align = 0
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return  # no data chunk: libsndfile says what is wrong
+                cid, clen = chunk[:4], struct.unpack(endian + 'I', chunk[4:])[0]
+                if cid == b'fmt ' and clen >= 16:
+                    fmt = f.read(16)
+                    if len(fmt) == 16:
+                        byte_rate, block_align = struct.unpack(endian + 'I', fmt[8:12])[0], struct.unpack(
+                            endian + 'H', fmt[12:14])[0]
+                    f.seek(clen - 16 + (clen & 1), os.SEEK_CUR)
+                elif cid == b'data':
+                    start = f.tell()
+                    break
+                else:
+                    f.seek(clen + (clen & 1), os.SEEK_CUR)
+    except OSError as err:
+        raise SELDError(f'{path}: cannot read audio ({err.strerror or err})') from err
+    if clen in (0, 0xFFFFFFFF):
+        return
+    present = size - start
+    if present < clen:
+        secs = (lambda n: f' ({n / byte_rate:.2f} s)') if byte_rate else (lambda n: '')
+        frac = f'; {present % block_align} byte(s) of a partial sample frame' if block_align and present % block_align else ''
+        raise SELDError(f'{path}: truncated: its header declares {clen} bytes of audio{secs(clen)}, the file holds '
+                        f'{present}{secs(present)}{frac}; copy the file again')
 
 
 def check_channels(path: str, *, nb_file: int, nb_channels: int, channels: list[int] | None) -> None:
@@ -630,26 +685,46 @@ class FeatureClass:
                                         frame_rate=self.frame_rate, label_rate=self.label_rate)
         if rec.part == 'train':
             n, mean, m2 = audio_feature_stats(audio, framing=self.framing, nb_frames=nb_frames)
-            utils.save_npz(p['stats'], n=n, mean=mean, m2=m2)
-        utils.write_json(p['info'], dict(stem=rec.stem, part=rec.part, fold=rec.fold, nb_samples=int(audio.shape[0]),
-                                         fs=self.fs, duration_s=duration, nb_frames=nb_frames, wav=rec.wav,
-                                         meta=rec.meta))
-        utils.save_npy(p['label'], label)
+            with writing(p['stats']):
+                utils.save_npz(p['stats'], n=n, mean=mean, m2=m2)
+        with writing(p['info']):
+            utils.write_json(p['info'], dict(stem=rec.stem, part=rec.part, fold=rec.fold,
+                                             nb_samples=int(audio.shape[0]), fs=self.fs, duration_s=duration,
+                                             nb_frames=nb_frames, wav=rec.wav, meta=rec.meta))
+        with writing(p['label']):
+            utils.save_npy(p['label'], label)
 
     def is_analyzed(self, rec: datasets.Recording) -> bool:
-        """Label and info (and, for a train recording, statistics) exist, are newer than the wav and metadata, and
-        were made for the recording's current part."""
+        """Label and info (and, for a train recording, statistics) exist, are newer than the wav and metadata, were
+        made for the recording's current part, and are complete: the label a ``.npy`` of (frames, 4*classes) float32
+        whose size matches its header, the info valid JSON, the statistics a readable archive. A damaged file is
+        redone."""
         p = self.paths(rec.stem)
         need = ('label', 'info', 'stats') if rec.part == 'train' else ('label', 'info')
         if not all(os.path.exists(p[k]) for k in need):
             return False
         if os.path.getmtime(p['label']) < max(os.path.getmtime(rec.wav), os.path.getmtime(rec.meta)):
             return False
-        return utils.read_json(p['info']).get('part') == rec.part
+        try:
+            info = self.file_info(rec.stem)
+            if rec.part == 'train':
+                read_npz(p['stats'], ('n', 'mean', 'm2'), what='statistics file')
+        except SELDError:
+            return False
+        return info.get('part') == rec.part and is_valid_npy(
+            p['label'], shape=(info.get('nb_frames'), 4 * self.nb_classes), dtype=np.float32)
 
     def file_info(self, stem: str) -> dict[str, Any]:
         """The info of one analyzed recording (part, fold, nb_samples, fs, duration_s, nb_frames, wav, meta)."""
-        return utils.read_json(self.paths(stem)['info'])
+        path = self.paths(stem)['info']
+        try:
+            info = utils.read_json(path)
+        except (UnicodeDecodeError, OSError) as err:
+            raise SELDError(f'{path}: not valid JSON ({err}); {REDO}') from err
+        if not isinstance(info, dict) or not isinstance(info.get('nb_frames'), int) \
+                or not isinstance(info.get('duration_s'), (int, float)):
+            raise SELDError(f'{path}: not a recording info file (nb_frames, duration_s missing); {REDO}')
+        return info
 
     def fit_scaler(self) -> tuple[np.ndarray, np.ndarray]:
         """Fit the standard scaler on the train part's statistics and save it as ``scaler.npz``.
@@ -664,8 +739,8 @@ class FeatureClass:
             raise SELDError(f'{self.stats_dir}: no statistics for {missing[:5]}: run the stats stage first')
 
         def load(s: str) -> tuple[int, np.ndarray, np.ndarray]:
-            with np.load(self.paths(s)['stats'], allow_pickle=False) as z:
-                return int(z['n']), z['mean'], z['m2']
+            z = read_npz(self.paths(s)['stats'], ('n', 'mean', 'm2'), what='statistics file')
+            return int(z['n']), z['mean'], z['m2']
 
         n, mean, m2 = merge_stats(load(s) for s in train)
         mean, scale = scaler_from_stats(n, mean, m2)
@@ -673,52 +748,211 @@ class FeatureClass:
         def same() -> bool:
             if not os.path.exists(self.scaler_file):
                 return False
-            with np.load(self.scaler_file, allow_pickle=False) as z:
-                return z['mean'].shape == mean.shape and np.array_equal(z['mean'], mean) \
-                    and np.array_equal(z['scale'], scale)
+            try:
+                z = read_npz(self.scaler_file, ('mean', 'scale'), what='scaler file')
+            except SELDError:  # a damaged scaler: replaced below
+                return False
+            return z['mean'].shape == mean.shape and np.array_equal(z['mean'], mean) \
+                and np.array_equal(z['scale'], scale)
 
         if not same():
-            fd, tmp = tempfile.mkstemp(prefix='.scaler.', suffix='.tmp.npz', dir=self.feat_label_dir)
-            os.close(fd)
-            try:
-                np.savez(tmp, mean=mean, scale=scale, n_samples=np.int64(n))
+            with writing(self.scaler_file):
+                fd, tmp = tempfile.mkstemp(prefix='.scaler.', suffix='.tmp.npz', dir=self.feat_label_dir)
+                os.close(fd)
                 try:
-                    os.link(tmp, self.scaler_file)  # atomic create-if-absent
-                except FileExistsError:
-                    if not same():  # an older scaler (made from other statistics): replace it
+                    np.savez(tmp, mean=mean, scale=scale, n_samples=np.int64(n))
+                    try:
+                        os.link(tmp, self.scaler_file)  # atomic create-if-absent
+                    except FileExistsError:
+                        if not same():  # an older scaler (made from other statistics): replace it
+                            os.replace(tmp, self.scaler_file)
+                    except OSError:  # a filesystem without hard links
                         os.replace(tmp, self.scaler_file)
-                except OSError:  # a filesystem without hard links
-                    os.replace(tmp, self.scaler_file)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
+                finally:
+                    if os.path.exists(tmp):
+                        os.remove(tmp)
         return mean, scale
 
     # ---- pass 2: normalized features ------------------------------------------------------------
     def is_extracted(self, rec: datasets.Recording) -> bool:
-        """The normalized features exist and are newer than the scaler and the recording's wav and metadata."""
+        """The normalized features exist, are newer than the scaler and the recording's wav and metadata, and are
+        complete: a ``.npy`` of (frames, nfft/2, 2*channels) float32 whose size matches its header. A damaged file is
+        redone."""
         feat = self.paths(rec.stem)['feat']
-        return os.path.exists(feat) and os.path.exists(self.scaler_file) and os.path.getmtime(feat) >= max(
-            os.path.getmtime(self.scaler_file), os.path.getmtime(rec.wav), os.path.getmtime(rec.meta))
+        if not (os.path.exists(feat) and os.path.exists(self.scaler_file) and os.path.getmtime(feat) >= max(
+                os.path.getmtime(self.scaler_file), os.path.getmtime(rec.wav), os.path.getmtime(rec.meta))):
+            return False
+        try:
+            frames = self.file_info(rec.stem)['nb_frames']
+        except SELDError:
+            return False
+        return is_valid_npy(feat, shape=(frames, self.framing.nb_bins, 2 * self.nb_channels), dtype=np.float32)
 
     def write_features(self, rec: datasets.Recording, *, mean: np.ndarray, scale: np.ndarray) -> None:
         """Compute one recording's features, standardize them and write them to ``feat_norm/`` (atomically)."""
         audio = self.load_audio(rec.wav)
         feat = extract_features(audio, framing=self.framing, mean=mean, scale=scale)
-        utils.save_npy(self.paths(rec.stem)['feat'], feat)
+        path = self.paths(rec.stem)['feat']
+        with writing(path):
+            utils.save_npy(path, feat)
 
 
-def load_scaler(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """Load ``scaler.npz`` (arrays only, never pickles).
+# --------------------------------------------------------------------------------------------------
+# Checked reads and writes of the feature files
+# --------------------------------------------------------------------------------------------------
+REDO = 're-run batch_feature_extraction.py with the same parameters (it redoes bad files)'
+
+
+class NpyFile(NamedTuple):
+    """Where the array of a ``.npy`` file lies (:func:`npy_header`): read rows with ``os.pread``, no open file kept.
+
+    The field names are those of ``np.memmap`` (``filename``, ``offset``, ``shape``, ``dtype``).
+    """
+    filename: str
+    offset: int
+    shape: tuple
+    dtype: np.dtype
+
+
+def npy_header(path: str | os.PathLike, *, dtype: Any = None, ndim: int | None = None) -> NpyFile:
+    """Read and check the header of a ``.npy`` file, without loading (or mapping) its data.
+
+    Parameters
+    ----------
+    path : str
+    dtype : optional
+        The dtype the array must have.
+    ndim : int, optional
+        The number of dimensions it must have.
+
+    Returns
+    -------
+    NpyFile
+        ``filename``, ``offset`` of the data, ``shape``, ``dtype``.
+
+    Raises
+    ------
+    SELDError
+        The file is missing or unreadable, not a ``.npy`` file (format 1.0 or 2.0), holds Python objects, is in
+        Fortran order, has another dtype or number of dimensions, or its size is not the header's data size (a
+        truncated file): naming the file.
+    """
+    path = os.fspath(path)
+    fmt = np.lib.format
+    try:
+        with open(path, 'rb') as f:
+            version = fmt.read_magic(f)
+            if version not in ((1, 0), (2, 0)):
+                raise SELDError(f'{path}: .npy format version {version[0]}.{version[1]}, expected 1.0 or 2.0; {REDO}')
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, fortran, dt = read(f)
+            offset, size = f.tell(), os.fstat(f.fileno()).st_size
+    except FileNotFoundError as err:
+        raise SELDError(f'{path}: file not found; {REDO}') from err
+    except OSError as err:
+        raise SELDError(f'{path}: cannot read ({err.strerror or err})') from err
+    except (ValueError, SyntaxError, EOFError, TypeError) as err:
+        raise SELDError(f'{path}: not a valid .npy file ({err}); {REDO}') from err
+    if dt.hasobject:
+        raise SELDError(f'{path}: holds Python objects ({dt}); only numeric arrays are read; {REDO}')
+    if fortran or (dtype is not None and dt != np.dtype(dtype)) or (ndim is not None and len(shape) != ndim):
+        raise SELDError(f'{path}: array {shape} {dt}{" (Fortran order)" if fortran else ""}, expected '
+                        f'{ndim if ndim is not None else "any"}-D {np.dtype(dtype) if dtype is not None else ""} in C '
+                        f'order; {REDO}')
+    need = offset + math.prod(shape) * dt.itemsize
+    if size != need:
+        raise SELDError(f'{path}: {size} bytes, but its header ({shape}, {dt}) needs {need}: '
+                        f'{"truncated" if size < need else "trailing data"}; {REDO}')
+    return NpyFile(path, offset, tuple(shape), dt)
+
+
+def load_npy(path: str | os.PathLike, *, dtype: Any = None, ndim: int | None = None) -> np.ndarray:
+    """Load a whole ``.npy`` file after :func:`npy_header`'s checks (never pickles)."""
+    info = npy_header(path, dtype=dtype, ndim=ndim)
+    try:
+        with open(info.filename, 'rb') as f:
+            f.seek(info.offset)
+            data = f.read()
+    except OSError as err:
+        raise SELDError(f'{info.filename}: cannot read ({err.strerror or err})') from err
+    if len(data) != math.prod(info.shape) * info.dtype.itemsize:
+        raise SELDError(f'{info.filename}: changed while being read; {REDO}')
+    return np.frombuffer(data, dtype=info.dtype).reshape(info.shape).copy()
+
+
+def is_valid_npy(path: str, *, shape: tuple | None = None, dtype: Any = None) -> bool:
+    """Whether ``path`` is a complete ``.npy`` file (:func:`npy_header`) of ``shape`` (None: any) and ``dtype``."""
+    try:
+        info = npy_header(path, dtype=dtype)
+    except SELDError:
+        return False
+    return shape is None or info.shape == tuple(shape)
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Turn an OSError while writing ``path`` (a full disk, no permission, a read-only filesystem) into a SELDError
+    naming it. The writes are atomic (:func:`utils.atomic_path`), so the files already written stay valid and a
+    re-run resumes."""
+    try:
+        yield
+    except OSError as err:
+        what = os.strerror(err.errno) if err.errno else str(err)
+        hint = ('; free some space' if err.errno in (errno.ENOSPC, errno.EDQUOT) else '') + ', then re-run: finished ' \
+            'files are kept'
+        raise SELDError(f'{os.fspath(path)}: cannot write ({what}){hint}') from err
+
+
+def read_npz(path: str | os.PathLike, names: tuple[str, ...], *, what: str, hint: str = REDO) -> dict[str, np.ndarray]:
+    """Read named numeric arrays of an ``.npz`` archive (never pickles); any fault is a SELDError naming the file.
+
+    A file that is not a zip archive (e.g. overwritten with text) is refused before numpy sees it, so the message is
+    about the file, not about pickles.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, 'rb') as f:
+            magic = f.read(4)
+    except FileNotFoundError as err:
+        raise SELDError(f'{path}: {what} not found; {hint}') from err
+    except OSError as err:
+        raise SELDError(f'{path}: cannot read ({err.strerror or err})') from err
+    if magic != b'PK\x03\x04':
+        raise SELDError(f'{path}: not a valid {what} (not an .npz archive of arrays); {hint}')
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [n for n in names if n not in z.files]
+            if missing:
+                raise SELDError(f'{path}: not a valid {what} (arrays {missing} missing); {hint}')
+            out = {n: z[n] for n in names}
+    except SELDError:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+        raise SELDError(f'{path}: not a valid {what} (truncated or corrupt: {type(err).__name__}); {hint}') from err
+    bad = [n for n, a in out.items() if a.dtype.kind not in 'biuf' or not np.isfinite(a).all()]
+    if bad:
+        raise SELDError(f'{path}: not a valid {what} (arrays {bad} are not finite numbers); {hint}')
+    return out
+
+
+def load_scaler(path: str, *, hint: str = REDO) -> tuple[np.ndarray, np.ndarray]:
+    """Load ``scaler.npz`` (arrays only, never pickles); ``hint`` (what to do about a bad file) ends its errors.
 
     Returns
     -------
     mean, scale : np.ndarray [shape=(bins, 2*channels)], float32
+
+    Raises
+    ------
+    SELDError
+        Missing, not an ``.npz`` archive, truncated, without ``mean`` and ``scale`` of one 2-D shape, or with a
+        non-finite value or a scale <= 0: naming the file.
     """
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return z['mean'].astype(np.float32), z['scale'].astype(np.float32)
-    except FileNotFoundError as err:
-        raise SELDError(f'{path}: scaler not found; run batch_feature_extraction.py') from err
-    except (KeyError, ValueError, OSError) as err:
-        raise SELDError(f'{path}: not a valid scaler file ({err})') from err
+    z = read_npz(path, ('mean', 'scale'), what='scaler file', hint=hint)
+    mean, scale = z['mean'].astype(np.float32), z['scale'].astype(np.float32)
+    if mean.ndim != 2 or scale.shape != mean.shape:
+        raise SELDError(f'{path}: not a valid scaler file (mean {mean.shape} and scale {scale.shape} must be one 2-D '
+                        f'shape); {hint}')
+    if not (scale > 0).all():
+        raise SELDError(f'{path}: not a valid scaler file ({int((scale <= 0).sum())} scale value(s) <= 0); {hint}')
+    return mean, scale
