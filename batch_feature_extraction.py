@@ -9,7 +9,9 @@ Usage::
 With the default ``dataset_dir`` and ``dataset=ansim``, a missing dataset is the embedded default: a small
 SYNTHETIC ANSIM look-alike is synthesized first (see synthesize_dataset.py). Any other missing dataset is an error
 that says how to get data. Re-running skips recordings already done with the same parameters, so an interrupted
-run resumes.
+run resumes; a file already done is checked first (a ``.npy`` whose size does not match its header, or a damaged
+info, statistics or scaler file, is redone). A full disk or an unwritable folder is a one-line error naming the
+file; the files finished before it are kept, and the rerun continues from them.
 
 Two passes (cls_feature_class.py): labels and the statistics of the train recordings' features, then the scaler
 and the standardized features, computed again and written once. Across processes or machines sharing
@@ -32,7 +34,8 @@ from typing import Any, Callable
 
 import parameter
 import utils
-from cls_feature_class import FeatureClass, load_scaler, writing
+from cls_feature_class import FeatureClass, load_scaler
+from file_checks import writing
 
 USAGE = 'python batch_feature_extraction.py [task-id] [key=value ...]'
 STAGES = ('all', 'stats', 'features')
@@ -223,7 +226,10 @@ def extract(params: dict[str, Any], *, progress: bool = True) -> FeatureClass:
 def main(argv: list[str]) -> int:
     values, overrides = parameter.parse_cli(argv, ('task_id',), USAGE)
     params = parameter.get_params(values['task_id'], overrides)
-    extract(params)
+    try:
+        extract(params)
+    except OSError as err:  # the writes name their file themselves (cls_feature_class.writing); this is the rest
+        raise utils.SELDError(f'{err.filename or params["feat_label_dir"]}: {err.strerror or err}') from err
     return 0
 
 

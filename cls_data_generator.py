@@ -21,7 +21,8 @@ import keras
 import numpy as np
 
 import augmentation
-from cls_feature_class import FeatureClass, NpyFile, load_npy, load_scaler, npy_header, split_label
+from cls_feature_class import FeatureClass, load_scaler, split_label
+from file_checks import NpyFile, load_npy, npy_header
 from utils import SELDError
 
 
@@ -138,7 +139,7 @@ class DataGenerator(keras.utils.PyDataset):
 
     @staticmethod
     def _read(arr: NpyFile, start: int, n: int) -> np.ndarray:
-        """Rows ``start:start+n`` of a ``.npy`` file (its checked header, :func:`cls_feature_class.npy_header`),
+        """Rows ``start:start+n`` of a ``.npy`` file (its checked header, :func:`file_checks.npy_header`),
         read with ``os.pread`` from a descriptor opened for this read only.
 
         No file stays open (a dataset of thousands of recordings would otherwise hold a descriptor each, against

@@ -7,7 +7,8 @@ or override on the command line as ``key=value``::
     python seld.py my-job 3 dataset_dir=/data/resim batch_size=8
 
 Overrides are typed like the default (``pool_size=8,8,2`` or ``pool_size=[8,8,2]``; ``azi_only=true``).
-An unknown key or task-id is an error that lists the valid ones.
+An unknown key or task-id is an error that lists the valid ones; every value is checked (its type, a finite
+number, its range or choices: :func:`get_params`), and a bad one is an error naming the key, the value and the rule.
 """
 from __future__ import annotations
 

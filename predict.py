@@ -51,8 +51,8 @@ from tqdm import tqdm  # noqa: E402
 import formats  # noqa: E402
 import plots  # noqa: E402
 import utils  # noqa: E402
-from cls_feature_class import (Framing, check_channels, check_wav_complete, extract_features, load_scaler,  # noqa: E402
-                               read_audio, writing)
+from cls_feature_class import Framing, check_channels, extract_features, load_scaler, read_audio  # noqa: E402
+from file_checks import check_wav_complete, writing  # noqa: E402
 from utils import SELDError  # noqa: E402
 
 USAGE = ('python predict.py RUN_FOLDER INPUT [INPUT ...] [--out DIR] [--format dcase2019|dcase2020] [--threshold P] '
@@ -199,17 +199,17 @@ def load_run(run_folder: str | os.PathLike) -> Run:
         The folder or any of its three files is missing (all missing ones are named), or they do
         not agree with each other (model input and outputs, scaler shape, feature description).
     """
-    import keras_model  # Keras and its backend: loaded only here, so argument and file errors are reported fast
-
     s = read_run_settings(run_folder)
     folder, nb_bins, nb_channels = s['folder'], s['nb_bins'], s['nb_channels']
     params_file = os.path.join(folder, 'params.json')
     scaler_file = os.path.join(folder, 'scaler.npz')
-    mean, scale = load_scaler(scaler_file, hint=f'copy scaler.npz again from the feature folder of the run '
-                                                f'(params.json: features.feat_label_dir)')
+    mean, scale = load_scaler(scaler_file, hint='copy scaler.npz again from the feature folder of the run '
+                                                '(params.json: features.feat_label_dir)')
     if mean.shape != (nb_bins, 2 * nb_channels) or scale.shape != mean.shape:
         raise SELDError(f'{scaler_file}: shape {mean.shape} does not match the features of {params_file} '
                         f'({nb_bins} bins, {2 * nb_channels} maps)')
+    import keras_model  # Keras and its backend: loaded only now, so argument and file errors are reported fast
+
     model_file = os.path.join(folder, 'model.keras')
     model = keras_model.load_model(model_file)
     expected_in = (s['sequence_length'], nb_bins, 2 * nb_channels)
@@ -511,6 +511,13 @@ def check_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str], boo
 
 
 def main(argv: list[str]) -> int:
+    try:
+        return _main(argv)
+    except OSError as err:  # outputs name their folder themselves (cls_feature_class.writing); this is the rest
+        raise SELDError(f'{err.filename or "predict.py"}: {err.strerror or err}') from err
+
+
+def _main(argv: list[str]) -> int:
     t0 = time.time()
     args, files, any_folder = check_arguments(argv)
     run = load_run(args.run_folder)
