@@ -160,7 +160,8 @@ def write_features_all(fc: FeatureClass, recs: list, *, n_jobs: int, progress: b
     try:
         made = utils.read_json(fc.manifest_file) if os.path.exists(fc.manifest_file) else None
     except UnicodeDecodeError as err:
-        raise utils.SELDError(f'{fc.manifest_file}: not valid JSON ({err}); run stage=stats (every shard) first') from err
+        raise utils.SELDError(f'{fc.manifest_file}: not valid JSON ({err}); run stage=stats (every shard) '
+                              f'first') from err
     made = made.get('config') if isinstance(made, dict) else None
     if made != fc.config():
         raise utils.SELDError(f'{fc.manifest_file}: ' + ('missing' if made is None else 'the labels and statistics '

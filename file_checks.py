@@ -35,6 +35,11 @@ class NpyFile(NamedTuple):
     shape: tuple
     dtype: np.dtype
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the array (as ``np.ndarray.nbytes``)."""
+        return math.prod(self.shape) * self.dtype.itemsize
+
 
 def npy_header(path: str | os.PathLike, *, dtype: Any = None, ndim: int | None = None) -> NpyFile:
     """Read and check the header of a ``.npy`` file, without loading (or mapping) its data.
@@ -201,6 +206,7 @@ def check_wav_complete(path: str | os.PathLike) -> None:
     present = size - start
     if present < clen:
         secs = (lambda n: f' ({n / byte_rate:.2f} s)') if byte_rate else (lambda n: '')
-        frac = f'; {present % block_align} byte(s) of a partial sample frame' if block_align and present % block_align else ''
+        partial = present % block_align if block_align else 0
+        frac = f'; {partial} byte(s) of a partial sample frame' if partial else ''
         raise SELDError(f'{path}: truncated: its header declares {clen} bytes of audio{secs(clen)}, the file holds '
                         f'{present}{secs(present)}{frac}; copy the file again')

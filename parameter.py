@@ -352,7 +352,8 @@ def _check_types(p: dict[str, Any]) -> None:
             p[key] = [kind[0](v) for v in value]
             continue
         if not _is(value, kind):
-            raise _fail(key, value, f'must be {"a boolean" if kind is bool else "an integer" if kind is int else "a number" if kind is float else "a string"}')
+            name = {bool: 'a boolean', int: 'an integer', float: 'a number'}.get(kind, 'a string')
+            raise _fail(key, value, f'must be {name}')
         if kind is int:
             p[key] = int(value)
         elif kind is float:
@@ -402,7 +403,8 @@ def _validate(p: dict[str, Any]) -> None:
     for key, choices in CHOICES.items():
         if p[key] not in choices:
             raise SELDError(f'{key}={p[key]!r}: must be one of {", ".join(str(c).lower() for c in choices)}')
-    from evaluation_metrics import DEFINITIONS as METRIC_DEFINITIONS  # scipy: imported only when parameters are resolved
+    # the definitions seld.py scores every epoch (seld.scoring_info); scipy is imported only here
+    from evaluation_metrics import DEFAULT_DEFINITIONS as METRIC_DEFINITIONS
 
     metric = p['early_stop_metric']
     definition, slash, name = metric.partition('/')
