@@ -199,7 +199,8 @@ def framing_for(*, fs: int, nfft: int | None, hop_len_s: float | None) -> Framin
     Raises
     ------
     SELDError
-        ``hop_len_s * fs`` not a whole number of samples, or ``nfft`` shorter than the window.
+        ``hop_len_s * fs`` not a whole number of samples (at least 1), or ``nfft`` shorter than the window or, when
+        derived from the hop, longer than 65536 samples.
     """
     if hop_len_s is None:
         if nfft is None:
@@ -209,8 +210,13 @@ def framing_for(*, fs: int, nfft: int | None, hop_len_s: float | None) -> Framin
     if not hop_len_s > 0 or abs(hop - round(hop)) > 1e-6 * max(1.0, hop):
         raise SELDError(f'hop_len_s={hop_len_s} is {hop:g} samples at fs={fs} Hz: must be a whole number of samples')
     hop = int(round(hop))
+    if hop < 1:
+        raise SELDError(f'hop_len_s={hop_len_s} is {hop_len_s * fs:g} samples at fs={fs} Hz: must be at least 1 sample')
     win = 2 * hop
     n = 1 << (win - 1).bit_length() if nfft is None else int(nfft)
+    if n > 65536:
+        raise SELDError(f'hop_len_s={hop_len_s} needs a window of {win} samples at fs={fs} Hz, an FFT of {n}: at most '
+                        f'65536 (a hop of at most 32768 samples)')
     if n < win:
         raise SELDError(f'nfft={n} must be at least the window of 2 * hop = {win} samples (hop_len_s={hop_len_s})')
     return Framing(int(fs), n, hop, win, True)

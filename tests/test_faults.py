@@ -94,6 +94,8 @@ def extracted(tmp_path_factory):
     ('learning_rate=inf', "learning_rate='inf': must be a finite number"),
     ('learning_rate=-0.1', 'learning_rate=-0.1: must be > 0'),
     ('hop_len_s=inf', "hop_len_s='inf': must be a finite number"),
+    ('hop_len_s=1e-300', 'hop_len_s=1e-300 is 4.41e-296 samples at fs=44100 Hz: must be at least 1 sample'),
+    ('hop_len_s=10', 'hop_len_s=10.0 needs a window of 882000 samples at fs=44100 Hz, an FFT of 1048576: at most'),
     ('val_fraction=1e309', "val_fraction='1e309': must be a finite number"),
     ('sed_threshold=1', 'sed_threshold=1.0: must be strictly between 0 and 1'),
     ('sed_threshold=nan', "sed_threshold='nan': must be a finite number"),
@@ -132,7 +134,8 @@ def extracted(tmp_path_factory):
 def test_a_bad_override_is_refused_naming_the_key_the_value_and_the_rule(item, message):
     values, overrides = parameter.parse_cli(['7', '1', item], ('job_id', 'task_id'), 'usage')
     with pytest.raises(SELDError, match=re.escape(message)) as err:
-        parameter.get_params(values['task_id'], overrides)
+        p = parameter.get_params(values['task_id'], overrides)
+        cfc.framing_for(fs=p['fs'] or datasets.SPECS[p['dataset']].fs, nfft=p['nfft'], hop_len_s=p['hop_len_s'])
     assert '\n' not in str(err.value)
 
 
@@ -240,7 +243,8 @@ def test_fuzz_key_value_overrides(pos, items, shuffle):
     try:
         values, overrides = parameter.parse_cli(argv, ('job_id', 'task_id'), 'usage')
         p = parameter.get_params(values['task_id'], overrides)
-        cfc.framing_for(fs=p['fs'] or datasets.SPECS[p['dataset']].fs, nfft=p['nfft'], hop_len_s=p['hop_len_s'])
+        framing = cfc.framing_for(fs=p['fs'] or datasets.SPECS[p['dataset']].fs, nfft=p['nfft'],
+                                  hop_len_s=p['hop_len_s'])
     except SELDError as err:
         FUZZ['refused'] += 1
         msg = str(err)
@@ -251,6 +255,7 @@ def test_fuzz_key_value_overrides(pos, items, shuffle):
         return
     FUZZ['accepted'] += 1
     _accepted_is_sane(p)
+    assert 1 <= framing.hop_len and framing.win_len <= framing.nfft <= 65536 and math.isfinite(framing.frame_rate)
     assert values['job_id'] and '/' not in values['job_id']
 
 
