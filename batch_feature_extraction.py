@@ -9,7 +9,9 @@ Usage::
 With the default ``dataset_dir`` and ``dataset=ansim``, a missing dataset is the embedded default: a small
 SYNTHETIC ANSIM look-alike is synthesized first (see synthesize_dataset.py). Any other missing dataset is an error
 that says how to get data. Re-running skips recordings already done with the same parameters, so an interrupted
-run resumes.
+run resumes; a file already done is checked first (a ``.npy`` whose size does not match its header, or a damaged
+info, statistics or scaler file, is redone). A full disk or an unwritable folder is a one-line error naming the
+file; the files finished before it are kept, and the rerun continues from them.
 
 Two passes (cls_feature_class.py): labels and the statistics of the train recordings' features, then the scaler
 and the standardized features, computed again and written once. Across processes or machines sharing
@@ -33,6 +35,7 @@ from typing import Any, Callable
 import parameter
 import utils
 from cls_feature_class import FeatureClass, load_scaler
+from file_checks import writing
 
 USAGE = 'python batch_feature_extraction.py [task-id] [key=value ...]'
 STAGES = ('all', 'stats', 'features')
@@ -126,7 +129,11 @@ def analyze_all(fc: FeatureClass, recs: list, *, n_jobs: int, progress: bool) ->
     """Pass 1 for ``recs``: labels, info and train statistics of the recordings not done yet; returns how many were
     done now. Features made with other parameters are deleted first."""
     if os.path.exists(fc.manifest_file):
-        old = utils.read_json(fc.manifest_file).get('config')
+        try:
+            made = utils.read_json(fc.manifest_file)
+        except (utils.SELDError, UnicodeDecodeError):  # damaged: what the files were made with is unknown
+            made = None
+        old = made.get('config') if isinstance(made, dict) else None
         if old != fc.config():
             print(f'{fc.feat_label_dir}: features were made with other parameters; redoing them')
             for folder in (fc.feat_dir_norm, fc.label_dir, fc.info_dir, fc.stats_dir):
@@ -134,8 +141,10 @@ def analyze_all(fc: FeatureClass, recs: list, *, n_jobs: int, progress: bool) ->
             if os.path.exists(fc.scaler_file):
                 os.remove(fc.scaler_file)
     for folder in (fc.label_dir, fc.info_dir, fc.stats_dir):
-        os.makedirs(folder, exist_ok=True)
-    utils.write_json(fc.manifest_file, _manifest(fc))
+        with writing(folder):
+            os.makedirs(folder, exist_ok=True)
+    with writing(fc.manifest_file):
+        utils.write_json(fc.manifest_file, _manifest(fc))
     todo = [r for r in recs if not fc.is_analyzed(r)]
     map_files(fc.analyze, todo, n_jobs=n_jobs, desc='labels+stats', progress=progress)
     return len(todo)
@@ -148,7 +157,12 @@ def write_features_all(fc: FeatureClass, recs: list, *, n_jobs: int, progress: b
     Every recording must have been analyzed (all shards' stats stage finished) with the same feature parameters;
     a missing one or other parameters are an error.
     """
-    made = utils.read_json(fc.manifest_file).get('config') if os.path.exists(fc.manifest_file) else None
+    try:
+        made = utils.read_json(fc.manifest_file) if os.path.exists(fc.manifest_file) else None
+    except UnicodeDecodeError as err:
+        raise utils.SELDError(f'{fc.manifest_file}: not valid JSON ({err}); run stage=stats (every shard) '
+                              f'first') from err
+    made = made.get('config') if isinstance(made, dict) else None
     if made != fc.config():
         raise utils.SELDError(f'{fc.manifest_file}: ' + ('missing' if made is None else 'the labels and statistics '
                               'were made with other feature parameters') + '; run stage=stats (every shard) first')
@@ -160,7 +174,8 @@ def write_features_all(fc: FeatureClass, recs: list, *, n_jobs: int, progress: b
     if not fc.unseen_doa:
         fc.fit_scaler()
     mean, scale = load_scaler(fc.scaler_file)
-    os.makedirs(fc.feat_dir_norm, exist_ok=True)
+    with writing(fc.feat_dir_norm):
+        os.makedirs(fc.feat_dir_norm, exist_ok=True)
     todo = [r for r in recs if not fc.is_extracted(r)]
     map_files(lambda r: fc.write_features(r, mean=mean, scale=scale), todo, n_jobs=n_jobs, desc='features',
               progress=progress)
@@ -212,7 +227,10 @@ def extract(params: dict[str, Any], *, progress: bool = True) -> FeatureClass:
 def main(argv: list[str]) -> int:
     values, overrides = parameter.parse_cli(argv, ('task_id',), USAGE)
     params = parameter.get_params(values['task_id'], overrides)
-    extract(params)
+    try:
+        extract(params)
+    except OSError as err:  # the writes name their file themselves (cls_feature_class.writing); this is the rest
+        raise utils.SELDError(f'{err.filename or params["feat_label_dir"]}: {err.strerror or err}') from err
     return 0
 
 

@@ -3,9 +3,10 @@
 Every file is cut into sequences of ``sequence_length`` frames; the last partial sequence of a file
 is zero-padded and its padded frames get sample weight 0, so no frame is dropped and none is counted
 twice. The last partial batch is padded with all-zero-weight sequences, so every batch has the same
-shape (one compiled graph). Feature files are opened with ``np.load(mmap_mode='r')`` for their shapes
-and offsets, and each sequence is read with ``os.pread``: only the current batch of features is in
-memory, whatever the size of the dataset (the labels, 4 values per class and frame, are loaded whole).
+shape (one compiled graph). The header of every feature file is read and checked once for its shape and
+offset, and each sequence is read with ``os.pread`` (open, read, close): no file stays open and only the
+current batch of features is in memory, whatever the size of the dataset (the labels, 4 values per class
+and frame, are loaded whole).
 
 With ``augment``, every training sequence gets one of the label-exact spatial transforms of
 :mod:`augmentation` (channel swaps and sign flips of the features, the same rotation of its DOA targets),
@@ -21,6 +22,7 @@ import numpy as np
 
 import augmentation
 from cls_feature_class import FeatureClass, load_scaler, split_label
+from file_checks import NpyFile, load_npy, npy_header
 from utils import SELDError
 
 
@@ -88,8 +90,8 @@ class DataGenerator(keras.utils.PyDataset):
             if not os.path.exists(p['feat']) or not os.path.exists(p['label']):
                 raise SELDError(f'{p["feat"]}: normalized features or labels missing; run batch_feature_extraction.py '
                                 f'again with the same parameters')
-            feat = np.load(p['feat'], mmap_mode='r')
-            label = np.load(p['label'])  # small: (frames, 4*classes), kept in memory
+            feat = npy_header(p['feat'], dtype=np.float32, ndim=3)  # shape and offset only: no open file kept
+            label = load_npy(p['label'], ndim=2)  # small: (frames, 4*classes), kept in memory
             if feat.shape[0] != label.shape[0] or label.shape[1] != 4 * self.nb_classes:
                 raise SELDError(f'{p["feat"]}: features {feat.shape} and labels {label.shape} do not match '
                                 f'({self.nb_classes} classes); re-run batch_feature_extraction.py')
@@ -136,19 +138,24 @@ class DataGenerator(keras.utils.PyDataset):
         return x, {'sed_out': sed, 'doa_out': doa}, {'sed_out': weight, 'doa_out': weight}
 
     @staticmethod
-    def _read(arr: np.memmap, start: int, n: int) -> np.ndarray:
-        """Rows ``start:start+n`` of a memory-mapped ``.npy`` file, read with ``os.pread``.
+    def _read(arr: NpyFile, start: int, n: int) -> np.ndarray:
+        """Rows ``start:start+n`` of a ``.npy`` file (its checked header, :func:`file_checks.npy_header`),
+        read with ``os.pread`` from a descriptor opened for this read only.
 
-        Slicing the long-lived memmap would leave every page it touched mapped, and counted in the
-        process's resident memory, until the mapping is dropped: peak memory would then grow with the
-        dataset (benchmarks/bench_streaming.py). A positioned read keeps only the batch in memory.
+        No file stays open (a dataset of thousands of recordings would otherwise hold a descriptor each, against
+        ``ulimit -n``), and no memory map: slicing a long-lived one would leave every page it touched mapped, and
+        counted in the process's resident memory (benchmarks/bench_streaming.py). Only the batch is in memory.
         """
         row = arr.dtype.itemsize * int(np.prod(arr.shape[1:]))
-        fd = os.open(arr.filename, os.O_RDONLY)
         try:
-            buf = os.pread(fd, n * row, arr.offset + start * row)
-        finally:
-            os.close(fd)
+            fd = os.open(arr.filename, os.O_RDONLY)
+            try:
+                buf = os.pread(fd, n * row, arr.offset + start * row)
+            finally:
+                os.close(fd)
+        except OSError as err:
+            raise SELDError(f'{arr.filename}: cannot read ({err.strerror or err}); re-run batch_feature_extraction.py '
+                            f'if it was removed') from err
         if len(buf) != n * row:
             raise SELDError(f'{arr.filename}: file is shorter than its header says; re-run batch_feature_extraction.py')
         return np.frombuffer(buf, dtype=arr.dtype).reshape((n,) + arr.shape[1:])

@@ -54,6 +54,7 @@ import soundfile as sf
 import datasets
 import formats
 import utils
+from file_checks import REDO, check_wav_complete, is_valid_npy, read_npz, writing
 from utils import SELDError
 
 FEATURE_VERSION = 3  # bump when the feature definition changes, so old features are redone
@@ -96,6 +97,7 @@ def read_audio(path: str | os.PathLike, *, nb_channels: int, fs: int | None = No
         ``file_fs``.
     """
     path = os.fspath(path)
+    check_wav_complete(path)
     try:
         audio, fs_file = sf.read(path, dtype='float32', always_2d=True)
     except Exception as err:  # libsndfile raises several types for unreadable files
@@ -197,7 +199,8 @@ def framing_for(*, fs: int, nfft: int | None, hop_len_s: float | None) -> Framin
     Raises
     ------
     SELDError
-        ``hop_len_s * fs`` not a whole number of samples, or ``nfft`` shorter than the window.
+        ``hop_len_s * fs`` not a whole number of samples (at least 1), or ``nfft`` shorter than the window or, when
+        derived from the hop, longer than 65536 samples.
     """
     if hop_len_s is None:
         if nfft is None:
@@ -207,8 +210,13 @@ def framing_for(*, fs: int, nfft: int | None, hop_len_s: float | None) -> Framin
     if not hop_len_s > 0 or abs(hop - round(hop)) > 1e-6 * max(1.0, hop):
         raise SELDError(f'hop_len_s={hop_len_s} is {hop:g} samples at fs={fs} Hz: must be a whole number of samples')
     hop = int(round(hop))
+    if hop < 1:
+        raise SELDError(f'hop_len_s={hop_len_s} is {hop_len_s * fs:g} samples at fs={fs} Hz: must be at least 1 sample')
     win = 2 * hop
     n = 1 << (win - 1).bit_length() if nfft is None else int(nfft)
+    if n > 65536:
+        raise SELDError(f'hop_len_s={hop_len_s} needs a window of {win} samples at fs={fs} Hz, an FFT of {n}: at most '
+                        f'65536 (a hop of at most 32768 samples)')
     if n < win:
         raise SELDError(f'nfft={n} must be at least the window of 2 * hop = {win} samples (hop_len_s={hop_len_s})')
     return Framing(int(fs), n, hop, win, True)
@@ -630,26 +638,46 @@ class FeatureClass:
                                         frame_rate=self.frame_rate, label_rate=self.label_rate)
         if rec.part == 'train':
             n, mean, m2 = audio_feature_stats(audio, framing=self.framing, nb_frames=nb_frames)
-            utils.save_npz(p['stats'], n=n, mean=mean, m2=m2)
-        utils.write_json(p['info'], dict(stem=rec.stem, part=rec.part, fold=rec.fold, nb_samples=int(audio.shape[0]),
-                                         fs=self.fs, duration_s=duration, nb_frames=nb_frames, wav=rec.wav,
-                                         meta=rec.meta))
-        utils.save_npy(p['label'], label)
+            with writing(p['stats']):
+                utils.save_npz(p['stats'], n=n, mean=mean, m2=m2)
+        with writing(p['info']):
+            utils.write_json(p['info'], dict(stem=rec.stem, part=rec.part, fold=rec.fold,
+                                             nb_samples=int(audio.shape[0]), fs=self.fs, duration_s=duration,
+                                             nb_frames=nb_frames, wav=rec.wav, meta=rec.meta))
+        with writing(p['label']):
+            utils.save_npy(p['label'], label)
 
     def is_analyzed(self, rec: datasets.Recording) -> bool:
-        """Label and info (and, for a train recording, statistics) exist, are newer than the wav and metadata, and
-        were made for the recording's current part."""
+        """Label and info (and, for a train recording, statistics) exist, are newer than the wav and metadata, were
+        made for the recording's current part, and are complete: the label a ``.npy`` of (frames, 4*classes) float32
+        whose size matches its header, the info valid JSON, the statistics a readable archive. A damaged file is
+        redone."""
         p = self.paths(rec.stem)
         need = ('label', 'info', 'stats') if rec.part == 'train' else ('label', 'info')
         if not all(os.path.exists(p[k]) for k in need):
             return False
         if os.path.getmtime(p['label']) < max(os.path.getmtime(rec.wav), os.path.getmtime(rec.meta)):
             return False
-        return utils.read_json(p['info']).get('part') == rec.part
+        try:
+            info = self.file_info(rec.stem)
+            if rec.part == 'train':
+                read_npz(p['stats'], ('n', 'mean', 'm2'), what='statistics file')
+        except SELDError:
+            return False
+        return info.get('part') == rec.part and is_valid_npy(
+            p['label'], shape=(info.get('nb_frames'), 4 * self.nb_classes), dtype=np.float32)
 
     def file_info(self, stem: str) -> dict[str, Any]:
         """The info of one analyzed recording (part, fold, nb_samples, fs, duration_s, nb_frames, wav, meta)."""
-        return utils.read_json(self.paths(stem)['info'])
+        path = self.paths(stem)['info']
+        try:
+            info = utils.read_json(path)
+        except (UnicodeDecodeError, OSError) as err:
+            raise SELDError(f'{path}: not valid JSON ({err}); {REDO}') from err
+        if not isinstance(info, dict) or not isinstance(info.get('nb_frames'), int) \
+                or not isinstance(info.get('duration_s'), (int, float)):
+            raise SELDError(f'{path}: not a recording info file (nb_frames, duration_s missing); {REDO}')
+        return info
 
     def fit_scaler(self) -> tuple[np.ndarray, np.ndarray]:
         """Fit the standard scaler on the train part's statistics and save it as ``scaler.npz``.
@@ -664,8 +692,8 @@ class FeatureClass:
             raise SELDError(f'{self.stats_dir}: no statistics for {missing[:5]}: run the stats stage first')
 
         def load(s: str) -> tuple[int, np.ndarray, np.ndarray]:
-            with np.load(self.paths(s)['stats'], allow_pickle=False) as z:
-                return int(z['n']), z['mean'], z['m2']
+            z = read_npz(self.paths(s)['stats'], ('n', 'mean', 'm2'), what='statistics file')
+            return int(z['n']), z['mean'], z['m2']
 
         n, mean, m2 = merge_stats(load(s) for s in train)
         mean, scale = scaler_from_stats(n, mean, m2)
@@ -673,52 +701,73 @@ class FeatureClass:
         def same() -> bool:
             if not os.path.exists(self.scaler_file):
                 return False
-            with np.load(self.scaler_file, allow_pickle=False) as z:
-                return z['mean'].shape == mean.shape and np.array_equal(z['mean'], mean) \
-                    and np.array_equal(z['scale'], scale)
+            try:
+                z = read_npz(self.scaler_file, ('mean', 'scale'), what='scaler file')
+            except SELDError:  # a damaged scaler: replaced below
+                return False
+            return z['mean'].shape == mean.shape and np.array_equal(z['mean'], mean) \
+                and np.array_equal(z['scale'], scale)
 
         if not same():
-            fd, tmp = tempfile.mkstemp(prefix='.scaler.', suffix='.tmp.npz', dir=self.feat_label_dir)
-            os.close(fd)
-            try:
-                np.savez(tmp, mean=mean, scale=scale, n_samples=np.int64(n))
+            with writing(self.scaler_file):
+                fd, tmp = tempfile.mkstemp(prefix='.scaler.', suffix='.tmp.npz', dir=self.feat_label_dir)
+                os.close(fd)
                 try:
-                    os.link(tmp, self.scaler_file)  # atomic create-if-absent
-                except FileExistsError:
-                    if not same():  # an older scaler (made from other statistics): replace it
+                    np.savez(tmp, mean=mean, scale=scale, n_samples=np.int64(n))
+                    try:
+                        os.link(tmp, self.scaler_file)  # atomic create-if-absent
+                    except FileExistsError:
+                        if not same():  # an older scaler (made from other statistics): replace it
+                            os.replace(tmp, self.scaler_file)
+                    except OSError:  # a filesystem without hard links
                         os.replace(tmp, self.scaler_file)
-                except OSError:  # a filesystem without hard links
-                    os.replace(tmp, self.scaler_file)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
+                finally:
+                    if os.path.exists(tmp):
+                        os.remove(tmp)
         return mean, scale
 
     # ---- pass 2: normalized features ------------------------------------------------------------
     def is_extracted(self, rec: datasets.Recording) -> bool:
-        """The normalized features exist and are newer than the scaler and the recording's wav and metadata."""
+        """The normalized features exist, are newer than the scaler and the recording's wav and metadata, and are
+        complete: a ``.npy`` of (frames, nfft/2, 2*channels) float32 whose size matches its header. A damaged file is
+        redone."""
         feat = self.paths(rec.stem)['feat']
-        return os.path.exists(feat) and os.path.exists(self.scaler_file) and os.path.getmtime(feat) >= max(
-            os.path.getmtime(self.scaler_file), os.path.getmtime(rec.wav), os.path.getmtime(rec.meta))
+        if not (os.path.exists(feat) and os.path.exists(self.scaler_file) and os.path.getmtime(feat) >= max(
+                os.path.getmtime(self.scaler_file), os.path.getmtime(rec.wav), os.path.getmtime(rec.meta))):
+            return False
+        try:
+            frames = self.file_info(rec.stem)['nb_frames']
+        except SELDError:
+            return False
+        return is_valid_npy(feat, shape=(frames, self.framing.nb_bins, 2 * self.nb_channels), dtype=np.float32)
 
     def write_features(self, rec: datasets.Recording, *, mean: np.ndarray, scale: np.ndarray) -> None:
         """Compute one recording's features, standardize them and write them to ``feat_norm/`` (atomically)."""
         audio = self.load_audio(rec.wav)
         feat = extract_features(audio, framing=self.framing, mean=mean, scale=scale)
-        utils.save_npy(self.paths(rec.stem)['feat'], feat)
+        path = self.paths(rec.stem)['feat']
+        with writing(path):
+            utils.save_npy(path, feat)
 
 
-def load_scaler(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """Load ``scaler.npz`` (arrays only, never pickles).
+def load_scaler(path: str, *, hint: str = REDO) -> tuple[np.ndarray, np.ndarray]:
+    """Load ``scaler.npz`` (arrays only, never pickles); ``hint`` (what to do about a bad file) ends its errors.
 
     Returns
     -------
     mean, scale : np.ndarray [shape=(bins, 2*channels)], float32
+
+    Raises
+    ------
+    SELDError
+        Missing, not an ``.npz`` archive, truncated, without ``mean`` and ``scale`` of one 2-D shape, or with a
+        non-finite value or a scale <= 0: naming the file.
     """
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return z['mean'].astype(np.float32), z['scale'].astype(np.float32)
-    except FileNotFoundError as err:
-        raise SELDError(f'{path}: scaler not found; run batch_feature_extraction.py') from err
-    except (KeyError, ValueError, OSError) as err:
-        raise SELDError(f'{path}: not a valid scaler file ({err})') from err
+    z = read_npz(path, ('mean', 'scale'), what='scaler file', hint=hint)
+    mean, scale = z['mean'].astype(np.float32), z['scale'].astype(np.float32)
+    if mean.ndim != 2 or scale.shape != mean.shape:
+        raise SELDError(f'{path}: not a valid scaler file (mean {mean.shape} and scale {scale.shape} must be one 2-D '
+                        f'shape); {hint}')
+    if not (scale > 0).all():
+        raise SELDError(f'{path}: not a valid scaler file ({int((scale <= 0).sum())} scale value(s) <= 0); {hint}')
+    return mean, scale

@@ -7,12 +7,14 @@ or override on the command line as ``key=value``::
     python seld.py my-job 3 dataset_dir=/data/resim batch_size=8
 
 Overrides are typed like the default (``pool_size=8,8,2`` or ``pool_size=[8,8,2]``; ``azi_only=true``).
-An unknown key or task-id is an error that lists the valid ones.
+An unknown key or task-id is an error that lists the valid ones; every value is checked (its type, a finite
+number, its range or choices: :func:`get_params`), and a bad one is an error naming the key, the value and the rule.
 """
 from __future__ import annotations
 
-import ast
 import copy
+import math
+import numbers
 import os
 from typing import Any, Iterable
 
@@ -86,7 +88,7 @@ DEFAULTS: dict[str, Any] = dict(
 
     # ---- training -----------------------------------------------------------------------------
     nb_epochs=1000,          # maximum number of epochs
-    patience=None,           # epochs without improvement before stopping; None = int(0.1 * nb_epochs)
+    patience=None,           # epochs without improvement before stopping (>= 1); None = max(1, int(0.1 * nb_epochs))
     sed_threshold=0.5,       # SED probability above which a class is active
     early_stop_metric=None,  # validation metric (lower is better) that selects the model, '<definition>/<metric>';
                              # None = the dataset year's SELD score ('seld2018/seld_score', the paper's, for TUT-2018;
@@ -136,53 +138,93 @@ TYPES: dict[str, Any] = dict(patience=int, fs=int, nfft=int, hop_len_s=float, ch
 CHOICES = dict(gru_type=('cudnn', 'original'), lr_schedule=('constant', 'cosine'), jit_compile=('auto', True, False),
                fused_batchnorm=('auto', True, False),
                distribute=('none', 'mirrored', 'multiworker', 'dataparallel'),
-               mixed_precision=('none', 'mixed_bfloat16', 'mixed_float16'))
+               mixed_precision=('none', 'mixed_bfloat16', 'mixed_float16'),
+               stage=('all', 'stats', 'features'))
+_TRUE, _FALSE = ('1', 'true', 'yes', 'on'), ('0', 'false', 'no', 'off')
+#: Largest FFT size accepted (2**16 samples: 1.4 s at 48 kHz).
+MAX_NFFT = 65536
+#: Integer rules: key -> (lowest, highest or None).
+INT_RANGES: dict[str, tuple[int, int | None]] = dict(
+    seed=(0, 2**32 - 1), synth_seed=(0, 2**32 - 1), overlap=(1, None), split=(1, None), db=(0, None),
+    fs=(1000, 384000), nfft=(16, MAX_NFFT), nb_shards=(1, None), shard_index=(0, None), synth_nb_train=(1, None),
+    synth_nb_test=(1, None), sequence_length=(1, None), batch_size=(1, None), nb_cnn2d_filt=(1, None),
+    nb_epochs=(1, None), patience=(1, None))
+#: Number rules: key -> (rule text, test); every number must also be finite.
+FLOAT_RULES: dict[str, tuple[str, Any]] = dict(
+    val_fraction=('must be in [0, 1)', lambda v: 0 <= v < 1),
+    hop_len_s=('must be > 0 seconds', lambda v: v > 0),
+    synth_clip_len_s=('must be > 0 seconds', lambda v: v > 0),
+    dropout_rate=('must be in [0, 1)', lambda v: 0 <= v < 1),
+    learning_rate=('must be > 0', lambda v: v > 0),
+    lr_warmup_epochs=('must be >= 0', lambda v: v >= 0),
+    bn_momentum=('must be in [0, 1)', lambda v: 0 <= v < 1),
+    sed_threshold=('must be strictly between 0 and 1', lambda v: 0 < v < 1))
+
+
+def _fail(key: str, value: Any, rule: str) -> SELDError:
+    return SELDError(f'{key}={value!r}: {rule}')
+
+
+def _parse_bool(key: str, text: str) -> bool:
+    low = text.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise _fail(key, text, 'must be a boolean (true/false)')
+
+
+def _parse_int(key: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError as err:
+        raise _fail(key, text, 'must be an integer') from err
+
+
+def _parse_float(key: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise _fail(key, text, 'must be a number') from err
+    if not math.isfinite(value):
+        raise _fail(key, text, 'must be a finite number')
+    return value
 
 
 def _parse_value(key: str, text: str, default: Any) -> Any:
     """Parse ``text`` into the type of ``default`` (or of ``TYPES[key]`` for a None default); raise SELDError naming
-    the key and the rule."""
-    def fail(rule: str) -> SELDError:
-        return SELDError(f'{key}={text!r}: {rule}')
-
+    the key, the value and the rule."""
     if default is None:
         if text.strip().lower() in ('none', ''):
             return None
         kind = TYPES.get(key, str)
         default = [0] if isinstance(kind, list) else {bool: False, int: 0, float: 0.0}.get(kind, '')
     if isinstance(default, bool):
-        low = text.strip().lower()
-        if low in ('1', 'true', 'yes', 'on'):
-            return True
-        if low in ('0', 'false', 'no', 'off'):
-            return False
-        raise fail('must be a boolean (true/false)')
+        return _parse_bool(key, text)
     if isinstance(default, int):
-        try:
-            return int(text)
-        except ValueError as err:
-            raise fail('must be an integer') from err
+        return _parse_int(key, text)
     if isinstance(default, float):
-        try:
-            return float(text)
-        except ValueError as err:
-            raise fail('must be a number') from err
+        return _parse_float(key, text)
     if isinstance(default, list):
         src = text.strip()
-        if not src.startswith('['):
-            src = '[' + src + ']'
-        try:
-            value = ast.literal_eval(src)
-        except (ValueError, SyntaxError) as err:
-            raise fail('must be a list such as 8,8,2') from err
+        if src.startswith('[') != src.endswith(']'):
+            raise _fail(key, text, 'must be a list such as 8,8,2 or [8,8,2]')
+        src = src[1:-1] if src.startswith('[') else src
+        items = [s.strip() for s in src.split(',')] if src.strip() else []
+        if items and items[-1] == '':  # a trailing comma, as in [8,]
+            items.pop()
+        if any(not s for s in items):
+            raise _fail(key, text, 'must be a list such as 8,8,2 (an empty item)')
         elem = type(default[0]) if default else float
         try:
-            return [elem(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
-        except (TypeError, ValueError) as err:
-            raise fail(f'must be a list of {elem.__name__}') from err
+            return [_parse_int(key, s) if elem is int else _parse_float(key, s) for s in items]
+        except SELDError as err:
+            raise _fail(key, text, f'must be a list of {"integers" if elem is int else "finite numbers"}') from err
     if True in CHOICES.get(key, ()):  # a word or a boolean, such as jit_compile=auto|true|false
         low = text.strip().lower()
-        return True if low in ('1', 'true', 'yes', 'on') else False if low in ('0', 'false', 'no', 'off') else low
+        return True if low in _TRUE else False if low in _FALSE else low
+    if '\x00' in text:
+        raise _fail(key, text, 'must not contain a NUL character')
     return text
 
 
@@ -240,6 +282,7 @@ def get_params(task_id: str = '1', overrides: dict[str, Any] | list[str] | None 
             raise SELDError(f'unknown parameter {key!r}; valid keys: {", ".join(sorted(DEFAULTS))}')
         params[key] = value
 
+    _check_types(params)
     if params['dataset'] not in datasets.SPECS:
         raise SELDError(f"dataset={params['dataset']!r}: must be one of {', '.join(datasets.DATASETS)}")
     spec = datasets.SPECS[params['dataset']]
@@ -253,10 +296,10 @@ def get_params(task_id: str = '1', overrides: dict[str, Any] | list[str] | None 
         params['early_stop_metric'] = f'{spec.metric}/seld_score'
     _validate(params)
     if params['patience'] is None:
-        params['patience'] = int(0.1 * params['nb_epochs'])
+        params['patience'] = max(1, int(0.1 * params['nb_epochs']))
     default_dir = DEFAULTS['dataset_dir'].format(dataset='ansim')
     raw_dir = params['dataset_dir']
-    params['dataset_dir'] = raw_dir.format(dataset=params['dataset']) if '{dataset}' in raw_dir else raw_dir
+    params['dataset_dir'] = raw_dir.replace('{dataset}', params['dataset'])
     params['is_embedded_default'] = (params['dataset'] == 'ansim'
                                      and os.path.abspath(params['dataset_dir']) == os.path.abspath(default_dir))
     if params['synthesize'] is None:
@@ -274,47 +317,103 @@ def get_params(task_id: str = '1', overrides: dict[str, Any] | list[str] | None 
     return params
 
 
+def _expected_type(key: str) -> Any:
+    """The type of a key's values: ``bool``, ``int``, ``float``, ``str`` or ``[elem]`` for a list."""
+    default = DEFAULTS[key]
+    if default is None:
+        return TYPES.get(key, str)
+    if isinstance(default, list):
+        return [type(default[0]) if default else float]
+    return type(default)
+
+
+def _is(value: Any, kind: Any) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _check_types(p: dict[str, Any]) -> None:
+    """Every value has its key's type (values given as Python objects, not strings, are checked here too); lists are
+    made lists and integers ints."""
+    for key in DEFAULTS:
+        value, kind = p[key], _expected_type(key)
+        if value is None and (DEFAULTS[key] is None or key in ('format', 'early_stop_metric', 'hop_len_s')):
+            continue
+        if True in CHOICES.get(key, ()) and isinstance(value, (bool, str)):
+            continue
+        if isinstance(kind, list):
+            if not isinstance(value, (list, tuple)) or not all(_is(v, kind[0]) for v in value):
+                raise _fail(key, value, f'must be a list of {kind[0].__name__}')
+            p[key] = [kind[0](v) for v in value]
+            continue
+        if not _is(value, kind):
+            name = {bool: 'a boolean', int: 'an integer', float: 'a number'}.get(kind, 'a string')
+            raise _fail(key, value, f'must be {name}')
+        if kind is int:
+            p[key] = int(value)
+        elif kind is float:
+            p[key] = float(value)
+            if not math.isfinite(p[key]):
+                raise _fail(key, value, 'must be a finite number')
+        elif kind is str and ('\x00' in value or (not value.strip() and key.endswith('_dir'))):
+            raise _fail(key, value, 'must be a non-empty string without NUL characters')
+
+
 def _validate(p: dict[str, Any]) -> None:
+    """The rules of every value (after :func:`_check_types`); the first broken one raises a SELDError naming the key,
+    the value and the rule."""
     spec = datasets.SPECS[p['dataset']]
     if p['format'] not in spec.audio_formats:
         raise SELDError(f"format={p['format']!r}: dataset {p['dataset']!r} has {', '.join(spec.audio_formats)}")
+    for key, (low, high) in INT_RANGES.items():
+        v = p[key]
+        if v is not None and (v < low or (high is not None and v > high)):
+            raise _fail(key, v, f'must be >= {low}' if high is None else f'must be in {low} .. {high}')
+    for key, (rule, ok) in FLOAT_RULES.items():
+        if p[key] is not None and not ok(p[key]):
+            raise _fail(key, p[key], rule)
     nfft = p['nfft']
-    if nfft is not None and (nfft < 16 or nfft % 2):
-        raise SELDError(f'nfft={nfft}: must be an even number of samples >= 16')
-    if p['hop_len_s'] is not None and not p['hop_len_s'] > 0:
-        raise SELDError(f"hop_len_s={p['hop_len_s']}: must be > 0 seconds")
+    if nfft is not None and nfft % 2:
+        raise _fail('nfft', nfft, 'must be an even number of samples')
     if not p['pool_size'] or any(v < 1 for v in p['pool_size']):
         raise SELDError(f"pool_size={p['pool_size']}: must be a non-empty list of positive integers")
-    prod = 1
-    for v in p['pool_size']:
-        prod *= v
+    prod = math.prod(p['pool_size'])
     if nfft is not None and (nfft // 2) % prod:
         raise SELDError(f"pool_size={p['pool_size']}: their product {prod} must divide nfft/2={nfft // 2}")
-    for key in ('sequence_length', 'batch_size', 'nb_epochs', 'nb_cnn2d_filt'):
-        if p[key] < 1:
-            raise SELDError(f'{key}={p[key]}: must be >= 1')
-    if p['fs'] is not None and p['fs'] < 1000:
-        raise SELDError(f"fs={p['fs']}: must be a sample rate in Hz (>= 1000)")
-    if p['channels'] is not None and (not p['channels'] or any(c < 0 for c in p['channels'])):
-        raise SELDError(f"channels={p['channels']}: must be a non-empty list of channel indices >= 0")
-    if not 0 <= p['val_fraction'] < 1:
-        raise SELDError(f"val_fraction={p['val_fraction']}: must be in [0, 1)")
-    if not p['learning_rate'] > 0:
-        raise SELDError(f"learning_rate={p['learning_rate']}: must be > 0")
-    if not 0 <= p['lr_warmup_epochs'] < p['nb_epochs']:
+    for key in ('rnn_size', 'fnn_size'):
+        if any(v < 1 for v in p[key]):
+            raise SELDError(f'{key}={p[key]}: must be a list of positive numbers of units')
+    if p['channels'] is not None and (not p['channels'] or any(c < 0 for c in p['channels'])
+                                      or len(set(p['channels'])) != len(p['channels'])):
+        raise SELDError(f"channels={p['channels']}: must be a non-empty list of distinct channel indices >= 0")
+    if not p['lr_warmup_epochs'] < p['nb_epochs']:
         raise SELDError(f"lr_warmup_epochs={p['lr_warmup_epochs']}: must be at least 0 and less than "
                         f"nb_epochs={p['nb_epochs']}")
-    if not 0 <= p['bn_momentum'] < 1:
-        raise SELDError(f"bn_momentum={p['bn_momentum']}: must be in [0, 1)")
-    if not 0 <= p['dropout_rate'] < 1:
-        raise SELDError(f"dropout_rate={p['dropout_rate']}: must be in [0, 1)")
-    if len(p['loss_weights']) != 2:
-        raise SELDError(f"loss_weights={p['loss_weights']}: must be [sed_weight, doa_weight]")
+    if len(p['loss_weights']) != 2 or any(w < 0 for w in p['loss_weights']) or not any(p['loss_weights']):
+        raise SELDError(f"loss_weights={p['loss_weights']}: must be [sed_weight, doa_weight], both >= 0, not both 0")
+    if p['n_jobs'] == 0:
+        raise _fail('n_jobs', 0, 'must be a number of jobs >= 1, or -1 for all cores (-2 all but one ...)')
+    if p['shard_index'] >= p['nb_shards']:
+        raise _fail('shard_index', p['shard_index'], f"must be in 0 .. nb_shards-1 = {p['nb_shards'] - 1}")
     for key, choices in CHOICES.items():
         if p[key] not in choices:
             raise SELDError(f'{key}={p[key]!r}: must be one of {", ".join(str(c).lower() for c in choices)}')
-    if p['patience'] is not None and p['patience'] < 0:
-        raise SELDError(f"patience={p['patience']}: must be >= 0")
+    # the definitions seld.py scores every epoch (seld.scoring_info); scipy is imported only here
+    from evaluation_metrics import DEFAULT_DEFINITIONS as METRIC_DEFINITIONS
+
+    metric = p['early_stop_metric']
+    definition, slash, name = metric.partition('/')
+    if slash and (definition not in METRIC_DEFINITIONS or not name):
+        raise _fail('early_stop_metric', metric, f"must be '<definition>/<metric>' with a definition of "
+                    f"{', '.join(METRIC_DEFINITIONS)} (e.g. seld2018/seld_score), or a loss (loss, sed_loss, doa_loss)")
+    if not slash and metric not in ('loss', 'sed_loss', 'doa_loss'):
+        raise _fail('early_stop_metric', metric, "must be '<definition>/<metric>' (e.g. seld2018/seld_score) or a "
+                    'loss (loss, sed_loss, doa_loss)')
 
 
 def parse_cli(argv: list[str], positional: tuple[str, ...], usage: str) -> tuple[dict[str, str], list[str]]:
@@ -329,6 +428,11 @@ def parse_cli(argv: list[str], positional: tuple[str, ...], usage: str) -> tuple
     overrides = [a for a in argv if '=' in a]
     if len(pos) > len(positional):
         raise SELDError(f'too many arguments {pos}; usage: {usage}')
+    for name, value in zip(positional, pos):
+        if value.startswith('-'):
+            raise SELDError(f'{value!r}: unknown option; usage: {usage}')
+        if not value.strip() or any(c in value for c in ('/', os.sep, '\x00')):
+            raise SELDError(f'{name}={value!r}: must be a non-empty name without path separators; usage: {usage}')
     values = {name: '1' for name in positional}
     values.update(dict(zip(positional, pos)))
     return values, overrides

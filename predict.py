@@ -52,6 +52,7 @@ import formats  # noqa: E402
 import plots  # noqa: E402
 import utils  # noqa: E402
 from cls_feature_class import Framing, check_channels, extract_features, load_scaler, read_audio  # noqa: E402
+from file_checks import check_wav_complete, writing  # noqa: E402
 from utils import SELDError  # noqa: E402
 
 USAGE = ('python predict.py RUN_FOLDER INPUT [INPUT ...] [--out DIR] [--format dcase2019|dcase2020] [--threshold P] '
@@ -145,7 +146,10 @@ def read_run_settings(run_folder: str | os.PathLike) -> dict[str, Any]:
         raise SELDError(f'{folder}: not a complete seld.py run folder: {", ".join(missing)} missing'
                         + (' (no epoch has finished yet?)' if missing == ['model.keras'] else ''))
     params_file = os.path.join(folder, 'params.json')
-    record = utils.read_json(params_file)
+    try:
+        record = utils.read_json(params_file)
+    except (UnicodeDecodeError, OSError) as err:
+        raise SELDError(f'{params_file}: not valid JSON ({err})') from err
     try:
         p, feat = record['params'], record['features']
         framing = Framing(int(feat['fs']), int(feat['nfft']), int(feat['hop_len']), int(feat['win_len']),
@@ -155,9 +159,24 @@ def read_run_settings(run_folder: str | os.PathLike) -> dict[str, Any]:
                         nb_bins=int(feat['nb_bins']), sequence_length=int(p['sequence_length']),
                         batch_size=int(p['batch_size']), threshold=float(p['sed_threshold']),
                         azi_only=bool(p['azi_only']), params=p)
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, OverflowError) as err:
         raise SELDError(f'{params_file}: missing or invalid entry {err} (expected the "params" and "features" '
                         f'written by seld.py)') from err
+    rules = [('features.fs', framing.fs, framing.fs >= 1000, 'must be a sample rate in Hz >= 1000'),
+             ('features.hop_len', framing.hop_len, 1 <= framing.hop_len <= framing.nfft, 'must be in 1 .. nfft'),
+             ('features.win_len', framing.win_len, 1 <= framing.win_len <= framing.nfft, 'must be in 1 .. nfft'),
+             ('features.nfft', framing.nfft, 16 <= framing.nfft <= 65536 and framing.nfft % 2 == 0,
+              'must be an even number of samples, 16 .. 65536'),
+             ('features.nb_bins', settings['nb_bins'], settings['nb_bins'] == framing.nfft // 2, 'must be nfft/2'),
+             ('features.nb_channels', settings['nb_channels'], settings['nb_channels'] >= 1, 'must be >= 1'),
+             ('features.classes', settings['classes'], len(settings['classes']) >= 1, 'must not be empty'),
+             ('params.sequence_length', settings['sequence_length'], settings['sequence_length'] >= 1, 'must be >= 1'),
+             ('params.batch_size', settings['batch_size'], settings['batch_size'] >= 1, 'must be >= 1'),
+             ('params.sed_threshold', settings['threshold'], 0 < settings['threshold'] < 1,
+              'must be strictly between 0 and 1')]
+    for name, value, ok, rule in rules:
+        if not ok:
+            raise SELDError(f'{params_file}: {name}={value!r}: {rule}')
     settings['frame_rate'] = framing.frame_rate
     return settings
 
@@ -180,16 +199,17 @@ def load_run(run_folder: str | os.PathLike) -> Run:
         The folder or any of its three files is missing (all missing ones are named), or they do
         not agree with each other (model input and outputs, scaler shape, feature description).
     """
-    import keras_model  # Keras and its backend: loaded only here, so argument and file errors are reported fast
-
     s = read_run_settings(run_folder)
     folder, nb_bins, nb_channels = s['folder'], s['nb_bins'], s['nb_channels']
     params_file = os.path.join(folder, 'params.json')
     scaler_file = os.path.join(folder, 'scaler.npz')
-    mean, scale = load_scaler(scaler_file)
+    mean, scale = load_scaler(scaler_file, hint='copy scaler.npz again from the feature folder of the run '
+                                                '(params.json: features.feat_label_dir)')
     if mean.shape != (nb_bins, 2 * nb_channels) or scale.shape != mean.shape:
         raise SELDError(f'{scaler_file}: shape {mean.shape} does not match the features of {params_file} '
                         f'({nb_bins} bins, {2 * nb_channels} maps)')
+    import keras_model  # Keras and its backend: loaded only now, so argument and file errors are reported fast
+
     model_file = os.path.join(folder, 'model.keras')
     model = keras_model.load_model(model_file)
     expected_in = (s['sequence_length'], nb_bins, 2 * nb_channels)
@@ -215,6 +235,7 @@ def audio_info(path: str, *, nb_channels: int, channels: list[int] | None = None
     -------
     fs, channels, samples : int
     """
+    check_wav_complete(path)
     try:
         info = sf.info(path)
     except Exception as err:  # libsndfile raises several types for unreadable files
@@ -418,7 +439,7 @@ def _threshold(text: str) -> float:
         value = float(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(f'{text!r} is not a number') from err
-    if not 0.0 < value < 1.0:
+    if not 0.0 < value < 1.0:  # NaN fails this too
         raise argparse.ArgumentTypeError(f'{value} must be strictly between 0 and 1')
     return value
 
@@ -430,11 +451,21 @@ def _channel_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f'{text!r} is not a comma-separated list of channel indices') from err
     if not value or any(c < 0 for c in value):
         raise argparse.ArgumentTypeError(f'{text!r}: channel indices must be >= 0')
+    if len(set(value)) != len(value):
+        raise argparse.ArgumentTypeError(f'{text!r}: channel indices must be distinct')
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are a :class:`SELDError` (one line ``error: ...``, exit 2 through
+    :func:`utils.run_cli`) instead of its usage text and ``sys.exit``."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise SELDError(f'{message}; usage: {USAGE}'.replace('\n', '\\n').replace('\r', '\\r'))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog='predict.py', usage=USAGE,
         description='Run a trained SELDnet (a seld.py run folder) on wav files: per-frame DCASE CSV, event list '
                     'and figure per file.')
@@ -452,23 +483,55 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: list[str]) -> int:
+def check_arguments(argv: list[str]) -> tuple[argparse.Namespace, list[str], bool]:
+    """Everything :func:`main` checks before loading the model: the flags, the inputs (readable, complete, the
+    right channels), the run folder's ``params.json`` and the output folder.
+
+    Returns
+    -------
+    args : argparse.Namespace
+    files : list of str
+    any_folder : bool
+        An input was a folder.
+
+    Raises
+    ------
+    SELDError
+        The first fault, in one line.
+    """
     args = build_parser().parse_args(argv)
-    t0 = time.time()
     files, any_folder = collect_inputs(args.inputs)
     settings = read_run_settings(args.run_folder)
     for f in files:  # fail on an unreadable file or a wrong channel count before loading the model
         audio_info(f, nb_channels=settings['nb_channels'], channels=args.channels)
+    out_dir = args.out or os.path.join(settings['folder'], 'inference')
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise SELDError(f'--out {out_dir}: exists and is not a folder')
+    return args, files, any_folder
+
+
+def main(argv: list[str]) -> int:
+    try:
+        return _main(argv)
+    except OSError as err:  # outputs name their folder themselves (cls_feature_class.writing); this is the rest
+        raise SELDError(f'{err.filename or "predict.py"}: {err.strerror or err}') from err
+
+
+def _main(argv: list[str]) -> int:
+    t0 = time.time()
+    args, files, any_folder = check_arguments(argv)
     run = load_run(args.run_folder)
     out_dir = args.out or os.path.join(run.folder, 'inference')
-    os.makedirs(out_dir, exist_ok=True)
+    with writing(out_dir):
+        os.makedirs(out_dir, exist_ok=True)
     nb_events, seconds = 0, 0.0
     bar = tqdm(files, desc='predict', unit='file', disable=not (any_folder or len(files) > 1), file=sys.stderr)
     for f in bar:
         result = predict_file(run, f, threshold=args.threshold, channels=args.channels)
         for note in result['notes']:
             tqdm.write(f'note: {note}', file=sys.stdout)
-        written = write_outputs(result, out_dir=out_dir, fmt=args.format)
+        with writing(out_dir):
+            written = write_outputs(result, out_dir=out_dir, fmt=args.format)
         nb_events += len(written['events']['cls'])
         seconds += result['duration_s']
     bar.close()
