@@ -166,10 +166,11 @@ def test_python_overrides_are_type_checked_too():
     assert p['pool_size'] == [4, 4, 2] and p['synth_clip_len_s'] == 2.0 and type(p['seed']) is int
 
 
-def test_default_patience_is_at_least_one_epoch():
-    """The default int(0.1 * nb_epochs) was 0 below 10 epochs; it is now at least 1 (and 10 % above)."""
-    assert [parameter.get_params('1', [f'nb_epochs={n}'])['patience'] for n in (1, 5, 9, 10, 25, 1000)] == \
-        [1, 1, 1, 1, 2, 100]
+def test_default_patience_lets_a_short_run_finish():
+    """The default int(0.1 * nb_epochs) was 0 below 10 epochs (a run stopped at its first epoch without
+    improvement); it is now the paper's 10 % of nb_epochs, but at least 10 epochs."""
+    assert [parameter.get_params('1', [f'nb_epochs={n}'])['patience'] for n in (1, 5, 9, 10, 25, 100, 250, 1000)] == \
+        [10, 10, 10, 10, 10, 10, 25, 100]
     assert parameter.get_params('1', ['nb_epochs=5', 'patience=3'])['patience'] == 3
 
 

@@ -38,7 +38,7 @@ def test_overrides_are_typed_and_checked():
     p = parameter.get_params('3', ['pool_size=4,4,2', 'azi_only=true', 'dropout_rate=0.1', 'nb_epochs=20',
                                    'dataset_dir=/x/{dataset}'])
     assert p['pool_size'] == [4, 4, 2] and p['azi_only'] is True and p['dropout_rate'] == 0.1
-    assert p['patience'] == 2  # int(0.1 * nb_epochs) follows the override
+    assert p['patience'] == 10  # max(10, int(0.1 * nb_epochs)) follows the override
     assert p['dataset_dir'] == '/x/resim' and not p['is_embedded_default']
     with pytest.raises(SELDError, match=r"unknown parameter 'batchsize'; valid keys: .*batch_size"):
         parameter.get_params('1', ['batchsize=3'])
