@@ -193,13 +193,38 @@ def compile_model(model: keras.Model, *, loss_weights: Sequence[float] = (1.0, 5
     """Adam (or ``optimizer``, e.g. a loaded model's, with its state); binary cross-entropy for ``sed_out`` and mean
     squared error for ``doa_out``.
 
+    Both losses are means over the real frames of a batch: the sum of the per-frame losses times the sample weights
+    (1 for a real frame, 0 for padding) divided by the sum of the weights (Keras' ``mean_with_sample_weight``
+    reduction), so the training ``loss`` is on the scale of the validation loss, which seld.py computes over the
+    real frames only. (Keras' default reduction divides by every frame, padding included.)
+
     ``jit_compile='auto'`` is Keras' choice per backend: XLA on JAX (always) and on a TensorFlow GPU (unless a
     layer runs cuDNN), none on a TensorFlow CPU, eager PyTorch.
     """
     model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate=learning_rate),
-                  loss={'sed_out': 'binary_crossentropy', 'doa_out': 'mse'},
+                  loss={'sed_out': keras.losses.BinaryCrossentropy(reduction='mean_with_sample_weight'),
+                        'doa_out': keras.losses.MeanSquaredError(reduction='mean_with_sample_weight')},
                   loss_weights={'sed_out': float(loss_weights[0]), 'doa_out': float(loss_weights[1])},
                   jit_compile=jit_compile)
+
+
+def seed_state_variables(model: keras.Model) -> list[keras.Variable]:
+    """The state variables of every ``keras.random.SeedGenerator`` of the model (the dropout layers' and the GRUs'
+    dropout masks), in the model's layer order, which is the same for a built and a loaded model (their variable
+    names, numbered by Keras per process, are not)."""
+    return [v for v in model.variables if v.name == 'seed_generator_state']
+
+
+def set_epoch_seeds(model: keras.Model, *, seed: int, epoch: int) -> None:
+    """Set the state of every seed generator of the model from ``(seed, epoch)`` alone, so that the dropout masks of
+    epoch ``epoch`` are the same whatever ran before it in the process (a resumed run draws what the uninterrupted
+    run drew). Generator ``i`` (of :func:`seed_state_variables`) gets state ``[s_i, 0]``, ``s_i`` drawn by
+    ``numpy.random.default_rng([seed, epoch, 2, i])``; Keras then counts the second element up per draw."""
+    import numpy as np
+
+    for i, v in enumerate(seed_state_variables(model)):
+        s = int(np.random.default_rng([int(seed) & ((1 << 64) - 1), int(epoch), 2, i]).integers(1, 2 ** 31 - 1))
+        v.assign(np.array([s, 0], dtype=v.dtype))
 
 
 def save_model(model: keras.Model, path: str) -> None:
