@@ -366,7 +366,9 @@ class Checkpoint(keras.callbacks.Callback):
 
 
 def _same_file(a: str, b: str) -> bool:
-    return os.path.exists(b) and (os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=False))
+    """``b`` exists with the bytes of ``a``. (Published files are copies, not hard links: a file saved over
+    ``model.keras`` in place must not change the checkpoint it came from.)"""
+    return os.path.exists(b) and filecmp.cmp(a, b, shallow=False)
 
 
 def publish(run_dir: str, state: dict[str, Any], history: list[dict[str, float]]) -> None:
@@ -377,12 +379,12 @@ def publish(run_dir: str, state: dict[str, Any], history: list[dict[str, float]]
     e = state['epoch']
     last = os.path.join(checkpoint, state['last'])
     if not _same_file(last, os.path.join(checkpoint, 'last.keras')):
-        utils.copy_file(last, os.path.join(checkpoint, 'last.keras'), link=True)
+        utils.copy_file(last, os.path.join(checkpoint, 'last.keras'))
     kill_point('published_last', e)
     if state['best_model']:
         best = os.path.join(checkpoint, state['best_model'])
         if not _same_file(best, os.path.join(run_dir, 'model.keras')):
-            utils.copy_file(best, os.path.join(run_dir, 'model.keras'), link=True)
+            utils.copy_file(best, os.path.join(run_dir, 'model.keras'))
         kill_point('published_model', e)
         record = dict(epoch=state['best_epoch'], metrics=history[state['best_epoch'] - 1])
         best_json = os.path.join(checkpoint, 'best.json')
@@ -463,9 +465,9 @@ def _migrate(run_dir: str, state: Any) -> Any:
             and isinstance(state.get('best_epoch'), int) and os.path.exists(last)):
         return state
     e, b = state['epoch'], state['best_epoch']
-    utils.copy_file(last, os.path.join(checkpoint, epoch_file(e)), link=True)
+    utils.copy_file(last, os.path.join(checkpoint, epoch_file(e)))
     if b and b != e:
-        utils.copy_file(os.path.join(run_dir, 'model.keras'), os.path.join(checkpoint, epoch_file(b)), link=True)
+        utils.copy_file(os.path.join(run_dir, 'model.keras'), os.path.join(checkpoint, epoch_file(b)))
     state = dict(state, last=epoch_file(e), best_model=epoch_file(b) if b else None)
     utils.write_json(os.path.join(checkpoint, 'state.json'), state)
     return state

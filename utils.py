@@ -115,17 +115,9 @@ def remove_temporaries(folder: str | os.PathLike, *, recursive: bool = True) -> 
     return removed
 
 
-def copy_file(src: str | os.PathLike, dst: str | os.PathLike, *, link: bool = False) -> None:
-    """Copy ``src`` to ``dst`` atomically (temporary name, then rename); with ``link``, a hard link where the file
-    system allows it (no data copied; files written through :func:`atomic_path` are never changed in place)."""
+def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copy ``src`` to ``dst`` atomically (temporary name, then rename)."""
     with atomic_path(dst) as tmp:
-        if link:
-            try:
-                os.remove(tmp)
-                os.link(src, tmp)
-                return
-            except OSError:
-                pass
         shutil.copyfile(src, tmp)
 
 
