@@ -165,8 +165,8 @@ def test_keras_trains_each_epoch_on_the_batches_of_that_epoch(tiny):
     assert [b for _, b in trained[:len(gen)]] == list(range(len(gen)))
 
 
-@pytest.mark.slow
 # ---- straight versus resumed -----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_two_epochs_then_three_is_three_epochs(tiny, straight):
     seld.train(parameter.get_params('999', overrides(tiny, nb_epochs=2)), 'resumed')
     run = run_folder(tiny, 'resumed')
@@ -394,8 +394,8 @@ def test_predictions_folder_is_replaced_whole(tmp_path, monkeypatch):
     assert sorted(os.listdir(pred)) == ['format.json', 'x.csv'] and os.listdir(tmp_path) == ['predictions']
 
 
-@pytest.mark.slow
 # ---- comparable curves -----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_training_loss_is_the_mean_over_real_frames(tiny):
     """The loss of a training batch with zero-weight padding is the mean over its real frames (by hand), and the
     same quantity as seld.py's validation loss on the same data."""
