@@ -262,7 +262,7 @@ def load_model(path: str) -> keras.Model:
             _copy_with_config(path, copy, config)
             return keras.saving.load_model(copy, safe_mode=True)
     except Exception as err:
-        raise SELDError(f'{path}: cannot load the model ({err})') from err
+        raise SELDError(f'{path}: cannot load the model ({" ".join(str(err).split())})') from err
 
 
 def _portable_config(path: str, *, unsync: bool) -> dict | None:

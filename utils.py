@@ -277,12 +277,16 @@ def set_seeds(seed: int) -> None:
 
 
 def run_cli(main: Callable[[list[str]], int | None]) -> None:
-    """Run a script's ``main(argv)``: a :class:`SELDError` becomes ``error: ...`` on stderr and exit 2;
-    Ctrl-C exits 130 after the script's own cleanup."""
+    """Run a script's ``main(argv)``: a :class:`SELDError` (or an ``OSError``: a file that cannot be read or written)
+    becomes one line ``error: ...`` on stderr and exit 2; Ctrl-C exits 130 after the script's own cleanup."""
     try:
         code = main(sys.argv[1:])
     except SELDError as err:
-        print(f'error: {err}', file=sys.stderr)
+        print(f'error: {" ".join(str(err).split())}', file=sys.stderr)  # one line, whatever a library's text held
+        sys.exit(2)
+    except OSError as err:  # a file the script could not read or write that no check named first
+        where = f'{err.filename}: ' if err.filename else ''
+        print(f'error: {where}{_why(err)}', file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)
