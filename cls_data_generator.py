@@ -3,7 +3,8 @@
 Every file is cut into sequences of ``sequence_length`` frames; the last partial sequence of a file
 is zero-padded and its padded frames get sample weight 0, so no frame is dropped and none is counted
 twice. The last partial batch is padded with all-zero-weight sequences, so every batch has the same
-shape (one compiled graph). Feature files are opened with ``np.load(mmap_mode='r')`` for their shapes
+shape (one compiled graph). The weights of a batch's real frames are all ``frames / real frames`` of the batch, so that
+Keras' loss (a weighted sum over every frame, divided by their number) is the mean over the real frames. Feature files are opened with ``np.load(mmap_mode='r')`` for their shapes
 and offsets, and each sequence is read with ``os.pread``: only the current batch of features is in
 memory, whatever the size of the dataset (the labels, 4 values per class and frame, are loaded whole).
 
@@ -136,6 +137,10 @@ class DataGenerator(keras.utils.PyDataset):
             ids[:len(rows)] = transform_ids[rows]
             x, doa = augmentation.apply_batch(x, doa, ids, transforms=self._transforms, mean=self._scaler[0],
                                               scale=self._scaler[1], nb_classes=C, valid=weight > 0)
+        # Keras' losses divide the weighted sum by every frame of the batch: scaled by frames / real frames, the
+        # weights make each output's loss the mean over the real frames (the validation loss's quantity), on one device
+        # and split between replicas alike (each replica divides by its share of the batch, and Keras by the replicas).
+        weight *= np.float32(weight.size / weight.sum())
         return x, {'sed_out': sed, 'doa_out': doa}, {'sed_out': weight, 'doa_out': weight}
 
     @staticmethod

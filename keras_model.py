@@ -193,17 +193,17 @@ def compile_model(model: keras.Model, *, loss_weights: Sequence[float] = (1.0, 5
     """Adam (or ``optimizer``, e.g. a loaded model's, with its state); binary cross-entropy for ``sed_out`` and mean
     squared error for ``doa_out``.
 
-    Both losses are means over the real frames of a batch: the sum of the per-frame losses times the sample weights
-    (1 for a real frame, 0 for padding) divided by the sum of the weights (Keras' ``mean_with_sample_weight``
-    reduction), so the training ``loss`` is on the scale of the validation loss, which seld.py computes over the
-    real frames only. (Keras' default reduction divides by every frame, padding included.)
+    Keras' default reduction divides the weighted sum of the per-frame losses by every frame of the batch; the
+    generator's sample weights (0 for padding, ``frames / real frames`` for a real frame) make that the mean over the
+    real frames, the validation loss's quantity. (``reduction='mean_with_sample_weight'`` would do it on one device,
+    but under a ``tf.distribute`` strategy each replica would divide by its own weights: a replica given only padding
+    would halve the batch's loss and gradient.)
 
     ``jit_compile='auto'`` is Keras' choice per backend: XLA on JAX (always) and on a TensorFlow GPU (unless a
     layer runs cuDNN), none on a TensorFlow CPU, eager PyTorch.
     """
     model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate=learning_rate),
-                  loss={'sed_out': keras.losses.BinaryCrossentropy(reduction='mean_with_sample_weight'),
-                        'doa_out': keras.losses.MeanSquaredError(reduction='mean_with_sample_weight')},
+                  loss={'sed_out': 'binary_crossentropy', 'doa_out': 'mse'},
                   loss_weights={'sed_out': float(loss_weights[0]), 'doa_out': float(loss_weights[1])},
                   jit_compile=jit_compile)
 

@@ -181,8 +181,10 @@ def evaluate_split(model: Any, gen: Any, params: dict[str, Any]) -> tuple[dict[s
     w = params['loss_weights']
     sed_true, sed_pred = np.concatenate([x[1] for x in labels]), np.concatenate([x[1] for x in outputs])
     doa_true, doa_pred = np.concatenate([x[2] for x in labels]), np.concatenate([x[2] for x in outputs])
-    sed_loss = float(keras.losses.BinaryCrossentropy()(sed_true, sed_pred))
-    doa_loss = float(keras.losses.MeanSquaredError()(doa_true, doa_pred))
+    # Keras' loss functions (per frame), not its Loss objects: called inside a tf.distribute scope (distribute=mirrored)
+    # those divide by the number of replicas, which halved val/loss on 2 replicas.
+    sed_loss = float(np.mean(keras.ops.convert_to_numpy(keras.losses.binary_crossentropy(sed_true, sed_pred))))
+    doa_loss = float(np.mean(keras.ops.convert_to_numpy(keras.losses.mean_squared_error(doa_true, doa_pred))))
     scores = dict(loss=w[0] * sed_loss + w[1] * doa_loss, sed_loss=sed_loss, doa_loss=doa_loss, **scorer.results())
     return scores, predictions, info
 

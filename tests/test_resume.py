@@ -416,7 +416,7 @@ def test_training_loss_is_the_mean_over_real_frames(tiny):
     real = weight > 0
     w0, w1 = params['loss_weights']
     by_hand = w0 * bce[real].mean() + w1 * mse[real].mean()
-    padded = w0 * np.sum(bce * weight) / weight.size + w1 * np.sum(mse * weight) / weight.size
+    padded = w0 * np.sum(bce * real) / weight.size + w1 * np.sum(mse * real) / weight.size  # weights 0 and 1
     loss = model.train_on_batch(x, y, w, return_dict=True)['loss']
     print(f'\ntraining loss of a padded batch: {loss:.6f}; mean over its real frames by hand {by_hand:.6f}; '
           f'with the padding in the denominator {padded:.6f}')
