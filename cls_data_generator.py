@@ -3,8 +3,7 @@
 Every file is cut into sequences of ``sequence_length`` frames; the last partial sequence of a file
 is zero-padded and its padded frames get sample weight 0, so no frame is dropped and none is counted
 twice. The last partial batch is padded with all-zero-weight sequences, so every batch has the same
-shape (one compiled graph). The weights of a batch's real frames are all ``frames / real frames`` of the batch, so that
-Keras' loss (a weighted sum over every frame, divided by their number) is the mean over the real frames. Feature files are opened with ``np.load(mmap_mode='r')`` for their shapes
+shape (one compiled graph). Feature files are opened with ``np.load(mmap_mode='r')`` for their shapes
 and offsets, and each sequence is read with ``os.pread``: only the current batch of features is in
 memory, whatever the size of the dataset (the labels, 4 values per class and frame, are loaded whole).
 
@@ -15,6 +14,9 @@ drawn anew each epoch.
 Every random draw of an epoch (the order of the sequences, their transforms) is a function of ``(seed, epoch)``
 only (:meth:`DataGenerator.set_epoch`), never of what the process did before: a run resumed at epoch ``e`` sees
 exactly the batches the uninterrupted run saw. seld.py sets the epoch from a callback at the start of each epoch.
+
+The weights of a batch's real frames are all ``frames / real frames`` of the batch, so that Keras' loss (a weighted
+sum over every frame, divided by their number) is the mean over the real frames, the validation loss's quantity.
 """
 from __future__ import annotations
 
