@@ -349,22 +349,34 @@ class Checkpoint(keras.callbacks.Callback):
                      wait=wait, stopped=stop, last=epoch_file(e),
                      best_model=epoch_file(e) if improved else old.get('best_model'))
         checkpoint = os.path.join(run_dir, 'checkpoint')
-        keras_model.save_model(self.model, os.path.join(checkpoint, epoch_file(e)))
+        with _writing(os.path.join(checkpoint, epoch_file(e))) as path:
+            keras_model.save_model(self.model, path)
         kill_point('model_saved', e)
-        write_metrics_csv(os.path.join(run_dir, 'metrics.csv'), self.history + [row])
+        with _writing(os.path.join(run_dir, 'metrics.csv')) as path:
+            write_metrics_csv(path, self.history + [row])
         kill_point('metrics_written', e)
-        utils.write_json(os.path.join(checkpoint, 'state.json'), state)  # the commit
+        with _writing(os.path.join(checkpoint, 'state.json')) as path:
+            utils.write_json(path, state)  # the commit
         kill_point('committed', e)
         self.history.append(row)
         self.state.clear()
         self.state.update(state)
         publish(run_dir, state, self.history)
-        plot_training_curves(os.path.join(run_dir, 'training_curves.png'), self.history,
-                             definition=metric.split('/')[0])
+        with _writing(os.path.join(run_dir, 'training_curves.png')) as path:
+            plot_training_curves(path, self.history, definition=metric.split('/')[0])
         print(epoch_line(row, params, state, improved), flush=True)
         if stop:
             print(f'early stopping: no improvement of {metric} in {state["wait"]} epochs')
             self.model.stop_training = True
+
+
+@contextlib.contextmanager
+def _writing(path: str) -> Iterator[str]:
+    """Yield ``path``; an OSError while writing it (a full disk, a read-only folder) becomes a one-line
+    :class:`SELDError` naming it. The writes are atomic: the last committed epoch stays whole, and a rerun resumes
+    from it."""
+    with utils.writing(path, hint='; the last finished epoch is kept: free some space, then re-run to resume'):
+        yield path
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -381,17 +393,20 @@ def publish(run_dir: str, state: dict[str, Any], history: list[dict[str, float]]
     e = state['epoch']
     last = os.path.join(checkpoint, state['last'])
     if not _same_file(last, os.path.join(checkpoint, 'last.keras')):
-        utils.copy_file(last, os.path.join(checkpoint, 'last.keras'))
+        with _writing(os.path.join(checkpoint, 'last.keras')) as path:
+            utils.copy_file(last, path)
     kill_point('published_last', e)
     if state['best_model']:
         best = os.path.join(checkpoint, state['best_model'])
         if not _same_file(best, os.path.join(run_dir, 'model.keras')):
-            utils.copy_file(best, os.path.join(run_dir, 'model.keras'))
+            with _writing(os.path.join(run_dir, 'model.keras')) as path:
+                utils.copy_file(best, path)
         kill_point('published_model', e)
         record = dict(epoch=state['best_epoch'], metrics=history[state['best_epoch'] - 1])
         best_json = os.path.join(checkpoint, 'best.json')
         if not os.path.exists(best_json) or utils.read_json(best_json) != record:
-            utils.write_json(best_json, record)
+            with _writing(best_json):
+                utils.write_json(best_json, record)
     keep = {state['last'], state['best_model']}
     for name in os.listdir(checkpoint):
         if EPOCH_FILE.match(name) and name not in keep:
@@ -452,7 +467,8 @@ def recover_run(run_dir: str) -> tuple[dict[str, Any] | None, list[dict[str, flo
         raise SELDError(f'{metrics_file}: epochs {[r["epoch"] for r in rows]}, but {state_file} says {e} epochs '
                         f'finished; restore the file or delete the run folder')
     if len(rows) > e:  # an epoch after the commit: rolled back
-        write_metrics_csv(metrics_file, rows[:e])
+        with _writing(metrics_file):
+            write_metrics_csv(metrics_file, rows[:e])
     history = rows[:e]
     publish(run_dir, state, history)
     return state, history
@@ -467,12 +483,18 @@ def _migrate(run_dir: str, state: Any) -> Any:
             and isinstance(state.get('best_epoch'), int) and os.path.exists(last)):
         return state
     e, b = state['epoch'], state['best_epoch']
+    with _writing(checkpoint):
+        _copy_old_layout(run_dir, checkpoint, last, e, b)
+    state = dict(state, last=epoch_file(e), best_model=epoch_file(b) if b else None)
+    with _writing(os.path.join(checkpoint, 'state.json')) as path:
+        utils.write_json(path, state)
+    return state
+
+
+def _copy_old_layout(run_dir: str, checkpoint: str, last: str, e: int, b: int) -> None:
     utils.copy_file(last, os.path.join(checkpoint, epoch_file(e)))
     if b and b != e:
         utils.copy_file(os.path.join(run_dir, 'model.keras'), os.path.join(checkpoint, epoch_file(b)))
-    state = dict(state, last=epoch_file(e), best_model=epoch_file(b) if b else None)
-    utils.write_json(os.path.join(checkpoint, 'state.json'), state)
-    return state
 
 
 class Progress(keras.callbacks.Callback):
@@ -609,8 +631,10 @@ def _train_locked(params: dict[str, Any], job_id: str, run_dir: str, fc: Any) ->
     params_file = os.path.join(run_dir, 'params.json')
     if os.path.exists(params_file):
         _check_same_run(utils.read_json(params_file), params, run_dir=run_dir, job_id=job_id, params_file=params_file)
-    utils.write_json(params_file, record)
-    utils.copy_file(fc.scaler_file, os.path.join(run_dir, 'scaler.npz'))
+    with utils.writing(params_file):
+        utils.write_json(params_file, record)
+    with utils.writing(os.path.join(run_dir, 'scaler.npz')):
+        utils.copy_file(fc.scaler_file, os.path.join(run_dir, 'scaler.npz'))
 
     utils.set_seeds(params['seed'])
     quick = params['quick_test']
@@ -698,10 +722,11 @@ def evaluate_test(params: dict[str, Any], run_dir: str, test_gen: Any, *, unseen
     for (stem, ref_sed, ref_doa), p in list(zip(test_gen.get_labels(), predictions))[:3]:
         # magnitude map of channel 0, un-standardized (the features are stored normalized only)
         spec = np.load(fc.paths(stem)['feat'], mmap_mode='r')[:len(ref_sed), :, 0] * scale[:, 0] + mean[:, 0]
-        plot_seld_output(os.path.join(run_dir, 'figures', stem + '.png'), spec=spec, classes=fc.classes,
-                         frame_rate=fc.frame_rate, fs=fc.fs, ref_sed=ref_sed, ref_doa=ref_doa,
-                         pred_sed=p['sed_prob'] > params['sed_threshold'], pred_doa=p['model_doa'],
-                         title=f'{stem}: selected model (epoch {best["epoch"]})')
+        figure = os.path.join(run_dir, 'figures', stem + '.png')
+        with utils.writing(figure):
+            plot_seld_output(figure, spec=spec, classes=fc.classes, frame_rate=fc.frame_rate, fs=fc.fs,
+                             ref_sed=ref_sed, ref_doa=ref_doa, pred_sed=p['sed_prob'] > params['sed_threshold'],
+                             pred_doa=p['model_doa'], title=f'{stem}: selected model (epoch {best["epoch"]})')
     metric = params['early_stop_metric']
     validation = {k[len('val/'):]: v for k, v in best['metrics'].items() if k.startswith('val/')}
     results = dict(best_epoch=best['epoch'], early_stop_metric=metric, select_on_test=params['select_on_test'],
@@ -715,7 +740,8 @@ def evaluate_test(params: dict[str, Any], run_dir: str, test_gen: Any, *, unseen
     if params['select_on_test']:
         results['warning'] = ('select_on_test=true: the model was selected on the test split, so the "test" '
                               'numbers are NOT test scores')
-    utils.write_json(os.path.join(run_dir, 'results.json'), results)
+    with utils.writing(os.path.join(run_dir, 'results.json')):
+        utils.write_json(os.path.join(run_dir, 'results.json'), results)
     name = metric.split('/')[0]
     m = scores[name]
     print(f'selected epoch {best["epoch"]} ({metric} {best["metrics"]["val/" + metric]:.4f} on '

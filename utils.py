@@ -34,7 +34,8 @@ class SELDError(ValueError):
 def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterator[str]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``, on error delete it.
 
-    An ``OSError`` while writing (a full disk, a read-only folder) becomes a :class:`SELDError` naming ``path``.
+    An ``OSError`` while writing (a full disk, a read-only folder) is raised as it is, ``path`` unchanged: callers
+    name the file (:func:`writing`).
 
     Parameters
     ----------
@@ -48,11 +49,8 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     folder = os.path.dirname(os.path.abspath(path))
     if suffix is None:
         suffix = os.path.splitext(path)[1]
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp' + suffix, dir=folder)
-    except OSError as err:
-        raise SELDError(f'{path}: cannot write ({_why(err)})') from err
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp' + suffix, dir=folder)
     try:
         os.fchmod(fd, 0o666 & ~umask())  # mkstemp creates 0600; a written file follows the umask like open() does
     finally:
@@ -60,12 +58,20 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException as err:
+    except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
-        if isinstance(err, OSError):  # disk full, read-only, permissions: the previous file is kept as it was
-            raise SELDError(f'{path}: cannot write ({_why(err)}); the previous file, if any, is unchanged') from err
         raise
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike, *, hint: str = '') -> Iterator[None]:
+    """Turn an ``OSError`` in the block (a full disk, a read-only folder) into a one-line :class:`SELDError` naming
+    ``path``, followed by ``hint``."""
+    try:
+        yield
+    except OSError as err:
+        raise SELDError(f'{os.fspath(path)}: cannot write ({_why(err)}){hint}') from err
 
 
 def _why(err: OSError) -> str:
