@@ -10,7 +10,14 @@ and frame, are loaded whole).
 
 With ``augment``, every training sequence gets one of the label-exact spatial transforms of
 :mod:`augmentation` (channel swaps and sign flips of the features, the same rotation of its DOA targets),
-drawn anew each epoch from the generator's seeded random state.
+drawn anew each epoch.
+
+Every random draw of an epoch (the order of the sequences, their transforms) is a function of ``(seed, epoch)``
+only (:meth:`DataGenerator.set_epoch`), never of what the process did before: a run resumed at epoch ``e`` sees
+exactly the batches the uninterrupted run saw. seld.py sets the epoch from a callback at the start of each epoch.
+
+The weights of a batch's real frames are all ``frames / real frames`` of the batch, so that Keras' loss (a weighted
+sum over every frame, divided by their number) is the mean over the real frames, the validation loss's quantity.
 """
 from __future__ import annotations
 
@@ -24,6 +31,8 @@ import augmentation
 from cls_feature_class import FeatureClass, load_scaler, split_label
 from file_checks import NpyFile, load_npy, npy_header
 from utils import SELDError
+
+_MASK64 = (1 << 64) - 1  # numpy's SeedSequence takes non-negative integers: a negative seed as its two's complement
 
 
 def augmentation_layout(fc: FeatureClass) -> str:
@@ -70,11 +79,10 @@ class DataGenerator(keras.utils.PyDataset):
         self.azi_only = bool(params['azi_only'])
         self.nb_classes = self.fc.nb_classes
         self.shuffle = (split == 'train') if shuffle is None else shuffle
-        self._rng = np.random.default_rng(int(params['seed']))
+        self.seed = int(params['seed'])
         self.augment = bool(params.get('augment')) and split == 'train'
         if self.augment:
             self._transforms = augmentation.transforms_for(augmentation_layout(self.fc), nb_channels=self.fc.nb_channels)
-            self._aug_rng = np.random.default_rng([int(params['seed']), 1])  # the order does not depend on it
             self._scaler = load_scaler(self.fc.scaler_file)
 
         if not os.path.isdir(self.fc.feat_dir_norm) or not os.path.isdir(self.fc.label_dir):
@@ -105,13 +113,10 @@ class DataGenerator(keras.utils.PyDataset):
             starts = np.arange(0, n, self.seq_len)
             idx.append(np.stack([np.full_like(starts, i), starts, np.minimum(self.seq_len, n - starts)], axis=1))
         self.index = np.concatenate(idx)
-        self._order = np.arange(len(self.index))
         self._nb_batches = int(np.ceil(len(self.index) / self.batch_size))
         if max_batches is not None:
             self._nb_batches = min(self._nb_batches, int(max_batches))
-        if self.shuffle:
-            self._rng.shuffle(self._order)
-        self._draw_transforms()
+        self.set_epoch(0)
 
     # ---- PyDataset API -------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -120,7 +125,8 @@ class DataGenerator(keras.utils.PyDataset):
     def __getitem__(self, b: int):
         if not 0 <= b < self._nb_batches:
             raise IndexError(b)
-        rows = self._order[b * self.batch_size:(b + 1) * self.batch_size]
+        order, transform_ids = self._plan  # one read: a concurrent set_epoch never mixes two epochs in a batch
+        rows = order[b * self.batch_size:(b + 1) * self.batch_size]
         B, T, C = self.batch_size, self.seq_len, self.nb_classes
         x = np.zeros((B, T) + self.feat_shape, dtype=np.float32)
         label = np.zeros((B, T, 4 * C), dtype=np.float32)
@@ -132,9 +138,13 @@ class DataGenerator(keras.utils.PyDataset):
         sed, doa = split_label(label, nb_classes=C, azi_only=self.azi_only)
         if self.augment:
             ids = np.zeros(B, np.int64)
-            ids[:len(rows)] = self._transform_ids[rows]
+            ids[:len(rows)] = transform_ids[rows]
             x, doa = augmentation.apply_batch(x, doa, ids, transforms=self._transforms, mean=self._scaler[0],
                                               scale=self._scaler[1], nb_classes=C, valid=weight > 0)
+        # Keras' losses divide the weighted sum by every frame of the batch: scaled by frames / real frames, the
+        # weights make each output's loss the mean over the real frames (the validation loss's quantity), on one device
+        # and split between replicas alike (each replica divides by its share of the batch, and Keras by the replicas).
+        weight *= np.float32(weight.size / weight.sum())
         return x, {'sed_out': sed, 'doa_out': doa}, {'sed_out': weight, 'doa_out': weight}
 
     @staticmethod
@@ -160,16 +170,37 @@ class DataGenerator(keras.utils.PyDataset):
             raise SELDError(f'{arr.filename}: file is shorter than its header says; re-run batch_feature_extraction.py')
         return np.frombuffer(buf, dtype=arr.dtype).reshape((n,) + arr.shape[1:])
 
-    def on_epoch_end(self) -> None:
+    def set_epoch(self, epoch: int) -> None:
+        """Make the batches those of epoch ``epoch`` (0-based, Keras' numbering): the order of the sequences
+        (shuffled with ``shuffle``) and one spatial transform per sequence (identity included; with ``augment``),
+        drawn from generators seeded with ``(seed, epoch)`` alone. Every batch is then a pure function of
+        ``(seed, epoch, index)``, whatever order or thread the batches are read in and whatever ran before."""
+        epoch = int(epoch)
+        if epoch < 0:
+            raise SELDError(f'epoch={epoch}: must be >= 0')
+        order = np.arange(len(self.index))
         if self.shuffle:
-            self._rng.shuffle(self._order)
-        self._draw_transforms()
-
-    def _draw_transforms(self) -> None:
-        """One spatial transform per sequence for the coming epoch (identity included), from the seeded generator:
-        the same whatever order or thread the batches are read in."""
+            np.random.default_rng([self.seed & _MASK64, epoch, 0]).shuffle(order)
+        transform_ids = None
         if self.augment:
-            self._transform_ids = self._aug_rng.integers(len(self._transforms), size=len(self.index))
+            transform_ids = np.random.default_rng([self.seed & _MASK64, epoch, 1]).integers(len(self._transforms),
+                                                                                           size=len(self.index))
+        self.epoch, self._plan = epoch, (order, transform_ids)
+
+    def on_epoch_end(self) -> None:
+        """Go on to the next epoch's batches (used without seld.py's callback; Keras also calls it once before the
+        first epoch, which that callback's :meth:`set_epoch` overrides)."""
+        self.set_epoch(self.epoch + 1)
+
+    @property
+    def _order(self) -> np.ndarray:
+        """The sequence order of the current epoch."""
+        return self._plan[0]
+
+    @property
+    def _transform_ids(self) -> np.ndarray | None:
+        """The transform of each sequence in the current epoch (``augment``), else None."""
+        return self._plan[1]
 
     # ---- helpers for evaluation ----------------------------------------------------------------
     def get_data_sizes(self) -> tuple[tuple[int, ...], dict[str, tuple[int, ...]]]:

@@ -193,6 +193,12 @@ def compile_model(model: keras.Model, *, loss_weights: Sequence[float] = (1.0, 5
     """Adam (or ``optimizer``, e.g. a loaded model's, with its state); binary cross-entropy for ``sed_out`` and mean
     squared error for ``doa_out``.
 
+    Keras' default reduction divides the weighted sum of the per-frame losses by every frame of the batch; the
+    generator's sample weights (0 for padding, ``frames / real frames`` for a real frame) make that the mean over the
+    real frames, the validation loss's quantity. (``reduction='mean_with_sample_weight'`` would do it on one device,
+    but under a ``tf.distribute`` strategy each replica would divide by its own weights: a replica given only padding
+    would halve the batch's loss and gradient.)
+
     ``jit_compile='auto'`` is Keras' choice per backend: XLA on JAX (always) and on a TensorFlow GPU (unless a
     layer runs cuDNN), none on a TensorFlow CPU, eager PyTorch.
     """
@@ -200,6 +206,25 @@ def compile_model(model: keras.Model, *, loss_weights: Sequence[float] = (1.0, 5
                   loss={'sed_out': 'binary_crossentropy', 'doa_out': 'mse'},
                   loss_weights={'sed_out': float(loss_weights[0]), 'doa_out': float(loss_weights[1])},
                   jit_compile=jit_compile)
+
+
+def seed_state_variables(model: keras.Model) -> list[keras.Variable]:
+    """The state variables of every ``keras.random.SeedGenerator`` of the model (the dropout layers' and the GRUs'
+    dropout masks), in the model's layer order, which is the same for a built and a loaded model (their variable
+    names, numbered by Keras per process, are not)."""
+    return [v for v in model.variables if v.name == 'seed_generator_state']
+
+
+def set_epoch_seeds(model: keras.Model, *, seed: int, epoch: int) -> None:
+    """Set the state of every seed generator of the model from ``(seed, epoch)`` alone, so that the dropout masks of
+    epoch ``epoch`` are the same whatever ran before it in the process (a resumed run draws what the uninterrupted
+    run drew). Generator ``i`` (of :func:`seed_state_variables`) gets state ``[s_i, 0]``, ``s_i`` drawn by
+    ``numpy.random.default_rng([seed, epoch, 2, i])``; Keras then counts the second element up per draw."""
+    import numpy as np
+
+    for i, v in enumerate(seed_state_variables(model)):
+        s = int(np.random.default_rng([int(seed) & ((1 << 64) - 1), int(epoch), 2, i]).integers(1, 2 ** 31 - 1))
+        v.assign(np.array([s, 0], dtype=v.dtype))
 
 
 def save_model(model: keras.Model, path: str) -> None:
@@ -237,7 +262,7 @@ def load_model(path: str) -> keras.Model:
             _copy_with_config(path, copy, config)
             return keras.saving.load_model(copy, safe_mode=True)
     except Exception as err:
-        raise SELDError(f'{path}: cannot load the model ({err})') from err
+        raise SELDError(f'{path}: cannot load the model ({" ".join(str(err).split())})') from err
 
 
 def _portable_config(path: str, *, unsync: bool) -> dict | None:

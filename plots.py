@@ -240,7 +240,8 @@ def plot_training_curves(path: str | os.PathLike, rows: list[dict[str, float]], 
         PNG file to write.
     rows : list of dict
         One per epoch, as in seld.py's metrics.csv: ``epoch``, ``loss`` (train), ``val/loss`` and
-        ``val/<definition>/<metric>``.
+        ``val/<definition>/<metric>``. Both losses are means over real frames (padding has weight 0 in both), so
+        the two curves are on one scale.
     definition : str
         The metric definition to draw (``seld2018``, ``dcase2021`` ...): its ER, F, recall (frame or localization)
         and SELD score, and its DOA / localization error in degrees.

@@ -23,22 +23,31 @@ Everything of a run goes in ``<model_dir>/<dataset>_ov<ov>_split<split>_<job-id>
     predictions/         the selected model's test predictions in the dataset's DCASE format and rate, with
                          ``format.json``: ``python evaluation_metrics.py --ref <metadata> --pred <run>/predictions``
                          reproduces ``test`` of results.json
-    checkpoint/          the last epoch's model and state, to resume; ``best.json`` (the selected epoch's row)
+    checkpoint/          ``state.json``, the commit record of the last finished epoch (written last: it names the
+                         files below, and a run always resumes from it); ``epoch-NNNN.keras``, the model and optimizer
+                         state after the last epoch and after the selected one; ``last.keras`` (the last one) and
+                         ``best.json`` (the selected epoch's row) published from it
+    .lock                held (``fcntl.flock``) by the process training the folder: a second one is refused
 
 Any Keras backend (``KERAS_BACKEND=tensorflow|jax|torch``); ``distribute`` and ``mixed_precision`` as in parameter.py.
 Ctrl-C leaves the best model intact (every file is written to a temporary name, then renamed);
-re-running the same job-id with the same parameters resumes after the last finished epoch.
+re-running the same job-id with the same parameters resumes after the last finished epoch, exactly: every random draw
+of an epoch (data order, augmentation, dropout masks) is a function of ``(seed, epoch)``, and a run killed at any
+point (``kill -9``, a full disk) continues to the weights and metrics.csv of the uninterrupted run.
 """
 from __future__ import annotations
 
 import contextlib
 import csv
+import filecmp
 import importlib
 import io
 import os
+import re
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from typing import Any, Iterator
@@ -60,6 +69,10 @@ from utils import SELDError  # noqa: E402
 USAGE = 'python seld.py [job-id] [task-id] [key=value ...]'
 # Parameters that may change when a run is resumed (they do not change what is being trained).
 RESUMABLE_CHANGES = {'nb_epochs', 'patience', 'n_jobs', 'nb_shards', 'shard_index', 'stage'}
+# Where the run folder is (model_dir) is not part of what is trained: a moved folder, or model_dir spelled otherwise,
+# resumes. The other folders are compared as resolved paths.
+LOCATION_KEYS = {'model_dir'}
+EPOCH_FILE = re.compile(r'^epoch-(\d{4,})\.keras$')
 
 
 def run_dir_for(params: dict[str, Any], job_id: str) -> str:
@@ -85,10 +98,31 @@ def write_metrics_csv(path: str, rows: list[dict[str, float]]) -> None:
 
 
 def read_metrics_csv(path: str) -> list[dict[str, float]]:
+    """The rows of metrics.csv (``[]`` if there is none); a cell that is not a number raises :class:`SELDError`
+    naming the file and line (an empty cell, a metric an epoch did not have, is left out of its row)."""
     if not os.path.exists(path):
         return []
-    with open(path, newline='') as f:
-        return [{k: (int(v) if k == 'epoch' else float(v)) for k, v in r.items()} for r in csv.DictReader(f)]
+    rows = []
+    try:
+        with open(path, newline='', encoding='utf-8') as f:
+            for line, r in enumerate(csv.DictReader(f), start=2):
+                row = {}
+                for k, v in r.items():
+                    if k is None or v is None:
+                        raise SELDError(f'{path}:{line}: {"more" if k is None else "fewer"} cells than the header\'s '
+                                        f'columns')
+                    if v == '':
+                        continue
+                    try:
+                        row[k] = int(v) if k == 'epoch' else float(v)
+                    except ValueError:
+                        raise SELDError(f'{path}:{line}: {v!r} in column {k!r} is not a number') from None
+                if 'epoch' not in row:
+                    raise SELDError(f'{path}:{line}: no epoch number')
+                rows.append(row)
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise SELDError(f'{path}: cannot read ({err})') from err
+    return rows
 
 
 def scoring_info(fc: Any, params: dict[str, Any]) -> dict[str, Any]:
@@ -147,8 +181,10 @@ def evaluate_split(model: Any, gen: Any, params: dict[str, Any]) -> tuple[dict[s
     w = params['loss_weights']
     sed_true, sed_pred = np.concatenate([x[1] for x in labels]), np.concatenate([x[1] for x in outputs])
     doa_true, doa_pred = np.concatenate([x[2] for x in labels]), np.concatenate([x[2] for x in outputs])
-    sed_loss = float(keras.losses.BinaryCrossentropy()(sed_true, sed_pred))
-    doa_loss = float(keras.losses.MeanSquaredError()(doa_true, doa_pred))
+    # Keras' loss functions (per frame), not its Loss objects: called inside a tf.distribute scope (distribute=mirrored)
+    # those divide by the number of replicas, which halved val/loss on 2 replicas.
+    sed_loss = float(np.mean(keras.ops.convert_to_numpy(keras.losses.binary_crossentropy(sed_true, sed_pred))))
+    doa_loss = float(np.mean(keras.ops.convert_to_numpy(keras.losses.mean_squared_error(doa_true, doa_pred))))
     scores = dict(loss=w[0] * sed_loss + w[1] * doa_loss, sed_loss=sed_loss, doa_loss=doa_loss, **scorer.results())
     return scores, predictions, info
 
@@ -218,8 +254,56 @@ class Evaluate(keras.callbacks.Callback):
         logs['epoch_time_s'] = time.time() - self.t0
 
 
+class EpochSeeds(keras.callbacks.Callback):
+    """At the start of every epoch, make all its random draws functions of ``(seed, epoch)``: the training
+    generator's order and augmentation (:meth:`cls_data_generator.DataGenerator.set_epoch`) and the state of every
+    seed generator of the model, i.e. the dropout masks (:func:`keras_model.set_epoch_seeds`).
+
+    Keras reads no batch of an epoch before this: ``fit`` calls the callbacks' ``on_epoch_begin`` and only then makes
+    the epoch's data iterator (tf.data's prefetching starts with that iterator; ``shuffle=False`` keeps Keras' own
+    batch shuffling, with Python's ``random``, out). The batches Keras reads ahead (two to infer the signature, and
+    those a discarded iterator prefetches) are never trained on. tests/test_resume.py checks both with a spy.
+    """
+
+    def __init__(self, *, seed: int, train_gen: Any):
+        super().__init__()
+        self.seed, self.train_gen = int(seed), train_gen
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.train_gen.set_epoch(epoch)
+        keras_model.set_epoch_seeds(self.model, seed=self.seed, epoch=epoch)
+
+
+def kill_point(point: str, epoch: int) -> None:
+    """Test hook: ``SELD_TEST_KILL_AT=<point>@<epoch>`` kills this process with SIGKILL when it reaches ``point`` in
+    epoch ``epoch`` (1-based): ``batch`` (after the first training batch), ``model_saved``, ``metrics_written``,
+    ``committed``, ``published_last``, ``published_model``, ``cleaned`` (see :class:`Checkpoint`)."""
+    if os.environ.get('SELD_TEST_KILL_AT') == f'{point}@{epoch}':
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def epoch_file(epoch: int) -> str:
+    return f'epoch-{epoch:04d}.keras'
+
+
 class Checkpoint(keras.callbacks.Callback):
     """Keep the model with the best validation metric; log, plot, save the resume state, stop early.
+
+    The files of an epoch are made consistent by one commit record, ``checkpoint/state.json``, written last
+    (atomically: temporary name, then rename)::
+
+        checkpoint/epoch-NNNN.keras    the model and its optimizer after epoch NNNN (a new name: nothing is replaced)
+        metrics.csv                    rows 1..NNNN
+        checkpoint/state.json          COMMIT: epoch, best, best_epoch, wait, stopped, the last and the best files
+        checkpoint/last.keras, model.keras, checkpoint/best.json   published from the committed state
+        other checkpoint/epoch-*.keras removed
+
+    A process killed anywhere in between resumes from the commit record (:func:`recover_run`): the rows of
+    metrics.csv after it are dropped, the published files are made again from the files it names, stray files are
+    deleted. Keras' own callbacks cannot give this: ``BackupAndRestore`` writes its weights and its epoch counter as
+    two files with no commit between them and keeps none of our state (best, wait, the selected model);
+    ``ModelCheckpoint`` writes ``model.keras`` in place and forgets its best value across processes; ``CSVLogger``
+    appends rows that nothing rolls back; ``EarlyStopping`` restarts its patience count at every ``fit``.
 
     Parameters
     ----------
@@ -228,7 +312,7 @@ class Checkpoint(keras.callbacks.Callback):
     history : list of dict
         Rows of metrics.csv so far (appended to).
     state : dict
-        Resume state (``epoch``, ``best``, ``best_epoch``, ``wait``; updated and saved).
+        The committed state (:func:`recover_run`; updated at each commit).
     interrupt : dict
         ``{'flag': bool}``: stop after the current batch.
     """
@@ -238,37 +322,179 @@ class Checkpoint(keras.callbacks.Callback):
         super().__init__()
         self.run_params, self.run_dir = params, run_dir
         self.history, self.state, self.interrupt = history, state, interrupt
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch + 1
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if batch == 0:
+            kill_point('batch', self.epoch)
         if self.interrupt['flag']:
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.interrupt['flag']:
             return
-        params, run_dir, state = self.run_params, self.run_dir, self.state
+        params, run_dir = self.run_params, self.run_dir
+        e = epoch + 1
         metric = params['early_stop_metric']
-        row = {'epoch': epoch + 1, **{k: float(v) for k, v in logs.items()}}
-        self.history.append(row)
+        row = {'epoch': e, **{k: float(v) for k, v in logs.items()}}
         value = row[f'val/{metric}']
-        improved = np.isfinite(value) and value < state['best']
-        if improved:
-            state.update(best=value, best_epoch=epoch + 1, wait=0)
-            keras_model.save_model(self.model, os.path.join(run_dir, 'model.keras'))
-            utils.write_json(os.path.join(run_dir, 'checkpoint', 'best.json'), dict(epoch=epoch + 1, metrics=row))
-        else:
-            state['wait'] += 1
-        state['epoch'] = epoch + 1
-        write_metrics_csv(os.path.join(run_dir, 'metrics.csv'), self.history)
-        plot_training_curves(os.path.join(run_dir, 'training_curves.png'), self.history,
-                             definition=metric.split('/')[0])
-        keras_model.save_model(self.model, os.path.join(run_dir, 'checkpoint', 'last.keras'))
+        old = self.state
+        improved = bool(np.isfinite(value) and value < old['best'])
+        wait = 0 if improved else old['wait'] + 1
+        stop = not improved and wait >= params['patience']
+        state = dict(epoch=e, best=value if improved else old['best'], best_epoch=e if improved else old['best_epoch'],
+                     wait=wait, stopped=stop, last=epoch_file(e),
+                     best_model=epoch_file(e) if improved else old.get('best_model'))
+        checkpoint = os.path.join(run_dir, 'checkpoint')
+        with _writing(os.path.join(checkpoint, epoch_file(e))) as path:
+            keras_model.save_model(self.model, path)
+        kill_point('model_saved', e)
+        with _writing(os.path.join(run_dir, 'metrics.csv')) as path:
+            write_metrics_csv(path, self.history + [row])
+        kill_point('metrics_written', e)
+        with _writing(os.path.join(checkpoint, 'state.json')) as path:
+            utils.write_json(path, state)  # the commit
+        kill_point('committed', e)
+        self.history.append(row)
+        self.state.clear()
+        self.state.update(state)
+        publish(run_dir, state, self.history)
+        with _writing(os.path.join(run_dir, 'training_curves.png')) as path:
+            plot_training_curves(path, self.history, definition=metric.split('/')[0])
         print(epoch_line(row, params, state, improved), flush=True)
-        if not improved and state['wait'] >= params['patience']:
+        if stop:
             print(f'early stopping: no improvement of {metric} in {state["wait"]} epochs')
-            state['stopped'] = True
             self.model.stop_training = True
-        utils.write_json(os.path.join(run_dir, 'checkpoint', 'state.json'), state)
+
+
+@contextlib.contextmanager
+def _writing(path: str) -> Iterator[str]:
+    """Yield ``path``; an OSError while writing it (a full disk, a read-only folder) becomes a one-line
+    :class:`SELDError` naming it. The writes are atomic: the last committed epoch stays whole, and a rerun resumes
+    from it."""
+    with utils.writing(path, hint='; the last finished epoch is kept: free some space, then re-run to resume'):
+        yield path
+
+
+def _same_file(a: str, b: str) -> bool:
+    """``b`` exists with the bytes of ``a``. (Published files are copies, not hard links: a file saved over
+    ``model.keras`` in place must not change the checkpoint it came from.)"""
+    return os.path.exists(b) and filecmp.cmp(a, b, shallow=False)
+
+
+def publish(run_dir: str, state: dict[str, Any], history: list[dict[str, float]]) -> None:
+    """Make the files published from a committed ``state`` agree with it: ``checkpoint/last.keras`` (the last
+    epoch's model), ``model.keras`` and ``checkpoint/best.json`` (the selected epoch's model and row); remove the
+    other ``checkpoint/epoch-*.keras``. Idempotent: it finishes the publication a killed process began."""
+    checkpoint = os.path.join(run_dir, 'checkpoint')
+    e = state['epoch']
+    last = os.path.join(checkpoint, state['last'])
+    if not _same_file(last, os.path.join(checkpoint, 'last.keras')):
+        with _writing(os.path.join(checkpoint, 'last.keras')) as path:
+            utils.copy_file(last, path)
+    kill_point('published_last', e)
+    if state['best_model']:
+        best = os.path.join(checkpoint, state['best_model'])
+        if not _same_file(best, os.path.join(run_dir, 'model.keras')):
+            with _writing(os.path.join(run_dir, 'model.keras')) as path:
+                utils.copy_file(best, path)
+        kill_point('published_model', e)
+        record = dict(epoch=state['best_epoch'], metrics=history[state['best_epoch'] - 1])
+        best_json = os.path.join(checkpoint, 'best.json')
+        if not os.path.exists(best_json) or utils.read_json(best_json) != record:
+            with _writing(best_json):
+                utils.write_json(best_json, record)
+    keep = {state['last'], state['best_model']}
+    for name in os.listdir(checkpoint):
+        if EPOCH_FILE.match(name) and name not in keep:
+            os.remove(os.path.join(checkpoint, name))
+    kill_point('cleaned', e)
+
+
+def _check_state(path: str, state: Any) -> dict[str, Any]:
+    """A commit record read from ``path``, checked; :class:`SELDError` naming the file otherwise."""
+    def bad(why: str) -> SELDError:
+        return SELDError(f'{path}: {why}; restore the file or delete the run folder')
+
+    if not isinstance(state, dict):
+        raise bad(f'{type(state).__name__} is not a checkpoint state (a JSON object)')
+    need = dict(epoch=int, best=(int, float), best_epoch=int, wait=int, last=str)
+    for key, kind in need.items():
+        if key not in state:
+            raise bad(f'no {key!r}')
+        if not isinstance(state[key], kind) or isinstance(state[key], bool):
+            raise bad(f'{key}={state[key]!r} has the wrong type')
+    e = state['epoch']
+    if e < 1 or not 0 <= state['best_epoch'] <= e or not 0 <= state['wait'] <= e:
+        raise bad(f'epoch={e}, best_epoch={state["best_epoch"]}, wait={state["wait"]} are not consistent')
+    if state['last'] != epoch_file(e):
+        raise bad(f'last={state["last"]!r} is not the file of epoch {e}')
+    best_model = state.get('best_model')
+    if best_model != (epoch_file(state['best_epoch']) if state['best_epoch'] else None):
+        raise bad(f'best_model={best_model!r} is not the file of best_epoch {state["best_epoch"]}')
+    return dict(state, stopped=bool(state.get('stopped', False)), best_model=best_model)
+
+
+def recover_run(run_dir: str) -> tuple[dict[str, Any] | None, list[dict[str, float]]]:
+    """Bring a run folder to its last commit (:class:`Checkpoint`) and return the committed state (None: no epoch
+    was committed) and the rows of metrics.csv up to it. Rows after the commit are dropped; the published files are
+    made again; files of uncommitted epochs and the temporary files of a killed process are removed.
+
+    Run it only while holding the run folder's lock."""
+    utils.remove_temporaries(run_dir)
+    checkpoint = os.path.join(run_dir, 'checkpoint')
+    state_file = os.path.join(checkpoint, 'state.json')
+    metrics_file = os.path.join(run_dir, 'metrics.csv')
+    if not os.path.exists(state_file):  # nothing committed: what is there is an unfinished first epoch's
+        for name in (os.listdir(checkpoint) if os.path.isdir(checkpoint) else []):
+            if EPOCH_FILE.match(name) or name in ('last.keras', 'best.json'):
+                os.remove(os.path.join(checkpoint, name))
+        for path in (metrics_file, os.path.join(run_dir, 'model.keras')):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        return None, []
+    state = _check_state(state_file, _migrate(run_dir, utils.read_json(state_file)))
+    for key in ('last', 'best_model'):
+        if state[key] and not os.path.exists(os.path.join(checkpoint, state[key])):
+            raise SELDError(f'{os.path.join(checkpoint, state[key])}: missing, but {state_file} names it; delete the '
+                            f'run folder to start again')
+    rows = read_metrics_csv(metrics_file)
+    e = state['epoch']
+    if [r['epoch'] for r in rows[:e]] != list(range(1, e + 1)):
+        raise SELDError(f'{metrics_file}: epochs {[r["epoch"] for r in rows]}, but {state_file} says {e} epochs '
+                        f'finished; restore the file or delete the run folder')
+    if len(rows) > e:  # an epoch after the commit: rolled back
+        with _writing(metrics_file):
+            write_metrics_csv(metrics_file, rows[:e])
+    history = rows[:e]
+    publish(run_dir, state, history)
+    return state, history
+
+
+def _migrate(run_dir: str, state: Any) -> Any:
+    """The commit record of a run folder written by the earlier seld.py (``checkpoint/last.keras``, ``model.keras``
+    and a state.json without ``last``), brought to the current layout; any other ``state`` as it is."""
+    checkpoint = os.path.join(run_dir, 'checkpoint')
+    last = os.path.join(checkpoint, 'last.keras')
+    if not (isinstance(state, dict) and 'last' not in state and isinstance(state.get('epoch'), int)
+            and isinstance(state.get('best_epoch'), int) and os.path.exists(last)):
+        return state
+    e, b = state['epoch'], state['best_epoch']
+    with _writing(checkpoint):
+        _copy_old_layout(run_dir, checkpoint, last, e, b)
+    state = dict(state, last=epoch_file(e), best_model=epoch_file(b) if b else None)
+    with _writing(os.path.join(checkpoint, 'state.json')) as path:
+        utils.write_json(path, state)
+    return state
+
+
+def _copy_old_layout(run_dir: str, checkpoint: str, last: str, e: int, b: int) -> None:
+    utils.copy_file(last, os.path.join(checkpoint, epoch_file(e)))
+    if b and b != e:
+        utils.copy_file(os.path.join(run_dir, 'model.keras'), os.path.join(checkpoint, epoch_file(b)))
 
 
 class Progress(keras.callbacks.Callback):
@@ -286,12 +512,14 @@ class Progress(keras.callbacks.Callback):
         self.bar.close()
 
 
-def make_callbacks(*, params: dict[str, Any], run_dir: str, val_gen: Any, history: list[dict[str, float]],
-                   state: dict[str, Any], interrupt: dict[str, bool] | None = None) -> list[keras.callbacks.Callback]:
-    """Callbacks: progress bar, per-epoch validation, selected-model checkpoint with epoch log, resume state and
-    early stopping, and (TensorFlow backend) TensorBoard logs."""
+def make_callbacks(*, params: dict[str, Any], run_dir: str, train_gen: Any, val_gen: Any,
+                   history: list[dict[str, float]], state: dict[str, Any],
+                   interrupt: dict[str, bool] | None = None) -> list[keras.callbacks.Callback]:
+    """Callbacks: the epoch's random state, progress bar, per-epoch validation, selected-model checkpoint with epoch
+    log, resume state and early stopping, and (TensorFlow backend) TensorBoard logs."""
     interrupt = interrupt if interrupt is not None else {'flag': False}
-    callbacks = [Progress(), Evaluate(params=params, val_gen=val_gen, interrupt=interrupt),
+    callbacks = [EpochSeeds(seed=params['seed'], train_gen=train_gen), Progress(),
+                 Evaluate(params=params, val_gen=val_gen, interrupt=interrupt),
                  Checkpoint(params=params, run_dir=run_dir, history=history, state=state, interrupt=interrupt)]
     if keras.backend.backend() == 'tensorflow':  # Keras' TensorBoard writer is TensorFlow's tf.summary
         callbacks.append(keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, 'logs'), write_graph=False,
@@ -351,8 +579,9 @@ def backend_versions() -> dict[str, str]:
 
 
 def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
-    """Train and evaluate one job; returns the contents of results.json."""
-    from cls_data_generator import DataGenerator
+    """Train and evaluate one job; returns the contents of results.json.
+
+    The run folder is locked for the whole job (:func:`utils.lock_folder`): a second process on it is refused."""
     from cls_feature_class import FeatureClass
 
     fc = FeatureClass(params)
@@ -361,23 +590,51 @@ def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
                         f'`python batch_feature_extraction.py {params["task_id"]}` (with the same key=value '
                         f'overrides) first')
     run_dir = run_dir_for(params, job_id)
-    os.makedirs(run_dir, exist_ok=True)
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+    except OSError as err:
+        raise SELDError(f'{run_dir}: cannot create the run folder ({err.strerror or err})') from err
+    with utils.lock_folder(run_dir, what='this run folder (a seld.py training it)'):
+        return _train_locked(params, job_id, run_dir, fc)
+
+
+def _check_same_run(old: dict[str, Any], params: dict[str, Any], *, run_dir: str, job_id: str,
+                    params_file: str) -> None:
+    """Refuse to resume a run with parameters that change what is trained (:data:`RESUMABLE_CHANGES` may change,
+    :data:`LOCATION_KEYS` are ignored, other ``*_dir`` keys are compared as resolved paths)."""
+    if not isinstance(old, dict) or not isinstance(old.get('params'), dict):
+        raise SELDError(f'{params_file}: not the parameter record of a run (no "params" object); restore the file or '
+                        f'delete the run folder')
+    old = old['params']
+    resumable = RESUMABLE_CHANGES - ({'nb_epochs'} if params['lr_schedule'] != 'constant' else set())
+
+    def same(k: str) -> bool:
+        a, b = old.get(k), params.get(k)
+        if k.endswith('_dir') and isinstance(a, str) and isinstance(b, str):
+            return os.path.realpath(a) == os.path.realpath(b)
+        return a == b
+
+    changed = sorted(k for k in set(old) | set(params) if k not in resumable | LOCATION_KEYS and not same(k))
+    if changed:
+        why = ('; nb_epochs is the horizon of its learning-rate schedule (lr_schedule='
+               f'{params["lr_schedule"]})') if 'nb_epochs' in changed and 'nb_epochs' not in resumable else ''
+        raise SELDError(f'{run_dir}: already holds a run of job-id {job_id!r} with other parameters '
+                        f'({", ".join(changed)}){why}; use another job-id or delete the folder')
+
+
+def _train_locked(params: dict[str, Any], job_id: str, run_dir: str, fc: Any) -> dict[str, Any]:
+    """:func:`train` while holding the run folder's lock."""
+    from cls_data_generator import DataGenerator
+
     record = dict(params=params, job_id=job_id, features=fc.feature_info(), data=fc.dataset.describe(),
                   versions=backend_versions())
     params_file = os.path.join(run_dir, 'params.json')
     if os.path.exists(params_file):
-        old = utils.read_json(params_file)
-        resumable = RESUMABLE_CHANGES - ({'nb_epochs'} if params['lr_schedule'] != 'constant' else set())
-        changed = sorted(k for k in set(old.get('params', {})) | set(params)
-                         if k not in resumable and old.get('params', {}).get(k) != params.get(k))
-        if changed:
-            why = ('; nb_epochs is the horizon of its learning-rate schedule (lr_schedule='
-                   f'{params["lr_schedule"]})') if 'nb_epochs' in changed and 'nb_epochs' not in resumable else ''
-            raise SELDError(f'{run_dir}: already holds a run of job-id {job_id!r} with other parameters '
-                            f'({", ".join(changed)}){why}; use another job-id or delete the folder')
-    utils.write_json(params_file, record)
-    shutil.copyfile(fc.scaler_file, os.path.join(run_dir, '.scaler.npz.tmp'))
-    os.replace(os.path.join(run_dir, '.scaler.npz.tmp'), os.path.join(run_dir, 'scaler.npz'))
+        _check_same_run(utils.read_json(params_file), params, run_dir=run_dir, job_id=job_id, params_file=params_file)
+    with utils.writing(params_file):
+        utils.write_json(params_file, record)
+    with utils.writing(os.path.join(run_dir, 'scaler.npz')):
+        utils.copy_file(fc.scaler_file, os.path.join(run_dir, 'scaler.npz'))
 
     utils.set_seeds(params['seed'])
     quick = params['quick_test']
@@ -414,8 +671,8 @@ def _fit(model: keras.Model, *, params: dict[str, Any], run_dir: str, train_gen:
          history: list[dict[str, float]], state: dict[str, Any]) -> None:
     """``model.fit`` from the epoch after ``state['epoch']``; the first Ctrl-C stops after the current batch."""
     interrupt = {'flag': False}
-    callbacks = make_callbacks(params=params, run_dir=run_dir, val_gen=val_gen, history=history, state=state,
-                               interrupt=interrupt)
+    callbacks = make_callbacks(params=params, run_dir=run_dir, train_gen=train_gen, val_gen=val_gen,
+                               history=history, state=state, interrupt=interrupt)
 
     def on_sigint(signum: int, frame: Any) -> None:  # first Ctrl-C: stop cleanly after the current batch
         interrupt['flag'] = True
@@ -426,7 +683,10 @@ def _fit(model: keras.Model, *, params: dict[str, Any], run_dir: str, train_gen:
     main_thread = threading.current_thread() is threading.main_thread()  # signals only work there
     previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
     try:
-        model.fit(train_gen, epochs=params['nb_epochs'], initial_epoch=state['epoch'], callbacks=callbacks, verbose=0)
+        # shuffle=False: the generator shuffles itself, from (seed, epoch) (Keras would reorder its batches with
+        # Python's random, which depends on the process's history)
+        model.fit(train_gen, epochs=params['nb_epochs'], initial_epoch=state['epoch'], callbacks=callbacks,
+                  shuffle=False, verbose=0)
     finally:
         if main_thread:
             signal.signal(signal.SIGINT, previous)
@@ -457,23 +717,16 @@ def evaluate_test(params: dict[str, Any], run_dir: str, test_gen: Any, *, unseen
     best = utils.read_json(best_file)
     model = keras_model.load_model(os.path.join(run_dir, 'model.keras'))
     scores, predictions, info = evaluate_split(model, test_gen, params)
-    pred_dir = os.path.join(run_dir, 'predictions')
-    if os.path.isdir(pred_dir):  # predictions of an earlier evaluation of this run: replaced whole
-        shutil.rmtree(pred_dir)
-    for p in predictions:
-        formats.write_csv(os.path.join(pred_dir, p['stem'] + '.csv'), p['sed'], p['doa'], fmt=info['format'],
-                          frame_rate=info['frame_rate'])
-    files = {p['stem']: dict(nb_frames=p['nb_frames'], duration_s=p['duration_s']) for p in predictions}
-    formats.write_format_file(pred_dir, fmt=info['format'], files=files,
-                              **{k: v for k, v in info.items() if k != 'format'})
+    write_predictions(os.path.join(run_dir, 'predictions'), predictions, info)
     mean, scale = load_scaler(fc.scaler_file)
     for (stem, ref_sed, ref_doa), p in list(zip(test_gen.get_labels(), predictions))[:3]:
         # magnitude map of channel 0, un-standardized (the features are stored normalized only)
         spec = np.load(fc.paths(stem)['feat'], mmap_mode='r')[:len(ref_sed), :, 0] * scale[:, 0] + mean[:, 0]
-        plot_seld_output(os.path.join(run_dir, 'figures', stem + '.png'), spec=spec, classes=fc.classes,
-                         frame_rate=fc.frame_rate, fs=fc.fs, ref_sed=ref_sed, ref_doa=ref_doa,
-                         pred_sed=p['sed_prob'] > params['sed_threshold'], pred_doa=p['model_doa'],
-                         title=f'{stem}: selected model (epoch {best["epoch"]})')
+        figure = os.path.join(run_dir, 'figures', stem + '.png')
+        with utils.writing(figure):
+            plot_seld_output(figure, spec=spec, classes=fc.classes, frame_rate=fc.frame_rate, fs=fc.fs,
+                             ref_sed=ref_sed, ref_doa=ref_doa, pred_sed=p['sed_prob'] > params['sed_threshold'],
+                             pred_doa=p['model_doa'], title=f'{stem}: selected model (epoch {best["epoch"]})')
     metric = params['early_stop_metric']
     validation = {k[len('val/'):]: v for k, v in best['metrics'].items() if k.startswith('val/')}
     results = dict(best_epoch=best['epoch'], early_stop_metric=metric, select_on_test=params['select_on_test'],
@@ -487,7 +740,8 @@ def evaluate_test(params: dict[str, Any], run_dir: str, test_gen: Any, *, unseen
     if params['select_on_test']:
         results['warning'] = ('select_on_test=true: the model was selected on the test split, so the "test" '
                               'numbers are NOT test scores')
-    utils.write_json(os.path.join(run_dir, 'results.json'), results)
+    with utils.writing(os.path.join(run_dir, 'results.json')):
+        utils.write_json(os.path.join(run_dir, 'results.json'), results)
     name = metric.split('/')[0]
     m = scores[name]
     print(f'selected epoch {best["epoch"]} ({metric} {best["metrics"]["val/" + metric]:.4f} on '
@@ -496,6 +750,40 @@ def evaluate_test(params: dict[str, Any], run_dir: str, test_gen: Any, *, unseen
     if unseen_gen is not None:
         print(f'unseen-DOA test {name}: ' + ' '.join(f'{k} {v:.4f}' for k, v in results['test_unseen_doa'][name].items()))
     return results
+
+
+def write_predictions(pred_dir: str, predictions: list[dict[str, Any]], info: dict[str, Any]) -> None:
+    """Write the prediction files and ``format.json`` into a temporary folder beside ``pred_dir``, then put it in
+    place of ``pred_dir`` whole: the old folder is renamed away, the new one renamed in, the old one deleted (a kill
+    between the two renames leaves no ``predictions/``, never a mixed one; the next run removes the leftovers and
+    writes it again)."""
+    parent = os.path.dirname(os.path.abspath(pred_dir))
+    name = os.path.basename(pred_dir)
+    try:
+        tmp = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.tmp', dir=parent)
+        os.chmod(tmp, 0o777 & ~utils.umask())
+    except OSError as err:
+        raise SELDError(f'{pred_dir}: cannot write ({err.strerror or err})') from err
+    try:
+        for p in predictions:
+            formats.write_csv(os.path.join(tmp, p['stem'] + '.csv'), p['sed'], p['doa'], fmt=info['format'],
+                              frame_rate=info['frame_rate'])
+        files = {p['stem']: dict(nb_frames=p['nb_frames'], duration_s=p['duration_s']) for p in predictions}
+        formats.write_format_file(tmp, fmt=info['format'], files=files,
+                                  **{k: v for k, v in info.items() if k != 'format'})
+        old = None
+        if os.path.lexists(pred_dir):
+            old = tempfile.mkdtemp(prefix=f'.{name}.', suffix='.tmp', dir=parent)
+            os.replace(pred_dir, old)  # onto the empty folder just made: a name no other process uses
+        os.replace(tmp, pred_dir)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SELDError(f'{pred_dir}: cannot write ({err.strerror or err})') from err
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _nest(flat: dict[str, float]) -> dict[str, Any]:
@@ -514,13 +802,11 @@ def _build_or_resume(params: dict[str, Any], run_dir: str, fc: Any, *, steps_per
                      sync_batchnorm: bool = False) -> tuple[keras.Model, dict[str, Any], list]:
     """A new model, or the last checkpoint of this run with its state and history (and its optimizer: the learning
     rate schedule resumes at the checkpoint's step)."""
-    state: dict[str, Any] = dict(epoch=0, best=float('inf'), best_epoch=0, wait=0)
-    history: list[dict[str, float]] = []
-    state_file = os.path.join(run_dir, 'checkpoint', 'state.json')
-    last_model = os.path.join(run_dir, 'checkpoint', 'last.keras')
-    if os.path.exists(state_file) and os.path.exists(last_model):
-        state = utils.read_json(state_file)
-        history = [r for r in read_metrics_csv(os.path.join(run_dir, 'metrics.csv')) if r['epoch'] <= state['epoch']]
+    committed, history = recover_run(run_dir)
+    state: dict[str, Any] = committed or dict(epoch=0, best=float('inf'), best_epoch=0, wait=0, stopped=False,
+                                              last=None, best_model=None)
+    if committed:
+        last_model = os.path.join(run_dir, 'checkpoint', committed['last'])
         model = keras_model.load_model(last_model)
         # The checkpoint's compile settings hold the jit_compile that Keras resolved where it was saved (False on a
         # TensorFlow CPU, which on JAX would mean running eagerly): compile again for this backend, keeping the

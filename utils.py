@@ -5,9 +5,12 @@ Everything here is dependency-light (numpy only) so that every script can import
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import random
+import re
+import shutil
 import sys
 import tempfile
 from typing import Any, Callable, Iterator
@@ -31,6 +34,9 @@ class SELDError(ValueError):
 def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterator[str]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``, on error delete it.
 
+    An ``OSError`` while writing (a full disk, a read-only folder) is raised as it is, ``path`` unchanged: callers
+    name the file (:func:`writing`).
+
     Parameters
     ----------
     path : str
@@ -41,11 +47,14 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     if suffix is None:
         suffix = os.path.splitext(path)[1]
+    os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp' + suffix, dir=folder)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp creates 0600; a written file follows the umask like open() does
+    finally:
+        os.close(fd)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -53,6 +62,104 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike, *, hint: str = '') -> Iterator[None]:
+    """Turn an ``OSError`` in the block (a full disk, a read-only folder) into a one-line :class:`SELDError` naming
+    ``path``, followed by ``hint``."""
+    try:
+        yield
+    except OSError as err:
+        raise SELDError(f'{os.fspath(path)}: cannot write ({_why(err)}){hint}') from err
+
+
+def _why(err: OSError) -> str:
+    return err.strerror or str(err) or type(err).__name__
+
+
+def umask() -> int:
+    """The process's file-mode creation mask (read from ``/proc/self/status`` where it is there, so that no other
+    thread sees a changed umask; otherwise set and restored)."""
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Names :func:`atomic_path` gives its temporary files: ``.<name>.<8 random characters>.tmp<suffix>`` (and files a
+#: writer derives from them by appending to the name).
+TEMP_NAME = re.compile(r'^\..+\.[A-Za-z0-9_]{8}\.tmp')
+
+
+def remove_temporaries(folder: str | os.PathLike, *, recursive: bool = True) -> list[str]:
+    """Delete the temporary files :func:`atomic_path` (and folders named like them) left behind in ``folder`` when
+    their process was killed.
+
+    Call it only where no other process writes (e.g. under :func:`lock_folder`). Returns the removed paths.
+    """
+    removed = []
+    for root, dirs, files in os.walk(folder):
+        for name in files:
+            if TEMP_NAME.match(name):
+                path = os.path.join(root, name)
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+                    removed.append(path)
+        for name in [d for d in dirs if TEMP_NAME.match(d)]:  # a folder written whole, then renamed
+            dirs.remove(name)
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+            removed.append(os.path.join(root, name))
+        if not recursive:
+            break
+    return removed
+
+
+def copy_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Copy ``src`` to ``dst`` atomically (temporary name, then rename)."""
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Flush a folder's entries (the renames into it) to disk, where the platform allows it."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def lock_folder(folder: str | os.PathLike, *, what: str = 'this folder') -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on ``<folder>/.lock`` inside the block; another process holding it is
+    refused at once with :class:`SELDError`. The kernel releases the lock when its process ends, however it ends, so
+    a lock left by a killed process never blocks a rerun."""
+    import fcntl
+
+    path = os.path.join(os.fspath(folder), '.lock')
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:
+        raise SELDError(f'{path}: cannot create the lock file ({err.strerror})') from err
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise SELDError(f'{folder}: another process is using {what} (it holds {path}); wait for it to end, '
+                                f'or use another job-id') from err
+            raise SELDError(f'{path}: cannot lock ({err.strerror})') from err
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
@@ -90,7 +197,7 @@ def _json_default(obj: Any) -> Any:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file; a missing or malformed file raises :class:`SELDError` naming it."""
+    """Read a JSON file; a missing, unreadable or malformed file raises :class:`SELDError` naming it."""
     try:
         with open(path, encoding='utf-8') as f:
             return json.load(f)
@@ -98,6 +205,10 @@ def read_json(path: str | os.PathLike) -> Any:
         raise SELDError(f'{path}: file not found') from err
     except json.JSONDecodeError as err:
         raise SELDError(f'{path}: not valid JSON ({err})') from err
+    except UnicodeDecodeError as err:
+        raise SELDError(f'{path}: not UTF-8 text, so not a JSON file ({err.reason} at byte {err.start})') from err
+    except OSError as err:  # a folder, no permission
+        raise SELDError(f'{path}: cannot read ({_why(err)})') from err
 
 
 # --------------------------------------------------------------------------------------------------
@@ -178,8 +289,7 @@ def set_seeds(seed: int) -> None:
 def os_error_message(err: OSError) -> str:
     """One line for an :class:`OSError`: ``<file>: <reason>`` (both files of a failed rename)."""
     where = ' -> '.join(str(f) for f in (err.filename, err.filename2) if f is not None)
-    reason = err.strerror or str(err) or type(err).__name__
-    return f'{where}: {reason}' if where else reason
+    return f'{where}: {_why(err)}' if where else _why(err)
 
 
 def run_cli(main: Callable[[list[str]], int | None]) -> None:
@@ -189,7 +299,7 @@ def run_cli(main: Callable[[list[str]], int | None]) -> None:
     try:
         code = main(sys.argv[1:])
     except SELDError as err:
-        print(f'error: {err}', file=sys.stderr)
+        print(f'error: {" ".join(str(err).split())}', file=sys.stderr)  # one line, whatever a library's text held
         sys.exit(2)
     except OSError as err:  # a file the command could not read or write: a full disk, a file where a folder goes
         print(f'error: {os_error_message(err)}', file=sys.stderr)

@@ -119,13 +119,12 @@ def test_mirrored_on_two_logical_cpus_trains_like_one_device(tiny):
     for key in ('loss', 'val/loss'):
         assert all(np.isfinite(r[key]) for r in mirrored), key
     # Same seed and data as the single-device run, and BatchNorm is synchronized (the test above shows that this
-    # trains like one device). The runs still differ: Keras 3.15 feeds a PyDataset's batches to a tf.distribute
-    # strategy in another order (a scratch check with a model printing its inputs per replica saw 3 batches come
-    # as 2, 1, 0, each split between the replicas correctly), so the first epoch's loss is not an average of the
-    # same batch losses. Both must learn.
-    assert mirrored[0]['loss'] == pytest.approx(single[0]['loss'], rel=0.1)
-    assert mirrored[1]['loss'] == pytest.approx(single[1]['loss'], rel=0.2)
-    assert mirrored[1]['loss'] < mirrored[0]['loss'] and single[1]['loss'] < single[0]['loss']
+    # trains like one device): with the generator's sample weights (loss = mean over the real frames of the whole
+    # batch, also when one replica's share is all padding) and val/loss computed outside the strategy's loss scaling,
+    # both runs give the same losses up to float rounding. (Two optimizer steps per epoch show no learning trend:
+    # the epochs train on different sequences.)
+    for key in ('loss', 'val/loss'):
+        assert [r[key] for r in mirrored] == pytest.approx([r[key] for r in single], rel=1e-3), key
 
 def test_two_shards_stats_then_features_equal_one_run(tiny):
     one = parameter.get_params('999', overrides(tiny, 'feat_one'))
