@@ -406,6 +406,8 @@ def collect_inputs(inputs: list[str]) -> tuple[list[str], bool]:
     files : list of str
     any_folder : bool
     """
+    if not inputs:  # argparse drops a '--' it takes as the only INPUT: `predict.py RUN -- --`
+        raise SELDError('no INPUT given: name wav files and/or folders of wav files after the run folder')
     files: list[str] = []
     any_folder = False
     for item in inputs:

@@ -713,3 +713,9 @@ def test_training_on_2000_recordings_under_ulimit_256(tmp_path):
                        capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'), timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert 'limit 256 test files' in r.stdout, r.stdout
+
+
+def test_predict_without_inputs_is_refused(run_folder):
+    # Found by test_fuzz_predict_flags: argparse drops a '--' it takes as the only INPUT, leaving none.
+    with pytest.raises(SELDError, match='no INPUT given'):
+        predict.check_arguments([str(run_folder / 'run'), '--', '--'])
