@@ -275,11 +275,24 @@ class EpochSeeds(keras.callbacks.Callback):
 
 
 def kill_point(point: str, epoch: int) -> None:
-    """Test hook: ``SELD_TEST_KILL_AT=<point>@<epoch>`` kills this process with SIGKILL when it reaches ``point`` in
-    epoch ``epoch`` (1-based): ``batch`` (after the first training batch), ``model_saved``, ``metrics_written``,
-    ``committed``, ``published_last``, ``published_model``, ``cleaned`` (see :class:`Checkpoint`)."""
-    if os.environ.get('SELD_TEST_KILL_AT') == f'{point}@{epoch}':
-        os.kill(os.getpid(), signal.SIGKILL)
+    """Test hook: ``SELD_TEST_KILL_AT=<point>@<epoch>[,<point>@<epoch> ...]`` kills this process with SIGKILL when it
+    reaches ``point`` in epoch ``epoch`` (1-based): ``batch`` (after the first training batch), ``model_saved``,
+    ``metrics_written``, ``committed``, ``published_last``, ``published_model``, ``cleaned`` (see
+    :class:`Checkpoint`). With ``SELD_TEST_KILL_LOG=<file>`` each point fires once: it is appended to the file before
+    the kill and skipped by later processes, so one rerun after another passes every point of the list."""
+    here = f'{point}@{epoch}'
+    if here not in os.environ.get('SELD_TEST_KILL_AT', '').split(','):
+        return
+    log = os.environ.get('SELD_TEST_KILL_LOG')
+    if log:
+        with contextlib.suppress(FileNotFoundError), open(log, encoding='utf-8') as f:
+            if here in f.read().split():
+                return
+        with open(log, 'a', encoding='utf-8') as f:
+            f.write(here + '\n')
+            f.flush()
+            os.fsync(f.fileno())
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def epoch_file(epoch: int) -> str:
