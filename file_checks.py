@@ -10,16 +10,16 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import math
 import os
 import struct
 import zipfile
 import zlib
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
+import utils
 from utils import SELDError
 
 REDO = 're-run batch_feature_extraction.py with the same parameters (it redoes bad files)'
@@ -116,18 +116,11 @@ def is_valid_npy(path: str, *, shape: tuple | None = None, dtype: Any = None) ->
     return shape is None or info.shape == tuple(shape)
 
 
-@contextlib.contextmanager
-def writing(path: str | os.PathLike) -> Iterator[None]:
-    """Turn an OSError while writing ``path`` (a full disk, no permission, a read-only filesystem) into a SELDError
-    naming it. The writes are atomic (:func:`utils.atomic_path`), so the files already written stay valid and a
-    re-run resumes."""
-    try:
-        yield
-    except OSError as err:
-        what = os.strerror(err.errno) if err.errno else str(err)
-        hint = ('; free some space' if err.errno in (errno.ENOSPC, errno.EDQUOT) else '') + ', then re-run: finished ' \
-            'files are kept'
-        raise SELDError(f'{os.fspath(path)}: cannot write ({what}){hint}') from err
+def writing(path: str | os.PathLike) -> contextlib.AbstractContextManager[None]:
+    """:func:`utils.writing` for the extraction's outputs: an OSError while writing ``path`` (a full disk, no
+    permission) becomes a SELDError naming it. The writes are atomic (:func:`utils.atomic_path`), so the files
+    already written stay valid and a re-run resumes."""
+    return utils.writing(path, hint=', then re-run: finished files are kept')
 
 
 def read_npz(path: str | os.PathLike, names: tuple[str, ...], *, what: str, hint: str = REDO) -> dict[str, np.ndarray]:

@@ -67,11 +67,12 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
 @contextlib.contextmanager
 def writing(path: str | os.PathLike, *, hint: str = '') -> Iterator[None]:
     """Turn an ``OSError`` in the block (a full disk, a read-only folder) into a one-line :class:`SELDError` naming
-    ``path``, followed by ``hint``."""
+    ``path`` (a full disk adds "free some space"), followed by ``hint``."""
     try:
         yield
     except OSError as err:
-        raise SELDError(f'{os.fspath(path)}: cannot write ({_why(err)}){hint}') from err
+        full = '; free some space' if err.errno in (errno.ENOSPC, errno.EDQUOT) else ''
+        raise SELDError(f'{os.fspath(path)}: cannot write ({_why(err)}){full}{hint}') from err
 
 
 def _why(err: OSError) -> str:
