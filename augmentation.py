@@ -105,10 +105,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from datasets import TETRA_MICS_DEG
 from utils import SELDError, sph2cart
 
 LAYOUT_CHANNELS = {'foa': 4, 'circular8': 8, 'tetra': 4}
-TETRA_DEG = ((45.0, 35.0), (-45.0, -35.0), (135.0, -35.0), (-135.0, 35.0))  # DCASE MIC format (az, el)
 _FOA_AXIS = (None, 1, 2, 0)  # axis of channel W, Y, Z, X (W is omnidirectional)
 _S2 = float(np.sqrt(0.5))
 _COS45 = (1.0, _S2, 0.0, -_S2, -1.0, -_S2, 0.0, _S2)  # cos(45 k), exact zeros and ones
@@ -212,7 +212,7 @@ def mic_directions(layout: str) -> np.ndarray:
     if layout == 'circular8':
         return sph2cart(45.0 * np.arange(8), np.zeros(8))
     if layout == 'tetra':
-        az, el = np.array(TETRA_DEG).T
+        az, el = np.array(TETRA_MICS_DEG).T
         return sph2cart(az, el)
     raise SELDError(f"layout={layout!r}: mic directions exist for 'circular8' and 'tetra'")
 

@@ -3,8 +3,8 @@
 Usage::
 
     python batch_feature_extraction.py [task-id] [key=value ...]
-    python batch_feature_extraction.py 999 dataset_dir=/data/ansim feat_label_dir=/tmp/feat
-    python batch_feature_extraction.py starss23 dataset_dir=/data/STARSS23
+    python batch_feature_extraction.py 999 dataset_dir=data/ansim feat_label_dir=scratch/feat
+    python batch_feature_extraction.py starss23 dataset_dir=data/STARSS23
 
 With the default ``dataset_dir`` and ``dataset=ansim``, a missing dataset is the embedded default: a small
 SYNTHETIC ANSIM look-alike is synthesized first (see synthesize_dataset.py). Any other missing dataset is an error
@@ -29,15 +29,20 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import shutil
+import sys
 import time
 from typing import Any, Callable
 
 import parameter
 import utils
-from cls_feature_class import FeatureClass, load_scaler
-from file_checks import writing
 
 USAGE = 'python batch_feature_extraction.py [task-id] [key=value ...]'
+if __name__ == '__main__':
+    parameter.exit_on_help(sys.argv[1:], USAGE)  # --help answers before scipy, librosa and soundfile are imported
+
+from cls_feature_class import FeatureClass, load_scaler  # noqa: E402
+from file_checks import writing  # noqa: E402
+
 STAGES = ('all', 'stats', 'features')
 
 

@@ -213,11 +213,6 @@ class DataGenerator(keras.utils.PyDataset):
     def nb_sequences_used(self) -> int:
         return min(len(self.index), self._nb_batches * self.batch_size)
 
-    def files_used(self) -> list[int]:
-        """Indices of files with at least one frame in the batches used (all, unless max_batches)."""
-        used = self.index[self._order[:self.nb_sequences_used()]]
-        return sorted(set(used[:, 0].tolist()))
-
     def references(self) -> dict[str, tuple[dict[str, Any], Any]]:
         """Per stem: the recording's info (``duration_s``, ``nb_frames`` ...) and the dataset's reference
         (:meth:`datasets.Dataset.read_reference`), read on first use and kept: a validation split is scored

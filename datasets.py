@@ -100,8 +100,6 @@ class DatasetSpec:
         Format of the prediction files written for it.
     audio_formats : tuple of str
         ``foa`` and/or ``mic``.
-    sequence_length : int
-        Frames per training sequence of its task-id (the baseline's feature sequence length).
     hop_len_s : float or None
         Hop of its task-id (20 ms for the DCASE sets); None = the TUT-2018 framing from ``nfft``.
     """
@@ -114,14 +112,15 @@ class DatasetSpec:
     metric: str
     output_format: str
     audio_formats: tuple = ('foa', 'mic')
-    sequence_length: int = 512
     hop_len_s: float | None = None
 
     @property
     def is_tut(self) -> bool:
         return self.name in TUT_DATASETS
 
-    def nb_channels(self, audio_format: str) -> int:
+    @property
+    def nb_channels(self) -> int:
+        """Channels of its audio: 8 for the circular array, 4 otherwise (FOA, the tetrahedral array)."""
         return 8 if self.name in CIRCULAR_DATASETS else 4
 
 
@@ -131,25 +130,25 @@ _TUT = dict(fs=44100, meta_format='tut2018', label_rate=None, naming='tut', metr
             output_format='dcase2019')
 SPECS: dict[str, DatasetSpec] = {
     'ansim': DatasetSpec('ansim', classes=DCASE2016_CLASSES, audio_formats=('foa',), **_TUT),
-    'resim': DatasetSpec('resim', classes=DCASE2016_CLASSES, audio_formats=('foa',), sequence_length=256, **_TUT),
-    'cansim': DatasetSpec('cansim', classes=DCASE2016_CLASSES, audio_formats=('mic',), sequence_length=256, **_TUT),
-    'cresim': DatasetSpec('cresim', classes=DCASE2016_CLASSES, audio_formats=('mic',), sequence_length=256, **_TUT),
+    'resim': DatasetSpec('resim', classes=DCASE2016_CLASSES, audio_formats=('foa',), **_TUT),
+    'cansim': DatasetSpec('cansim', classes=DCASE2016_CLASSES, audio_formats=('mic',), **_TUT),
+    'cresim': DatasetSpec('cresim', classes=DCASE2016_CLASSES, audio_formats=('mic',), **_TUT),
     'real': DatasetSpec('real', classes=REAL_CLASSES, audio_formats=('foa',), **{**_TUT, 'naming': 'real'}),
     'tau2019sse': DatasetSpec('tau2019sse', fs=48000, classes=DCASE2016_CLASSES, meta_format='tut2018',
                               label_rate=None, naming='plain', metric='dcase2019', output_format='dcase2019',
-                              sequence_length=128, hop_len_s=0.02),
+                              hop_len_s=0.02),
     'tau2020sse_nigens': DatasetSpec('tau2020sse_nigens', fs=24000, classes=NIGENS2020_CLASSES,
                                      meta_format='dcase2020', label_rate=10.0, naming='plain', metric='dcase2020',
-                                     output_format='dcase2020', sequence_length=300, hop_len_s=0.02),
+                                     output_format='dcase2020', hop_len_s=0.02),
     'tau2021sse_nigens': DatasetSpec('tau2021sse_nigens', fs=24000, classes=NIGENS2021_CLASSES,
                                      meta_format='dcase2020', label_rate=10.0, naming='plain', metric='dcase2021',
-                                     output_format='dcase2020', sequence_length=300, hop_len_s=0.02),
+                                     output_format='dcase2020', hop_len_s=0.02),
     'starss22': DatasetSpec('starss22', fs=24000, classes=STARSS_CLASSES, meta_format='dcase2024',
                             label_rate=10.0, naming='plain', metric='dcase2022', output_format='dcase2020',
-                            sequence_length=250, hop_len_s=0.02),
+                            hop_len_s=0.02),
     'starss23': DatasetSpec('starss23', fs=24000, classes=STARSS_CLASSES, meta_format='dcase2024',
                             label_rate=10.0, naming='plain', metric='dcase2022', output_format='dcase2020',
-                            sequence_length=250, hop_len_s=0.02),
+                            hop_len_s=0.02),
 }
 DATASETS = tuple(SPECS)
 DCASE_DATASETS = tuple(n for n in DATASETS if n not in TUT_DATASETS)
@@ -269,7 +268,7 @@ class Dataset:
             raise SELDError(f"format={self.audio_format!r}: dataset {self.name!r} has {', '.join(self.spec.audio_formats)}")
         self.info = self._read_dataset_info()
         self.classes = [str(c) for c in self.info['classes']] if self.info else list(self.spec.classes)
-        self.nb_channels = int(self.info.get('nb_channels', self.spec.nb_channels(self.audio_format)))
+        self.nb_channels = int(self.info.get('nb_channels', self.spec.nb_channels))
         self.fs = int(self.info.get('fs', self.spec.fs))
         self.split = int(params.get('split', 1))
         if self.name == 'tau2019sse' and not 1 <= self.split <= 4:

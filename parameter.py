@@ -3,8 +3,8 @@
 Do not edit the defaults to run an experiment: add a task-id to ``TASKS`` (a small dict of overrides)
 or override on the command line as ``key=value``::
 
-    python batch_feature_extraction.py 3 dataset_dir=/data/resim
-    python seld.py my-job 3 dataset_dir=/data/resim batch_size=8
+    python batch_feature_extraction.py 3 dataset_dir=data/resim
+    python seld.py my-job 3 dataset_dir=data/resim batch_size=8
 
 Overrides are typed like the default (``pool_size=8,8,2`` or ``pool_size=[8,8,2]``; ``azi_only=true``).
 An unknown key or task-id is an error that lists the valid ones; every value is checked (its type, a finite
@@ -16,6 +16,8 @@ import copy
 import math
 import numbers
 import os
+import re
+import sys
 from typing import Any, Iterable
 
 import datasets
@@ -110,7 +112,7 @@ TASKS: dict[str, dict[str, Any]] = {
     '5': dict(dataset='cresim', sequence_length=256),         # reverberant circular array
     '6': dict(dataset='real', sequence_length=512),           # real-life Ambisonic recordings
     '7': dict(dataset='cansim', overlap=3, split=1),          # circular array, up to 3 overlapping events
-    '8': dict(dataset='ansim', sequence_length=64, batch_size=32),
+    '8': dict(dataset='ansim', sequence_length=64, batch_size=32),  # ANSIM with short sequences, larger batches
     # The embedded default: the synthetic ANSIM look-alike a fresh clone trains on (44.1 kHz on disk, as TUT-2018),
     # tuned to finish synthesis, extraction, training and both test reports on 2 CPU cores within 20 minutes
     # (README.md: the measured time and scores): features at 16 kHz (the STFT cost is proportional to the rate; FOA
@@ -119,16 +121,20 @@ TASKS: dict[str, dict[str, Any]] = {
     # fast-changing weights of a short run, 25 epochs (what the 20 minutes hold), and the unseen-DOA test set. The
     # model and its constant learning rate are the paper's; lr_schedule=cosine (measured on the earlier, purely tonal
     # built-in sounds) and a moving average of the weights did not score better (README.md, "Measured results").
-    'embedded': dict(fs=16000, sequence_length=128, augment=True, bn_momentum=0.9, nb_epochs=25, patience=25,
+    'embedded': dict(fs=16000, sequence_length=128, augment=True, bn_momentum=0.9, nb_epochs=25, patience=25,  # the main job
                      unseen_doa_dir='{dataset_dir}_unseen_doa'),
     # DCASE development sets (datasets.py): each year's SELDnet-style configuration, as far as SELDnet allows:
     # 20 ms hops, the baseline's feature sequence length, epochs and patience; 100 ms labels for 2020+.
-    'tau2019sse': dict(dataset='tau2019sse', sequence_length=128, pool_size=[8, 8, 4], nb_epochs=50, patience=5),
-    'tau2020sse_nigens': dict(dataset='tau2020sse_nigens', sequence_length=300, nb_epochs=50, patience=50),
-    'tau2021sse_nigens': dict(dataset='tau2021sse_nigens', sequence_length=300, dropout_rate=0.05, nb_epochs=50,
+    'tau2019sse': dict(dataset='tau2019sse', sequence_length=128, pool_size=[8, 8, 4], nb_epochs=50,  # DCASE 2019
+                       patience=5),
+    'tau2020sse_nigens': dict(dataset='tau2020sse_nigens', sequence_length=300, nb_epochs=50,  # DCASE 2020
                               patience=50),
-    'starss22': dict(dataset='starss22', sequence_length=250, dropout_rate=0.05, nb_epochs=100, patience=100),
-    'starss23': dict(dataset='starss23', sequence_length=250, dropout_rate=0.05, nb_epochs=100, patience=100),
+    'tau2021sse_nigens': dict(dataset='tau2021sse_nigens', sequence_length=300, dropout_rate=0.05, nb_epochs=50,  # DCASE 2021
+                              patience=50),
+    'starss22': dict(dataset='starss22', sequence_length=250, dropout_rate=0.05, nb_epochs=100,  # DCASE 2022
+                     patience=100),
+    'starss23': dict(dataset='starss23', sequence_length=250, dropout_rate=0.05, nb_epochs=100,  # DCASE 2023/2024
+                     patience=100),
     '999': dict(quick_test=True, nb_epochs=2),                # quick test: 2 epochs on 2 batches
 }
 
@@ -416,14 +422,73 @@ def _validate(p: dict[str, Any]) -> None:
                     'loss (loss, sed_loss, doa_loss)')
 
 
+def _source_comments() -> tuple[list[tuple[str, str, str]], dict[str, str]]:
+    """The comments of this file's ``DEFAULTS`` block (rows ``(section, key, comment)``; a section row has key '')
+    and of ``TASKS`` (task-id -> its comment): the single source of the ``--help`` text."""
+    with open(__file__, encoding='utf-8') as f:
+        src = f.read()
+    block = src[src.index('DEFAULTS: dict'):src.index('# fmt: on')]
+    rows: list[tuple[str, str, str]] = []
+    for line in block.splitlines()[1:]:
+        section = re.match(r'\s*# ----\s*(.*?)\s*-*$', line)
+        entry = re.match(r'\s{4}(\w+)=.*?,\s+#\s?(.*)$', line)
+        more = re.match(r'\s{5,}#\s?(.*)$', line)
+        if section:
+            rows.append((section.group(1), '', ''))
+        elif entry:
+            rows.append(('', entry.group(1), entry.group(2).strip()))
+        elif more and rows and rows[-1][1]:
+            rows[-1] = (rows[-1][0], rows[-1][1], f'{rows[-1][2]} {more.group(1).strip()}')
+    tasks: dict[str, str] = {}
+    for line in src[src.index('TASKS: dict'):src.index('#: Types of the keys')].splitlines()[1:]:
+        task = re.match(r"\s*'([^']+)':.*?(?:#\s?(.*))?$", line)
+        if task:
+            own = (task.group(2) or '').strip()
+            tasks[task.group(1)] = own
+    return rows, tasks
+
+
+def help_text(usage: str) -> str:
+    """The ``--help`` of the commands: usage, the task-ids and every key with its default and its comment, read from
+    this file (no backend is imported)."""
+    rows, tasks = _source_comments()
+    out = [f'usage: {usage}', '', 'task-ids (parameter.TASKS; add yours there):']
+    for tid, overrides in TASKS.items():
+        settings = ' '.join(f'{k}={_show(v)}' for k, v in overrides.items())
+        note = tasks.get(tid, '')
+        out.append(f'  {tid:<18} {note}' + (f' [{settings}]' if settings else ''))
+    out += ['', 'keys (key=value overrides the task-id; default, then meaning):']
+    for section, key, comment in rows:
+        if section:
+            out += ['', f'  {section}:']
+        else:
+            out.append(f'    {key}={_show(DEFAULTS[key])}  {comment}')
+    return '\n'.join(out)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ','.join(str(v) for v in value)
+    return str(value).lower() if isinstance(value, bool) or value is None else str(value)
+
+
+def exit_on_help(argv: list[str], usage: str) -> None:
+    """Print :func:`help_text` and exit 0 if ``argv`` asks for help (``-h`` or ``--help``)."""
+    if any(a in ('-h', '--help') for a in argv):
+        try:
+            print(help_text(usage), flush=True)
+        except BrokenPipeError:  # `--help | head`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0)
+
+
 def parse_cli(argv: list[str], positional: tuple[str, ...], usage: str) -> tuple[dict[str, str], list[str]]:
     """Split ``argv`` into positional arguments (those without '=') and ``key=value`` overrides.
 
-    Missing positionals take the defaults ``job_id='1'`` and ``task_id='1'``.
+    Missing positionals take the defaults ``job_id='1'`` and ``task_id='1'``; ``-h``/``--help`` prints
+    :func:`help_text` and exits.
     """
-    if any(a in ('-h', '--help') for a in argv):
-        print(usage)
-        raise SystemExit(0)
+    exit_on_help(argv, usage)
     pos = [a for a in argv if '=' not in a]
     overrides = [a for a in argv if '=' in a]
     if len(pos) > len(positional):

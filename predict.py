@@ -42,18 +42,17 @@ import sys
 import time
 from typing import Any
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-import formats  # noqa: E402
-import plots  # noqa: E402
-import utils  # noqa: E402
-from cls_feature_class import Framing, check_channels, extract_features, load_scaler, read_audio  # noqa: E402
-from file_checks import check_wav_complete, writing  # noqa: E402
-from utils import SELDError  # noqa: E402
+import formats
+import plots
+import runtime
+import utils
+from cls_feature_class import Framing, check_channels, extract_features, load_scaler, read_audio
+from file_checks import check_wav_complete, writing
+from utils import SELDError
 
 USAGE = ('python predict.py RUN_FOLDER INPUT [INPUT ...] [--out DIR] [--format dcase2019|dcase2020] [--threshold P] '
          '[--channels 0,1,2,3]')
@@ -208,7 +207,8 @@ def load_run(run_folder: str | os.PathLike) -> Run:
     if mean.shape != (nb_bins, 2 * nb_channels) or scale.shape != mean.shape:
         raise SELDError(f'{scaler_file}: shape {mean.shape} does not match the features of {params_file} '
                         f'({nb_bins} bins, {2 * nb_channels} maps)')
-    import keras_model  # Keras and its backend: loaded only now, so argument and file errors are reported fast
+    runtime.import_keras()  # Keras and its backend: loaded only now, so argument and file errors are reported fast
+    import keras_model
 
     model_file = os.path.join(folder, 'model.keras')
     model = keras_model.load_model(model_file)
@@ -523,6 +523,7 @@ def _main(argv: list[str]) -> int:
     t0 = time.time()
     args, files, any_folder = check_arguments(argv)
     run = load_run(args.run_folder)
+    print(runtime.device_line(), flush=True)
     out_dir = args.out or os.path.join(run.folder, 'inference')
     with writing(out_dir):
         os.makedirs(out_dir, exist_ok=True)

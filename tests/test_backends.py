@@ -80,7 +80,7 @@ def test_model_tests_pass_under(backend):
 
 TRAIN_SCRIPT = '''
     import glob, json, os, sys
-    import parameter, batch_feature_extraction, seld, predict, keras_model
+    import parameter, batch_feature_extraction, seld, predict, keras_model, checkpointing
     overrides = json.loads(sys.argv[1])
     params = parameter.get_params('999', overrides)
     batch_feature_extraction.extract(params, progress=False)
@@ -92,7 +92,7 @@ TRAIN_SCRIPT = '''
     result = predict.predict_file(run, wav)
     last = keras_model.load_model(os.path.join(run_dir, 'checkpoint', 'last.keras'))
     print('RESULT ' + json.dumps(dict(
-        rows=seld.read_metrics_csv(os.path.join(run_dir, 'metrics.csv')),
+        rows=checkpointing.read_metrics_csv(os.path.join(run_dir, 'metrics.csv')),
         versions=json.load(open(os.path.join(run_dir, 'params.json')))['versions'],
         sed_shape=list(result['sed_prob'].shape), nb_frames=int(result['nb_frames']),
         optimizer_steps=int(keras_model.keras.ops.convert_to_numpy(last.optimizer.iterations)), logs=os.path.isdir(os.path.join(run_dir, 'logs')))))

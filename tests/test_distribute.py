@@ -30,7 +30,7 @@ MIRRORED_SCRIPT = textwrap.dedent('''
     import tensorflow as tf
     cpu = tf.config.list_physical_devices('CPU')[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    import parameter, seld
+    import parameter, seld, checkpointing
     overrides = json.loads(sys.argv[1])
     out = {}
     for distribute in ('mirrored', 'none'):
@@ -38,7 +38,7 @@ MIRRORED_SCRIPT = textwrap.dedent('''
         if distribute == 'mirrored':
             print('num_replicas_in_sync ==', seld.get_strategy('mirrored').num_replicas_in_sync, flush=True)
         seld.train(params, distribute)
-        out[distribute] = seld.read_metrics_csv(os.path.join(seld.run_dir_for(params, distribute), 'metrics.csv'))
+        out[distribute] = checkpointing.read_metrics_csv(os.path.join(seld.run_dir_for(params, distribute), 'metrics.csv'))
     print("RESULT " + json.dumps(out))
 ''')
 
