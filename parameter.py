@@ -19,6 +19,7 @@ import os
 from typing import Any, Iterable
 
 import datasets
+import dcase_features
 from utils import SELDError
 
 # fmt: off
@@ -50,6 +51,8 @@ DEFAULTS: dict[str, Any] = dict(
                              # hop_len_s, the next power of two >= the window of 2 hops
     hop_len_s=None,          # s: hop of the framing by time (window = 2 hops, centred frames); None = the dataset's
                              # (0.02 for the DCASE sets, the TUT-2018 framing for TUT-2018)
+    features='magphase',     # magphase (the paper's STFT magnitude and phase maps) | the DCASE baselines' (dcase_features.py):
+                             # logmel_iv (FOA, 2020-24) | logmel_gcc, salsa_lite (MIC, 2020-24, 2022-24) | logmel_stereo (2025)
     n_jobs=-1,               # parallel jobs: threads for feature extraction, processes for synthesis (-1: all cores)
     nb_shards=1,             # int: feature extraction split into this many shards (processes or machines)
     shard_index=0,           # int: this process's shard, 0 .. nb_shards-1 (takes sorted files i % nb_shards == shard_index)
@@ -139,7 +142,7 @@ CHOICES = dict(gru_type=('cudnn', 'original'), lr_schedule=('constant', 'cosine'
                fused_batchnorm=('auto', True, False),
                distribute=('none', 'mirrored', 'multiworker', 'dataparallel'),
                mixed_precision=('none', 'mixed_bfloat16', 'mixed_float16'),
-               stage=('all', 'stats', 'features'))
+               stage=('all', 'stats', 'features'), features=dcase_features.FEATURES)
 _TRUE, _FALSE = ('1', 'true', 'yes', 'on'), ('0', 'false', 'no', 'off')
 #: Largest FFT size accepted (2**16 samples: 1.4 s at 48 kHz).
 MAX_NFFT = 65536
