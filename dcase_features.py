@@ -7,11 +7,16 @@ as ``(frames, maps * bins)`` (map-major) and their PyTorch models read them as `
 What each ``features=`` is (the baselines' settings: 24 kHz, 20 ms hops, a 40 ms periodic Hann window, FFT of 1024,
 all ``nfft/2 + 1`` bins, no FFT normalization, as ``librosa.stft``):
 
-* ``logmel_iv`` (FOA, 2020-2024): the log-mel spectrogram of each of the 4 channels (64 bands of
+* ``logmel_iv`` (FOA, 2022-2024): the log-mel spectrogram of each of the 4 channels (64 bands of
   ``librosa.filters.mel``, ``librosa.power_to_db`` per channel over the whole recording: ``top_db=80`` clips at
   80 dB below the channel's maximum), then the 3 active-intensity maps ``Re(conj(W) * [Y, Z, X]) / E`` with
   ``E = |W|^2 + (|Y|^2 + |Z|^2 + |X|^2) / 3 + 1e-8``, projected on the same mel filterbank: 7 maps x 64 bands.
   The channels keep the file's ACN order (W, Y, Z, X), so the intensity maps are (y, z, x).
+  ``logmel_iv2021``: the maps ``Re(conj(W) * [X, Y, Z]) / (1e-8 + (|W|^2 + |Y|^2 + |Z|^2 + |X|^2) / 2)`` (x, y, z);
+  ``logmel_iv2020``: ``Re(conj(W) * [X, Y, Z])`` divided by its own norm + 1e-8 (a unit vector per bin). (The 2020
+  code stores every feature band-major, ``(frames, bands * maps)``, and its data generator reshapes the
+  concatenation to ``(bands, maps)``, which mixes the maps of neighbouring bands: not reproduced; here every
+  year's maps are kept apart.)
 * ``logmel_gcc`` (MIC, 2020-2024): the 4 log-mel maps, then GCC-PHAT of the 6 channel pairs ``(m, n)``, ``m < n``:
   ``irfft(exp(1j * angle(conj(X_m) X_n)))`` over the ``nfft`` lags, keeping lags ``-32 .. 31`` (as many lags as
   mel bands): 10 maps x 64.
@@ -37,7 +42,10 @@ from utils import SELDError
 
 #: Every ``features=`` value; ``magphase`` (the SELDnet paper's magnitude and phase) is computed by
 #: :mod:`cls_feature_class` itself.
-FEATURES = ('magphase', 'logmel_iv', 'logmel_gcc', 'salsa_lite', 'logmel_stereo')
+FEATURES = ('magphase', 'logmel_iv', 'logmel_iv2021', 'logmel_iv2020', 'logmel_gcc', 'salsa_lite', 'logmel_stereo')
+#: The intensity-vector variants: features -> (FOA channels of the maps, normalization of intensity_vectors).
+IV_VARIANTS = {'logmel_iv': ((1, 2, 3), 'dcase2022'), 'logmel_iv2021': ((3, 1, 2), 'dcase2021'),
+               'logmel_iv2020': ((3, 1, 2), 'dcase2020')}
 #: The baselines' constants.
 NB_MELS = 64
 IV_EPS = 1e-8
@@ -103,11 +111,11 @@ def layout(features: str, *, nb_channels: int, audio_format: str, fs: int, nfft:
         and ``salsa_lite`` a microphone array of at least 2 channels, ``logmel_stereo`` 2 channels).
     """
     mels = [f'mel{c}' for c in range(nb_channels)]
-    if features == 'logmel_iv':
+    if features in IV_VARIANTS:
         if audio_format != 'foa' or nb_channels != 4:
-            raise SELDError(f'features=logmel_iv: needs FOA with 4 channels (W, Y, Z, X); the data is '
+            raise SELDError(f'features={features}: needs FOA with 4 channels (W, Y, Z, X); the data is '
                             f'{audio_format} with {nb_channels}')
-        return NB_MELS, mels + ['iv_y', 'iv_z', 'iv_x']
+        return NB_MELS, mels + ['iv_' + 'wyzx'[k] for k in IV_VARIANTS[features][0]]
     if features in ('logmel_gcc', 'salsa_lite'):
         if audio_format in ('foa', 'stereo') or nb_channels < 2:
             raise SELDError(f'features={features}: needs a microphone array (format=mic) of at least 2 channels; '
@@ -164,7 +172,8 @@ def power_to_db(power: np.ndarray, *, per_channel: bool, top_db: float | None = 
     return librosa.power_to_db(power, ref=1.0, amin=amin, top_db=top_db).astype(np.float32)
 
 
-def intensity_vectors(spec: np.ndarray, *, mel_wts: np.ndarray, eps: float = IV_EPS) -> np.ndarray:
+def intensity_vectors(spec: np.ndarray, *, mel_wts: np.ndarray, norm: str = 'dcase2022',
+                      eps: float = IV_EPS) -> np.ndarray:
     """Normalized active-intensity maps of FOA, on the mel bands (module docstring).
 
     Parameters
@@ -172,18 +181,30 @@ def intensity_vectors(spec: np.ndarray, *, mel_wts: np.ndarray, eps: float = IV_
     spec : np.ndarray [shape=(frames, nfft/2 + 1, 4)], complex
         FOA in ACN order (W, Y, Z, X).
     mel_wts : np.ndarray [shape=(nfft/2 + 1, bands)]
+    norm : str
+        ``dcase2022`` (2022-2024): ``Re(conj(W) [Y, Z, X]) / (|W|^2 + (|Y|^2 + |Z|^2 + |X|^2) / 3 + eps)``;
+        ``dcase2021``: ``Re(conj(W) [X, Y, Z]) / ((|W|^2 + |X|^2 + |Y|^2 + |Z|^2) / 2 + eps)``;
+        ``dcase2020``: ``Re(conj(W) [X, Y, Z])`` over its Euclidean norm + eps.
 
     Returns
     -------
     iv : np.ndarray [shape=(frames, bands, 3)], float32
-        ``Re(conj(W) [Y, Z, X]) / (|W|^2 + (|Y|^2 + |Z|^2 + |X|^2) / 3 + eps)`` summed with the mel weights: for a
-        plane wave from the unit direction (x, y, z), ``(y, z, x)`` times a positive factor in every band.
+        Summed with the mel weights. For an SN3D plane wave from the unit direction u = (x, y, z), every bin holds
+        ``0.75 (y, z, x)`` (dcase2022), ``u`` (dcase2021, dcase2020).
     """
-    w = spec[..., :1]
-    inten = (w.real * spec[..., 1:].real + w.imag * spec[..., 1:].imag)  # Re(conj(W) X_k)
+    order = (1, 2, 3) if norm == 'dcase2022' else (3, 1, 2)
+    w, foa = spec[..., :1], spec[..., list(order)]
+    inten = w.real * foa.real + w.imag * foa.imag  # Re(conj(W) X_k)
     power = spec.real ** 2 + spec.imag ** 2
-    energy = eps + power[..., 0] + power[..., 1:].sum(axis=-1) / 3.0
-    return np.einsum('fbk,bm->fmk', inten / energy[..., None], mel_wts, optimize=True).astype(np.float32)
+    if norm == 'dcase2022':
+        denom = eps + power[..., 0] + power[..., 1:].sum(axis=-1) / 3.0
+    elif norm == 'dcase2021':
+        denom = eps + power.sum(axis=-1) / 2.0
+    elif norm == 'dcase2020':
+        denom = eps + np.sqrt((inten ** 2).sum(axis=-1))
+    else:
+        raise SELDError(f'norm={norm!r}: must be dcase2020, dcase2021 or dcase2022')
+    return np.einsum('fbk,bm->fmk', inten / denom[..., None], mel_wts, optimize=True).astype(np.float32)
 
 
 def channel_pairs(nb_channels: int) -> np.ndarray:
@@ -277,8 +298,8 @@ def compute(frames: np.ndarray, *, window: np.ndarray, features: str, fs: int, a
             block[...] = salsa_lite(spec, fs=fs, nfft=nfft)
             continue
         block[..., :nb_channels] = mel_power(spec, mel_wts=mel_wts)
-        if features == 'logmel_iv':
-            block[..., nb_channels:] = intensity_vectors(spec, mel_wts=mel_wts)
+        if features in IV_VARIANTS:
+            block[..., nb_channels:] = intensity_vectors(spec, mel_wts=mel_wts, norm=IV_VARIANTS[features][1])
         elif features == 'logmel_gcc':
             block[..., nb_channels:] = gcc_phat(spec, nb_lags=nb_bins)
     if features != 'salsa_lite':

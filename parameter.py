@@ -52,7 +52,8 @@ DEFAULTS: dict[str, Any] = dict(
     hop_len_s=None,          # s: hop of the framing by time (window = 2 hops, centred frames); None = the dataset's
                              # (0.02 for the DCASE sets, the TUT-2018 framing for TUT-2018)
     features='magphase',     # magphase (the paper's STFT magnitude and phase maps) | the DCASE baselines' (dcase_features.py):
-                             # logmel_iv (FOA, 2020-24) | logmel_gcc, salsa_lite (MIC, 2020-24, 2022-24) | logmel_stereo (2025)
+                             # logmel_iv (FOA, 2022-24; logmel_iv2021, logmel_iv2020: those years' intensity normalization)
+                             # | logmel_gcc, salsa_lite (MIC, 2020-24, 2022-24) | logmel_stereo (2025)
     n_jobs=-1,               # parallel jobs: threads for feature extraction, processes for synthesis (-1: all cores)
     nb_shards=1,             # int: feature extraction split into this many shards (processes or machines)
     shard_index=0,           # int: this process's shard, 0 .. nb_shards-1 (takes sorted files i % nb_shards == shard_index)

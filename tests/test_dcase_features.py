@@ -74,17 +74,20 @@ def test_mel_filterbank_is_librosas_slaney_filterbank():
     np.testing.assert_allclose(wts, tri * 2 / (hi - lo), atol=1e-6)
 
 
+@pytest.mark.parametrize('features, xyz, factor', [('logmel_iv', [6, 4, 5], 0.75), ('logmel_iv2021', [4, 5, 6], 1.0),
+                                                   ('logmel_iv2020', [4, 5, 6], 1.0)])
 @pytest.mark.parametrize('azi, ele', [(30, 10), (-120, -40), (170, 75), (0, 0)])
-def test_intensity_vector_of_a_foa_plane_wave_points_at_its_doa(azi, ele):
-    """ACN/SN3D plane wave: W = s, (Y, Z, X) = s u. Every bin's Re(conj(W) [Y, Z, X]) is |s|^2 u and the energy
-    |s|^2 (1 + 1/3), so each mel band holds 0.75 u times the sum of its weights (hand-computed)."""
+def test_intensity_vector_of_a_foa_plane_wave_points_at_its_doa(azi, ele, features, xyz, factor):
+    """ACN/SN3D plane wave: W = s, (Y, Z, X) = s u, so every bin's Re(conj(W) [Y, Z, X]) is |s|^2 u. Normalized by
+    |W|^2 + (|Y|^2 + |Z|^2 + |X|^2) / 3 = 4/3 |s|^2 (2022), by (|W|^2 + ... + |X|^2) / 2 = |s|^2 (2021) or by its
+    own norm |s|^2 (2020), each mel band holds factor * u times the sum of its weights (hand-computed)."""
     s = np.random.default_rng(1).standard_normal(FS // 2)
     u = unit(azi, ele)
     foa = s[:, None] * np.array([1.0, u[1], u[2], u[0]])
-    feat = features_of(foa, 'logmel_iv', 'foa')
+    feat = features_of(foa, features, 'foa')
     assert feat.shape == (FRAMING.nb_frames(len(s)), 64, 7)
-    iv = feat[..., [6, 4, 5]]  # maps iv_y, iv_z, iv_x -> (x, y, z)
-    expected = 0.75 * dcf.mel_filterbank(fs=FS, nfft=NFFT).sum(axis=0)[None, :, None] * u
+    iv = feat[..., xyz]  # (x, y, z): maps iv_y, iv_z, iv_x (2022) or iv_x, iv_y, iv_z
+    expected = factor * dcf.mel_filterbank(fs=FS, nfft=NFFT).sum(axis=0)[None, :, None] * u
     np.testing.assert_allclose(iv, np.broadcast_to(expected, iv.shape), atol=1e-5 * np.abs(expected).max())
     iv = iv.astype(np.float64)
     angle = np.degrees(np.arctan2(np.linalg.norm(np.cross(iv, u), axis=-1), iv @ u))  # well conditioned near 0
@@ -155,7 +158,8 @@ def test_blocks_do_not_change_the_features():
 
 
 @pytest.mark.parametrize('features, fmt, ch, fs, shape', [
-    ('logmel_iv', 'foa', 4, 24000, (64, 7)), ('logmel_gcc', 'mic', 4, 24000, (64, 10)),
+    ('logmel_iv', 'foa', 4, 24000, (64, 7)), ('logmel_iv2020', 'foa', 4, 24000, (64, 7)),
+    ('logmel_gcc', 'mic', 4, 24000, (64, 10)),
     ('salsa_lite', 'mic', 4, 24000, (382, 7)), ('logmel_stereo', 'stereo', 2, 24000, (64, 2)),
     ('salsa_lite', 'mic', 4, 48000, (382, 7)),  # 2019's rate, FFT 2048: the same frequency range
     ('logmel_gcc', 'mic', 8, 44100, (64, 8 + 28))])  # the 8-mic circular array of CANSIM: 28 pairs
