@@ -400,6 +400,9 @@ def _validate(p: dict[str, Any]) -> None:
                         f"nb_epochs={p['nb_epochs']}")
     if len(p['loss_weights']) != 2 or any(w < 0 for w in p['loss_weights']) or not any(p['loss_weights']):
         raise SELDError(f"loss_weights={p['loss_weights']}: must be [sed_weight, doa_weight], both >= 0, not both 0")
+    if p['augment'] and p['features'] != 'magphase':  # augmentation.py transforms magnitude and phase maps only
+        raise SELDError(f"augment=true: the spatial augmentation works on features=magphase; "
+                        f"features={p['features']} needs augment=false")
     if p['n_jobs'] == 0:
         raise _fail('n_jobs', 0, 'must be a number of jobs >= 1, or -1 for all cores (-2 all but one ...)')
     if p['shard_index'] >= p['nb_shards']:

@@ -207,3 +207,14 @@ def test_extraction_with_logmel_iv_on_a_starss23_look_alike(tmp_path):
     assert r.returncode == 0 and f'0 written, {len(feats)} already done' in r.stdout, r.stdout + r.stderr
     r = subprocess.run(cmd + ['features=logmel_gcc'], capture_output=True, text=True, env=env)
     assert r.returncode == 2 and r.stderr.startswith('error: ') and 'features=logmel_gcc' in r.stderr
+
+
+def test_features_parameter_choices_and_augmentation_rule():
+    import parameter
+
+    assert parameter.get_params('starss23', ['features=salsa_lite'])['features'] == 'salsa_lite'
+    assert parameter.get_params('1')['features'] == 'magphase'  # the paper's default is unchanged
+    with pytest.raises(SELDError, match="features='mfcc': must be one of magphase, logmel_iv"):
+        parameter.get_params('1', ['features=mfcc'])
+    with pytest.raises(SELDError, match='augment=true: the spatial augmentation works on features=magphase'):
+        parameter.get_params('embedded', ['features=logmel_iv'])
