@@ -35,6 +35,11 @@ The official arrays are reshaped to ``(frames, bins, maps)`` (map-major for 2021
 frames both sides have are compared. Without ``--foa`` / ``--mic`` / ``--stereo``, a seeded excerpt is synthesized
 (noise bursts from two directions as FOA, on the tetrahedral array and as a stereo pair, 16-bit, 24 kHz).
 
+Multi-track labels
+------------------
+:func:`multitrack_labels.adpit_labels` against the official ``FeatureClass.get_adpit_labels_for_file`` (2022-2024,
+numpy only) on seeded random frames holding 0 to 4 instances of each of 13 classes (2024: with distances in cm).
+
 Losses
 ------
 With PyTorch installed: on seeded random outputs and multi-track targets (up to 3 instances of one class per
@@ -46,7 +51,8 @@ Measured (2026-12-06; seld-dcase2020 384ad9b, 2021 f8e09db, 2022 c8adb1d, 2023 2
 log-mel maps of 2020-2024 (this project's float32 STFT against the official float64 one; 4.7e-6 dB with float64
 frames), 1.8e-6 in the intensity maps, 2.4e-6 in GCC-PHAT, 5.6e-4 dB and 5.3e-5 m in SALSA-Lite, 7.6e-6 dB in the
 2025 log-mel maps (the official 2025 extraction has one frame more when the length is a whole number of hops:
-librosa's ``1 + n // hop``). The losses were not compared: PyTorch is not installed on that machine.
+librosa's ``1 + n // hop``); multi-track labels equal to float32 rounding (3.0e-8; 2.3e-7 with distances in m).
+The losses were not compared: PyTorch is not installed on that machine.
 
 Output: one line per comparison (year, what, the largest absolute difference, the largest official value for
 scale) and, per year, the largest difference. Exit status 2 if no official repository was found.
@@ -253,6 +259,41 @@ def compare_features(folder: str, year: int, wavs: dict[str, str]) -> list[tuple
 
 
 # ==================================================================================================
+# Multi-track labels
+# ==================================================================================================
+def compare_labels(folder: str, year: int, *, seed: int) -> list[tuple[str, float, float]]:
+    """:func:`multitrack_labels.adpit_labels` against the official ``get_adpit_labels_for_file`` (2022-2024) on
+    seeded random frames with 0-4 instances of each class, rows in random order."""
+    if year not in (2022, 2023, 2024):
+        return []
+    ns = exec_parts(os.path.join(folder, 'cls_feature_class.py'), {'FeatureClass'}, dict(np=np, os=os, math=math))
+    fc = object.__new__(ns['FeatureClass'])
+    fc._nb_unique_classes = C = 13
+    rng = np.random.default_rng(seed)
+    nb_frames, dist = 60, year == 2024
+    rows = []  # (frame, class, track, x, y, z[, distance in cm]) in metadata order
+    for frame in range(nb_frames + 2):  # 2 frames past the end, dropped by both
+        for cls in range(C):
+            for track in range(int(rng.integers(0, 5))):
+                v = rng.normal(size=3)
+                rows.append([frame, cls, track, *(v / np.linalg.norm(v))] + ([float(rng.integers(50, 500))]
+                                                                          if dist else []))
+    rows = [rows[i] for i in rng.permutation(len(rows))]
+    rows.sort(key=lambda r: r[0])  # by frame, classes mixed within a frame
+    desc: dict[int, list] = {}
+    for r in rows:
+        desc.setdefault(r[0], []).append(list(r[1:]))
+    off = fc.get_adpit_labels_for_file(desc, nb_frames)
+    arr = np.array(rows)
+    values = arr[:, 3:6] if not dist else np.concatenate([arr[:, 3:6], arr[:, 6:7] / 100], axis=1)
+    mine = adpit_labels(arr[:, 0], arr[:, 1], values, nb_frames=nb_frames, nb_classes=C)
+    if off.shape != mine.shape:
+        return [(f'multi-track labels: shapes differ, official {off.shape}, ours {mine.shape}', math.nan, math.nan)]
+    return [(f'multi-track labels ({len(rows)} rows, {nb_frames} frames)', float(np.abs(off - mine).max()),
+             float(np.abs(off).max()))]
+
+
+# ==================================================================================================
 # Losses
 # ==================================================================================================
 def random_multitrack(rng: np.random.Generator, *, batch: int, frames: int, classes: int, values: int) -> np.ndarray:
@@ -324,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         for year, folder in found.items():
             rows: list[tuple[str, float, float]] = []
             for what, compare in (('features', lambda: compare_features(folder, year, wavs)),
+                                  ('labels', lambda: compare_labels(folder, year, seed=args.seed)),
                                   ('loss', lambda: compare_losses(folder, year, seed=args.seed))):
                 if what == 'loss' and not has_torch:
                     rows.append(('loss: skipped (PyTorch is not installed)', math.nan, math.nan))
