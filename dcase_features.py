@@ -1,8 +1,9 @@
 """Input features of the DCASE Task 3 baselines (2020-2025), computed from an STFT.
 
 Every function is pure and vectorized: it takes the complex STFT of a recording (or of a block of its frames) and
-returns feature maps in the layout of this pipeline, ``(frames, bins, maps)``. The baselines store the same numbers
-as ``(frames, maps * bins)`` (map-major) and their PyTorch models read them as ``(maps, frames, bins)``.
+returns feature maps in the layout of this pipeline, ``(frames, bins, maps)``. The 2021-2024 baselines store the
+same numbers as ``(frames, maps * bins)`` (map-major) and their models read them as ``(maps, frames, bins)``; the
+2025 one as ``(maps, frames, bins)``.
 
 What each ``features=`` is (the baselines' settings: 24 kHz, 20 ms hops, a 40 ms periodic Hann window, FFT of 1024,
 all ``nfft/2 + 1`` bins, no FFT normalization, as ``librosa.stft``):
