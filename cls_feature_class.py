@@ -3,7 +3,8 @@
 Layout written, one folder per dataset and feature setting (:attr:`FeatureClass.feat_label_dir`)::
 
     <feat_label_dir>/<name>/
-        feat_norm/{stem}.npy   float32 [shape=(frames, nfft/2, 2*channels)] magnitude then phase maps,
+        feat_norm/{stem}.npy   float32 [shape=(frames, nfft/2, 2*channels)] magnitude then phase maps (or the
+                               (frames, bins, maps) of another ``features=``: :mod:`dcase_features`),
                                standardized with the train-part scaler (unnormalized = x * scale + mean)
         label/{stem}.npy       float32 [shape=(frames, 4*classes)]: SED, then x, y, z blocks per class, at the
                                model frame rate
@@ -52,6 +53,7 @@ import scipy.signal
 import soundfile as sf
 
 import datasets
+import dcase_features
 import formats
 import utils
 from file_checks import REDO, check_wav_complete, is_valid_npy, read_npz, writing
@@ -572,12 +574,19 @@ class FeatureClass:
         self.label_rate = self.dataset.label_rate
         self.channels = params.get('channels')
         d = self.dataset
+        self.features = params.get('features', 'magphase')  # the layout of the stored features: (bins, maps)
+        self.nb_bins, self.maps = (self.framing.nb_bins, [f'{k}{c}' for k in ('mag', 'phase') for c in range(
+            self.nb_channels)]) if self.features == 'magphase' else dcase_features.layout(
+            self.features, nb_channels=self.nb_channels, audio_format=d.audio_format, fs=self.fs, nfft=self.nfft)
+        self.feat_shape = (self.nb_bins, len(self.maps))
         if d.spec.is_tut:
             name = f'{d.name}_ov{params["overlap"]}_split{d.split}_{params["db"]}db_nfft{self.nfft}'
         else:
             name = f'{d.name}_{d.audio_format}_split{d.split}_hop{self.hop_len}_nfft{self.nfft}'
         if self.fs != d.fs:
             name += f'_fs{self.fs}'
+        if self.features != 'magphase':
+            name += f'_{self.features}'
         self.feat_label_dir = os.path.join(params['feat_label_dir'], name)
         if unseen_doa:
             self.feat_label_dir = main.feat_label_dir + '_unseen_doa'
@@ -610,16 +619,31 @@ class FeatureClass:
 
     def config(self) -> dict[str, Any]:
         """What the features and labels depend on; a change invalidates existing ones."""
+        layout = '[magnitude x channels, phase x channels]' if self.features == 'magphase' else dict(
+            features=self.features, nb_bins=self.nb_bins, maps=self.maps)
         return dict(feature_version=FEATURE_VERSION, dataset=self.dataset.name, format=self.dataset.audio_format,
                     classes=self.classes, nb_channels=self.nb_channels, channels=self.channels,
-                    label_rate=self.label_rate, feature_layout='[magnitude x channels, phase x channels]',
-                    **self.framing.describe())
+                    label_rate=self.label_rate, feature_layout=layout, **self.framing.describe())
 
     def feature_info(self) -> dict[str, Any]:
         """What a model needs to know about the features (saved into every run's params.json)."""
         return dict(classes=self.classes, nb_classes=self.nb_classes, nb_channels=self.nb_channels,
                     label_rate=self.label_rate, feat_label_dir=self.feat_label_dir, dataset=self.dataset.name,
-                    format=self.dataset.audio_format, **self.framing.describe())
+                    format=self.dataset.audio_format, features=self.features, feature_shape=list(self.feat_shape),
+                    feature_maps=self.maps, **self.framing.describe())
+
+    def compute_features(self, audio: np.ndarray, *, mean: np.ndarray | None = None,
+                         scale: np.ndarray | None = None) -> np.ndarray:
+        """The features of a whole recording [shape=(frames, bins, maps)], float32, standardized when ``mean`` and
+        ``scale`` are given: :func:`extract_features` (``magphase``) or :func:`dcase_features.compute`."""
+        if self.features == 'magphase':
+            return extract_features(audio, framing=self.framing, mean=mean, scale=scale)
+        feat = dcase_features.compute(_frames(audio, self.framing, None)[0], window=self.framing.window(),
+                                      features=self.features, fs=self.fs, audio_format=self.dataset.audio_format)
+        if mean is not None:
+            feat -= mean.astype(np.float32)
+            feat /= scale.astype(np.float32)
+        return feat
 
     # ---- pass 1: labels, info and statistics ----------------------------------------------------
     def analyze(self, rec: datasets.Recording) -> None:
@@ -637,7 +661,8 @@ class FeatureClass:
             label = instances_to_labels(ref, nb_classes=self.nb_classes, nb_frames=nb_frames,
                                         frame_rate=self.frame_rate, label_rate=self.label_rate)
         if rec.part == 'train':
-            n, mean, m2 = audio_feature_stats(audio, framing=self.framing, nb_frames=nb_frames)
+            n, mean, m2 = audio_feature_stats(audio, framing=self.framing, nb_frames=nb_frames) \
+                if self.features == 'magphase' else feature_stats(self.compute_features(audio))
             with writing(p['stats']):
                 utils.save_npz(p['stats'], n=n, mean=mean, m2=m2)
         with writing(p['info']):
@@ -729,8 +754,8 @@ class FeatureClass:
     # ---- pass 2: normalized features ------------------------------------------------------------
     def is_extracted(self, rec: datasets.Recording) -> bool:
         """The normalized features exist, are newer than the scaler and the recording's wav and metadata, and are
-        complete: a ``.npy`` of (frames, nfft/2, 2*channels) float32 whose size matches its header. A damaged file is
-        redone."""
+        complete: a ``.npy`` of (frames,) + :attr:`feat_shape` float32 whose size matches its header. A damaged file
+        is redone."""
         feat = self.paths(rec.stem)['feat']
         if not (os.path.exists(feat) and os.path.exists(self.scaler_file) and os.path.getmtime(feat) >= max(
                 os.path.getmtime(self.scaler_file), os.path.getmtime(rec.wav), os.path.getmtime(rec.meta))):
@@ -739,12 +764,12 @@ class FeatureClass:
             frames = self.file_info(rec.stem)['nb_frames']
         except SELDError:
             return False
-        return is_valid_npy(feat, shape=(frames, self.framing.nb_bins, 2 * self.nb_channels), dtype=np.float32)
+        return is_valid_npy(feat, shape=(frames,) + self.feat_shape, dtype=np.float32)
 
     def write_features(self, rec: datasets.Recording, *, mean: np.ndarray, scale: np.ndarray) -> None:
         """Compute one recording's features, standardize them and write them to ``feat_norm/`` (atomically)."""
         audio = self.load_audio(rec.wav)
-        feat = extract_features(audio, framing=self.framing, mean=mean, scale=scale)
+        feat = self.compute_features(audio, mean=mean, scale=scale)
         path = self.paths(rec.stem)['feat']
         with writing(path):
             utils.save_npy(path, feat)

@@ -21,6 +21,7 @@ import sys
 from typing import Any, Iterable
 
 import datasets
+import dcase_features
 from utils import SELDError
 
 # fmt: off
@@ -52,6 +53,9 @@ DEFAULTS: dict[str, Any] = dict(
                              # hop_len_s, the next power of two >= the window of 2 hops
     hop_len_s=None,          # s: hop of the framing by time (window = 2 hops, centred frames); None = the dataset's
                              # (0.02 for the DCASE sets, the TUT-2018 framing for TUT-2018)
+    features='magphase',     # magphase (the paper's STFT magnitude and phase maps) | the DCASE baselines' (dcase_features.py):
+                             # logmel_iv (FOA, 2022-24; logmel_iv2021, logmel_iv2020: those years' intensity normalization)
+                             # | logmel_gcc, salsa_lite (MIC, 2020-24, 2022-24) | logmel_stereo (2025)
     n_jobs=-1,               # parallel jobs: threads for feature extraction, processes for synthesis (-1: all cores)
     nb_shards=1,             # int: feature extraction split into this many shards (processes or machines)
     shard_index=0,           # int: this process's shard, 0 .. nb_shards-1 (takes sorted files i % nb_shards == shard_index)
@@ -145,7 +149,7 @@ CHOICES = dict(gru_type=('cudnn', 'original'), lr_schedule=('constant', 'cosine'
                fused_batchnorm=('auto', True, False),
                distribute=('none', 'mirrored', 'multiworker', 'dataparallel'),
                mixed_precision=('none', 'mixed_bfloat16', 'mixed_float16'),
-               stage=('all', 'stats', 'features'))
+               stage=('all', 'stats', 'features'), features=dcase_features.FEATURES)
 _TRUE, _FALSE = ('1', 'true', 'yes', 'on'), ('0', 'false', 'no', 'off')
 #: Largest FFT size accepted (2**16 samples: 1.4 s at 48 kHz).
 MAX_NFFT = 65536
@@ -402,6 +406,9 @@ def _validate(p: dict[str, Any]) -> None:
                         f"nb_epochs={p['nb_epochs']}")
     if len(p['loss_weights']) != 2 or any(w < 0 for w in p['loss_weights']) or not any(p['loss_weights']):
         raise SELDError(f"loss_weights={p['loss_weights']}: must be [sed_weight, doa_weight], both >= 0, not both 0")
+    if p['augment'] and p['features'] != 'magphase':  # augmentation.py transforms magnitude and phase maps only
+        raise SELDError(f"augment=true: the spatial augmentation works on features=magphase; "
+                        f"features={p['features']} needs augment=false")
     if p['n_jobs'] == 0:
         raise _fail('n_jobs', 0, 'must be a number of jobs >= 1, or -1 for all cores (-2 all but one ...)')
     if p['shard_index'] >= p['nb_shards']:

@@ -1,0 +1,386 @@
+"""Check this project's DCASE baseline features and losses against the official baselines' code (DCASE 2020-2025).
+
+The official code is imported at run time from the user's own clones; nothing of it is copied here. A repository
+that is not found, or a part that needs a package that is not installed (PyTorch for the losses), is skipped with
+a message.
+
+    python benchmarks/compare_official_baselines.py --official DIR [--foa WAV] [--mic WAV] [--stereo WAV]
+                                                    [--seconds 1.0] [--seed 0]
+
+``DIR`` holds the clones under their GitHub names: ``seld-dcase2020`` ... ``seld-dcase2023``
+(github.com/sharathadavanne), ``DCASE2024_seld_baseline``, ``DCASE2025_seld_baseline`` (github.com/partha2409).
+
+Features
+--------
+Each year's official extraction runs on the same wav file as this project's (:func:`dcase_features.compute` on the
+frames and window of :func:`cls_feature_class.framing_for`, the code path of ``features=``), at 24 kHz:
+
+=====  ========================================  ====================================================================
+year   ours                                      official
+=====  ========================================  ====================================================================
+2020   ``logmel_iv2020``, ``logmel_gcc``          ``cls_feature_class.FeatureClass``: ``_load_audio``,
+2021   ``logmel_iv2021``, ``logmel_gcc``          ``_spectrogram``, ``_get_mel_spectrogram``, then
+2022+  ``logmel_iv``, ``logmel_gcc``, ``salsa_lite``  ``_get_foa_intensity_vectors`` / ``_get_gcc`` / ``_get_salsalite``
+2025   ``logmel_stereo``                         ``utils.load_audio``, ``utils.extract_log_mel_spectrogram``
+=====  ========================================  ====================================================================
+
+Only the ``FeatureClass`` statement and the ``nCr`` helper are executed from ``cls_feature_class.py`` (parsed with
+``ast``; the module imports scikit-learn, matplotlib and in 2024 OpenCV), with ``numpy``, ``librosa``,
+``scipy.io.wavfile``, ``os``, ``math``, ``wave`` and ``contextlib``; its ``__init__`` gets the repository's own
+``parameters.py`` defaults with ``dataset`` and ``use_salsalite`` set. NumPy 2 removed ``np.int`` / ``np.float``,
+which the 2022-2024 ``__init__`` use: they are set while the official code runs. 2020 and 2021 pad every file to
+``max_audio_len_s`` (60 s) with noise of 1e-8: it is set to the excerpt's length. From the 2025 ``utils.py`` (which
+imports PyTorch and OpenCV) only ``load_audio``, ``extract_stft`` and ``extract_log_mel_spectrogram`` are executed.
+The official arrays are reshaped to ``(frames, bins, maps)`` (map-major for 2021+, band-major for 2020) and the
+frames both sides have are compared. Without ``--foa`` / ``--mic`` / ``--stereo``, a seeded excerpt is synthesized
+(noise bursts from two directions as FOA, on the tetrahedral array and as a stereo pair, 16-bit, 24 kHz).
+
+Multi-track labels
+------------------
+:func:`multitrack_labels.adpit_labels` against the official ``FeatureClass.get_adpit_labels_for_file`` (2022-2024,
+numpy only) on seeded random frames holding 0 to 4 instances of each of 13 classes (2024: with distances in cm).
+
+Losses
+------
+With PyTorch installed: on seeded random outputs and multi-track targets (up to 3 instances of one class per
+frame), ``losses.adpit_mse`` against ``MSELoss_ADPIT`` (``seldnet_model.py``, 2022-2024; 2024 with distances) and
+``SELDLossADPIT`` (``loss.py``, 2025, audio), and ``losses.accdoa_mse`` against ``torch.nn.MSELoss``.
+
+Measured (2026-12-06; seld-dcase2020 384ad9b, 2021 f8e09db, 2022 c8adb1d, 2023 24d14c9, DCASE2024 0b07887, DCASE2025
+42a48b6; librosa 0.11, NumPy 2.4; the synthesized 1-s excerpts, seed 0): largest differences 7.8e-4 dB in the
+log-mel maps of 2020-2024 (this project's float32 STFT against the official float64 one; 4.7e-6 dB with float64
+frames), 1.8e-6 in the intensity maps, 2.4e-6 in GCC-PHAT, 5.6e-4 dB and 5.3e-5 m in SALSA-Lite, 7.6e-6 dB in the
+2025 log-mel maps (the official 2025 extraction has one frame more when the length is a whole number of hops:
+librosa's ``1 + n // hop``); multi-track labels equal to float32 rounding (3.0e-8; 2.3e-7 with distances in m).
+The losses were not compared: PyTorch is not installed on that machine.
+
+Output: one line per comparison (year, what, the largest absolute difference, the largest official value for
+scale) and, per year, the largest difference. Exit status 2 if no official repository was found.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import importlib.util
+import io
+import math
+import os
+import sys
+import tempfile
+import types
+import warnings
+import wave
+from typing import Any, Iterator
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import dcase_features as dcf  # noqa: E402
+from cls_feature_class import _frames, framing_for, read_audio  # noqa: E402
+from multitrack_labels import adpit_labels  # noqa: E402
+
+REPOS = {2020: 'seld-dcase2020', 2021: 'seld-dcase2021', 2022: 'seld-dcase2022', 2023: 'seld-dcase2023',
+         2024: 'DCASE2024_seld_baseline', 2025: 'DCASE2025_seld_baseline'}
+#: year -> [(official dataset format, use_salsalite, our features)]
+FEATURES = {2020: [('foa', False, 'logmel_iv2020'), ('mic', False, 'logmel_gcc')],
+            2021: [('foa', False, 'logmel_iv2021'), ('mic', False, 'logmel_gcc')],
+            **{y: [('foa', False, 'logmel_iv'), ('mic', False, 'logmel_gcc'), ('mic', True, 'salsa_lite')]
+               for y in (2022, 2023, 2024)},
+            2025: [('stereo', False, 'logmel_stereo')]}
+FS = 24000
+
+
+# ==================================================================================================
+# Loading the official code
+# ==================================================================================================
+@contextlib.contextmanager
+def legacy_environment() -> Iterator[None]:
+    """``np.int`` / ``np.float`` / ``np.NaN`` (removed in NumPy 2) and an ``IPython`` stub while official code runs."""
+    added = [n for n, v in (('int', int), ('float', float), ('NaN', np.nan)) if n not in vars(np)]
+    for name in added:
+        setattr(np, name, {'int': int, 'float': float, 'NaN': np.nan}[name])
+    stub = 'IPython' not in sys.modules and importlib.util.find_spec('IPython') is None
+    if stub:
+        sys.modules['IPython'] = types.ModuleType('IPython')
+        sys.modules['IPython'].embed = lambda *a, **k: None
+    try:
+        yield
+    finally:
+        for name in added:
+            delattr(np, name)
+        if stub:
+            sys.modules.pop('IPython', None)
+
+
+def exec_parts(path: str, names: set[str], namespace: dict[str, Any]) -> dict[str, Any]:
+    """Execute only the top-level classes and functions ``names`` of an official file (module docstring)."""
+    with open(path, encoding='utf-8') as fh:
+        tree = ast.parse(fh.read(), filename=path)
+    body = [n for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name in names]
+    missing = names - {n.name for n in body}
+    if missing:
+        raise ImportError(f'{path}: no {", ".join(sorted(missing))}')
+    ns = dict(namespace, __name__='official_' + os.path.basename(path)[:-3])
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', SyntaxWarning)  # 2020/2021: `self._dataset is 'foa'` (not executed here)
+        code = compile(ast.Module(body=body, type_ignores=[]), path, 'exec')
+    exec(code, ns)
+    return ns
+
+
+def import_file(path: str, name: str) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f'cannot import {path}')
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def official_params(folder: str, year: int) -> dict[str, Any]:
+    """The repository's own parameter defaults (``get_params()``, its prints silenced; 2025: ``params``)."""
+    name = 'parameter.py' if year <= 2021 else 'parameters.py'
+    with contextlib.redirect_stdout(io.StringIO()):
+        mod = import_file(os.path.join(folder, name), f'official_params_{year}')
+        return dict(mod.get_params() if hasattr(mod, 'get_params') else mod.params)
+
+
+# ==================================================================================================
+# Features
+# ==================================================================================================
+def write_excerpts(folder: str, *, seconds: float, seed: int) -> dict[str, str]:
+    """Seeded 16-bit excerpts: FOA (ACN/SN3D), the tetrahedral array (free field) and a stereo pair."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * FS))
+    t = np.arange(n)
+    dirs = [(np.deg2rad(40), np.deg2rad(10)), (np.deg2rad(-110), np.deg2rad(-20))]
+    burst = [rng.standard_normal(n) * (np.sin(2 * np.pi * t / n * (k + 1)) > 0) for k in range(2)]
+    u = [np.array([np.cos(a) * np.cos(e), np.sin(a) * np.cos(e), np.sin(e)]) for a, e in dirs]
+    foa = sum(s[:, None] * np.array([1, v[1], v[2], v[0]]) for s, v in zip(burst, u))
+    mic_dirs = np.deg2rad([(45, 35), (-45, -35), (135, -35), (-135, 35)])
+    mics = 0.042 * np.stack([np.cos(mic_dirs[:, 0]) * np.cos(mic_dirs[:, 1]),
+                             np.sin(mic_dirs[:, 0]) * np.cos(mic_dirs[:, 1]), np.sin(mic_dirs[:, 1])], axis=1)
+    f = np.fft.rfftfreq(n, 1 / FS)
+    mic = sum(np.fft.irfft(np.fft.rfft(s)[:, None] * np.exp(2j * np.pi * f[:, None] * (mics @ v) / 343.0), n=n,
+                           axis=0) for s, v in zip(burst, u))
+    stereo = np.stack([burst[0] + 0.3 * burst[1], 0.5 * burst[0] + burst[1]], axis=1)
+    paths = {}
+    for name, x in (('foa', foa), ('mic', mic), ('stereo', stereo)):
+        x = 0.1 * x / np.abs(x).max() + 1e-3 * rng.standard_normal(x.shape)
+        paths[name] = os.path.join(folder, f'{name}.wav')
+        sf.write(paths[name], x, FS, subtype='PCM_16')
+    return paths
+
+
+def ours(wav: str, features: str, fmt: str) -> np.ndarray:
+    audio = read_audio(wav, nb_channels=2 if fmt == 'stereo' else 4)[0]
+    framing = framing_for(fs=FS, nfft=None, hop_len_s=0.02)
+    return dcf.compute(_frames(audio, framing, None)[0], window=framing.window(), features=features, fs=FS,
+                       audio_format=fmt)
+
+
+def official_2020_2024(folder: str, year: int, wav: str, fmt: str, salsa: bool) -> np.ndarray:
+    """The official features of ``wav`` as ``(frames, bins, maps)``."""
+    import contextlib as _contextlib
+    import librosa
+    import scipy.io.wavfile
+
+    ns = exec_parts(os.path.join(folder, 'cls_feature_class.py'), {'FeatureClass', 'nCr'},
+                    dict(np=np, librosa=librosa, wav=scipy.io.wavfile, os=os, math=math, wave=wave,
+                         contextlib=_contextlib))
+    params = official_params(folder, year)
+    params.update(dataset=fmt, use_salsalite=salsa, fs=FS)
+    with wave.open(wav) as w:
+        nb_samples = w.getnframes()
+    if year <= 2021:
+        params['max_audio_len_s'] = nb_samples / FS  # no padding to 60 s (module docstring)
+    fc = ns['FeatureClass'](params)
+    if year <= 2021:
+        spect = fc._spectrogram(fc._load_audio(wav)[0])
+    else:
+        spect = fc._get_spectrogram_for_file(wav)
+    if salsa:
+        flat = fc._get_salsalite(spect)
+    else:
+        spatial = fc._get_foa_intensity_vectors(spect) if fmt == 'foa' else fc._get_gcc(spect)
+        flat = np.concatenate((fc._get_mel_spectrogram(spect), spatial), axis=-1)
+    frames, bins = flat.shape[0], (fc._nb_mel_bins if not salsa else fc._cutoff_bin - fc._lower_bin)
+    if year == 2020:  # band-major: (frames, bands, maps) per part, concatenated
+        nb_mel_maps = spect.shape[-1]
+        mel = flat[:, :bins * nb_mel_maps].reshape(frames, bins, nb_mel_maps)
+        return np.concatenate([mel, flat[:, bins * nb_mel_maps:].reshape(frames, bins, -1)], axis=-1)
+    return flat.reshape(frames, -1, bins).transpose(0, 2, 1)
+
+
+def official_2025(folder: str, wav: str) -> np.ndarray:
+    import librosa
+    import librosa.feature
+
+    ns = exec_parts(os.path.join(folder, 'utils.py'), {'load_audio', 'extract_stft', 'extract_log_mel_spectrogram'},
+                    dict(np=np, librosa=librosa))
+    p = official_params(folder, 2025)
+    hop = int(p['sampling_rate'] * p['hop_length_s'])  # as extract_features.SELDFeatureExtractor
+    win = 2 * hop
+    audio, sr = ns['load_audio'](wav, p['sampling_rate'])
+    feat = ns['extract_log_mel_spectrogram'](audio, sr, 2 ** (win - 1).bit_length(), hop, win, p['nb_mels'])
+    return feat.transpose(1, 2, 0)  # (2, frames, bands) -> (frames, bands, 2)
+
+
+def groups(features: str, nb_maps: int) -> list[tuple[str, slice]]:
+    """The parts of a feature array compared separately (their scales differ)."""
+    if features == 'logmel_stereo':
+        return [('log-mel dB', slice(0, 2))]
+    if features == 'salsa_lite':
+        return [('log-spectrum dB', slice(0, 4)), ('phase differences m', slice(4, nb_maps))]
+    return [('log-mel dB', slice(0, 4)), ('intensity' if 'iv' in features else 'GCC-PHAT', slice(4, nb_maps))]
+
+
+def compare_features(folder: str, year: int, wavs: dict[str, str]) -> list[tuple[str, float, float]]:
+    rows = []
+    for fmt, salsa, features in FEATURES[year]:
+        with legacy_environment():
+            off = official_2025(folder, wavs[fmt]) if year == 2025 else \
+                official_2020_2024(folder, year, wavs[fmt], fmt, salsa)
+        mine = ours(wavs[fmt], features, fmt)
+        n = min(len(off), len(mine))
+        if off.shape[1:] != mine.shape[1:]:
+            rows.append((f'{features}: shapes differ, official {off.shape}, ours {mine.shape}', math.nan, math.nan))
+            continue
+        for name, sl in groups(features, mine.shape[-1]):
+            diff = float(np.abs(off[:n, :, sl] - mine[:n, :, sl]).max())
+            rows.append((f'{features} {name} ({n} frames, frames {len(off)} official / {len(mine)} ours)', diff,
+                         float(np.abs(off[:n, :, sl]).max())))
+    return rows
+
+
+# ==================================================================================================
+# Multi-track labels
+# ==================================================================================================
+def compare_labels(folder: str, year: int, *, seed: int) -> list[tuple[str, float, float]]:
+    """:func:`multitrack_labels.adpit_labels` against the official ``get_adpit_labels_for_file`` (2022-2024) on
+    seeded random frames with 0-4 instances of each class, rows in random order."""
+    if year not in (2022, 2023, 2024):
+        return []
+    ns = exec_parts(os.path.join(folder, 'cls_feature_class.py'), {'FeatureClass'}, dict(np=np, os=os, math=math))
+    fc = object.__new__(ns['FeatureClass'])
+    fc._nb_unique_classes = C = 13
+    rng = np.random.default_rng(seed)
+    nb_frames, dist = 60, year == 2024
+    rows = []  # (frame, class, track, x, y, z[, distance in cm]) in metadata order
+    for frame in range(nb_frames + 2):  # 2 frames past the end, dropped by both
+        for cls in range(C):
+            for track in range(int(rng.integers(0, 5))):
+                v = rng.normal(size=3)
+                rows.append([frame, cls, track, *(v / np.linalg.norm(v))] + ([float(rng.integers(50, 500))]
+                                                                          if dist else []))
+    rows = [rows[i] for i in rng.permutation(len(rows))]
+    rows.sort(key=lambda r: r[0])  # by frame, classes mixed within a frame
+    desc: dict[int, list] = {}
+    for r in rows:
+        desc.setdefault(r[0], []).append(list(r[1:]))
+    off = fc.get_adpit_labels_for_file(desc, nb_frames)
+    arr = np.array(rows)
+    values = arr[:, 3:6] if not dist else np.concatenate([arr[:, 3:6], arr[:, 6:7] / 100], axis=1)
+    mine = adpit_labels(arr[:, 0], arr[:, 1], values, nb_frames=nb_frames, nb_classes=C)
+    if off.shape != mine.shape:
+        return [(f'multi-track labels: shapes differ, official {off.shape}, ours {mine.shape}', math.nan, math.nan)]
+    return [(f'multi-track labels ({len(rows)} rows, {nb_frames} frames)', float(np.abs(off - mine).max()),
+             float(np.abs(off).max()))]
+
+
+# ==================================================================================================
+# Losses
+# ==================================================================================================
+def random_multitrack(rng: np.random.Generator, *, batch: int, frames: int, classes: int, values: int) -> np.ndarray:
+    """Random targets of :func:`multitrack_labels.adpit_labels`: 0-4 instances per frame and class."""
+    out = []
+    for _ in range(batch):
+        count = rng.integers(0, 5, size=(frames, classes))
+        frame, cls = np.nonzero(count)
+        reps = count[frame, cls]
+        frame, cls = np.repeat(frame, reps), np.repeat(cls, reps)
+        out.append(adpit_labels(frame, cls, rng.uniform(-1, 1, size=(len(frame), values)), nb_frames=frames,
+                                nb_classes=classes))
+    return np.stack(out).astype(np.float32)
+
+
+def compare_losses(folder: str, year: int, *, seed: int) -> list[tuple[str, float, float]]:
+    import torch
+
+    import losses
+    from keras import ops
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    if year in (2022, 2023, 2024):
+        with legacy_environment():
+            official = import_file(os.path.join(folder, 'seldnet_model.py'), f'official_model_{year}').MSELoss_ADPIT()
+        values, elements = (4, 4) if year == 2024 else (3, 3)
+    elif year == 2025:
+        mod = import_file(os.path.join(folder, 'loss.py'), 'official_loss_2025')
+        official = mod.SELDLossADPIT(dict(modality='audio'))
+        values, elements = 4, 3  # targets (act, x, y, dist, on-screen), outputs (x, y, dist)
+    else:
+        return [('loss: Keras 2 mse (2020: masked, 2021: ACCDOA), no official PyTorch loss', math.nan, math.nan)]
+    C = 13
+    for b, t in ((4, 50), (2, 10)):
+        target = random_multitrack(rng, batch=b, frames=t, classes=C, values=values)
+        output = rng.uniform(-1, 1, size=(b, t, 3 * elements * C)).astype(np.float32)
+        ref = float(official(torch.from_numpy(output), torch.from_numpy(target)))
+        mine = float(ops.convert_to_numpy(ops.mean(losses.adpit_mse(target, output, nb_elements=elements))))
+        rows.append((f'ADPIT loss, batch {b} x {t} frames', abs(ref - mine), abs(ref)))
+    y, o = rng.uniform(-1, 1, size=(2, 2, 50, 3 * C)).astype(np.float32)
+    ref = float(torch.nn.MSELoss()(torch.from_numpy(o), torch.from_numpy(y)))
+    mine = float(ops.convert_to_numpy(ops.mean(losses.accdoa_mse(y, o))))
+    rows.append(('ACCDOA loss (torch.nn.MSELoss)', abs(ref - mine), abs(ref)))
+    return rows
+
+
+# ==================================================================================================
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--official', required=True, help='folder of the clones of the official repositories')
+    ap.add_argument('--foa', help='a 4-channel FOA wav at 24 kHz (default: a synthesized excerpt)')
+    ap.add_argument('--mic', help='a 4-channel tetrahedral-array wav at 24 kHz')
+    ap.add_argument('--stereo', help='a 2-channel wav at 24 kHz')
+    ap.add_argument('--seconds', type=float, default=1.0, help='length of the synthesized excerpts')
+    ap.add_argument('--seed', type=int, default=0)
+    args = ap.parse_args(argv)
+    found = {y: os.path.join(args.official, r) for y, r in REPOS.items()
+             if os.path.isdir(os.path.join(args.official, r))}
+    for y, r in REPOS.items():
+        if y not in found:
+            print(f'{y}: {r} not found under {args.official}: skipped')
+    if not found:
+        return 2
+    has_torch = importlib.util.find_spec('torch') is not None
+    with tempfile.TemporaryDirectory() as tmp:
+        wavs = write_excerpts(tmp, seconds=args.seconds, seed=args.seed)
+        wavs.update({k: v for k, v in (('foa', args.foa), ('mic', args.mic), ('stereo', args.stereo)) if v})
+        for year, folder in found.items():
+            rows: list[tuple[str, float, float]] = []
+            for what, compare in (('features', lambda: compare_features(folder, year, wavs)),
+                                  ('labels', lambda: compare_labels(folder, year, seed=args.seed)),
+                                  ('loss', lambda: compare_losses(folder, year, seed=args.seed))):
+                if what == 'loss' and not has_torch:
+                    rows.append(('loss: skipped (PyTorch is not installed)', math.nan, math.nan))
+                    continue
+                try:
+                    rows += compare()
+                except Exception as err:  # an official file that does not load here: say so, go on
+                    rows.append((f'{what}: skipped ({type(err).__name__}: {err})', math.nan, math.nan))
+            for text, diff, scale in rows:
+                print(f'{year}  {text}: ' + ('' if math.isnan(diff) else f'max |difference| {diff:.3g} '
+                                             f'(largest official value {scale:.3g})'))
+            diffs = [d for _, d, _ in rows if not math.isnan(d)]
+            print(f'{year}  LARGEST DIFFERENCE: {max(diffs):.3g}' if diffs else f'{year}  nothing compared')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

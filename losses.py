@@ -1,0 +1,102 @@
+"""Losses of the DCASE Task 3 baselines' outputs, in ``keras.ops`` (every Keras backend).
+
+* :func:`accdoa_mse` (2021, and 2025's single-ACCDOA audio model): the mean squared error between the output and
+  the activity-coupled target ``activity * (x, y, z)`` of every class (``torch.nn.MSELoss()``).
+* :func:`adpit_mse` (2022-2025): Multi-ACCDOA with Auxiliary Duplicating Permutation Invariant Training, the
+  official ``MSELoss_ADPIT`` (2022-2024) and ``SELDLossADPIT`` (2025, audio): 3 output tracks per class, each
+  ``elements`` values (x, y, z; with a distance for Multi-ACCDDOA, 2024; x, y, distance, 2025). For every frame and
+  class the target tracks are one of 13 patterns of the 6 dummy tracks of :mod:`multitrack_labels`::
+
+      A0 A0 A0                                  (one instance)
+      B0 B0 B1, B0 B1 B0, B0 B1 B1, B1 B0 B0, B1 B0 B1, B1 B1 B0      (two instances of the class)
+      C0 C1 C2, C0 C2 C1, C1 C0 C2, C1 C2 C0, C2 C0 C1, C2 C1 C0      (three)
+
+  each track being ``activity * values`` of that dummy track, plus the other two groups' standard patterns (A0 A0 A0,
+  B0 B0 B1, C0 C1 C2) as padding: one group is active per frame and class, so the patterns of the two inactive
+  groups become the active group's standard pattern instead of all-zero targets. The loss is the mean over frames
+  and classes of the smallest of the 13 mean squared errors (over the 3 x elements values); the gradient flows
+  through the first pattern that reaches it, as the official ``torch.min(...).indices`` selects.
+
+Output layout (the baselines' linear layer): ``y_pred[..., (track * elements + element) * classes + class]``,
+i.e. (batch, frames, 3 * elements * classes).
+"""
+from __future__ import annotations
+
+from keras import ops
+
+#: The 13 target patterns as indices of the 6 dummy tracks (A0, B0, B1, C0, C1, C2), and each one's group.
+PATTERNS = ((0, 0, 0),
+            (1, 1, 2), (1, 2, 1), (1, 2, 2), (2, 1, 1), (2, 1, 2), (2, 2, 1),
+            (3, 4, 5), (3, 5, 4), (4, 3, 5), (4, 5, 3), (5, 3, 4), (5, 4, 3))
+GROUPS = (0,) + (1,) * 6 + (2,) * 6
+NB_TRACKS = 3
+
+
+def accdoa_mse(y_true, y_pred):
+    """Single-ACCDOA loss: ``mean((y_pred - y_true) ** 2)`` over the last axis.
+
+    Parameters
+    ----------
+    y_true : tensor [shape=(batch, frames, elements * classes)]
+        ``activity * (x, y, z)`` per class (2021: the x block, then y, then z).
+    y_pred : tensor, the same shape
+
+    Returns
+    -------
+    loss : tensor [shape=(batch, frames)]
+        Keras' mean over the batch then gives ``torch.nn.MSELoss()``.
+    """
+    return ops.mean(ops.square(y_pred - ops.cast(y_true, y_pred.dtype)), axis=-1)
+
+
+def adpit_targets(y_true, *, nb_elements: int | None = None):
+    """The 13 target patterns of ADPIT (module docstring).
+
+    Parameters
+    ----------
+    y_true : tensor [shape=(batch, frames, 6, 1 + values, classes)]
+        :func:`multitrack_labels.adpit_labels` of a batch.
+    nb_elements : int, optional
+        Values per track that the output estimates (the first ones after the activity); default all.
+
+    Returns
+    -------
+    targets : tensor [shape=(13, batch, frames, 3 * elements, classes)]
+    """
+    E = int(y_true.shape[3]) - 1 if nb_elements is None else nb_elements
+    act_values = y_true[:, :, :, :1, :] * y_true[:, :, :, 1:1 + E, :]  # (B, T, 6, E, C)
+
+    def pattern(tracks):  # (B, T, 3 * E, C): tracks concatenated along the values
+        return ops.concatenate([act_values[:, :, t] for t in tracks], axis=2)
+
+    standard = [pattern(PATTERNS[0]), pattern(PATTERNS[1]), pattern(PATTERNS[7])]  # A0A0A0, B0B0B1, C0C1C2
+    pads = [standard[1] + standard[2], standard[0] + standard[2], standard[0] + standard[1]]
+    return ops.stack([pattern(p) + pads[g] for p, g in zip(PATTERNS, GROUPS)], axis=0)
+
+
+def adpit_mse(y_true, y_pred, *, nb_elements: int | None = None):
+    """Multi-ACCDOA / Multi-ACCDDOA loss with ADPIT (module docstring).
+
+    Parameters
+    ----------
+    y_true : tensor [shape=(batch, frames, 6, 1 + values, classes)]
+    y_pred : tensor [shape=(batch, frames, 3 * outputs * classes)]
+        3 tracks of ``outputs >= elements`` values per class; the first ``elements`` of each track are compared.
+    nb_elements : int, optional
+        Default: every value of ``y_true`` after the activity (3 for x, y, z; 4 with the distance).
+
+    Returns
+    -------
+    loss : tensor [shape=(batch, frames, classes)]
+        The smallest pattern's mean squared error per frame and class; its mean (Keras' default reduction) is the
+        official loss.
+    """
+    C = int(y_true.shape[-1])
+    E = int(y_true.shape[3]) - 1 if nb_elements is None else nb_elements
+    targets = adpit_targets(ops.cast(y_true, y_pred.dtype), nb_elements=E)
+    per_track = int(y_pred.shape[-1]) // (NB_TRACKS * C)
+    out = ops.reshape(y_pred, (ops.shape(y_pred)[0], ops.shape(y_pred)[1], NB_TRACKS, per_track, C))[:, :, :, :E]
+    out = ops.reshape(out, (ops.shape(y_pred)[0], ops.shape(y_pred)[1], NB_TRACKS * E, C))
+    each = ops.mean(ops.square(out[None] - targets), axis=3)  # (13, B, T, C)
+    first_min = ops.one_hot(ops.argmin(each, axis=0), len(PATTERNS), axis=0, dtype=each.dtype)
+    return ops.sum(each * ops.stop_gradient(first_min), axis=0)
