@@ -69,7 +69,12 @@ class DataGenerator(keras.utils.PyDataset):
 
     def __init__(self, params: dict[str, Any], *, split: str, shuffle: bool | None = None,
                  feat_class: FeatureClass | None = None, max_batches: int | None = None, **kwargs: Any):
-        super().__init__(**kwargs)
+        # Two reader threads: Keras then reads batches ahead with its own ordered thread pool, and feeds TensorFlow
+        # through tf.data without tf.data's prefetch. With that prefetch (workers=1), deleting the finished iterator
+        # of an epoch at the start of the next one stalled for seconds to tens of seconds in some epochs
+        # (benchmarks/bench_epoch_start.py). Every batch is a pure function of (seed, epoch, index), so the
+        # threads change no number.
+        super().__init__(**{'workers': 2, **kwargs})
         if split not in ('train', 'val', 'test'):
             raise SELDError(f'split={split!r}: must be train, val or test')
         self.fc = feat_class or FeatureClass(params)

@@ -37,7 +37,6 @@ with zeros and adds nothing. ``benchmarks/compare_official_baselines.py`` measur
 from __future__ import annotations
 
 import numpy as np
-import scipy.fft
 
 from utils import SELDError
 
@@ -286,6 +285,8 @@ def compute(frames: np.ndarray, *, window: np.ndarray, features: str, fs: int, a
     -------
     feat : np.ndarray [shape=(frames, bins, maps)], float32, the maps of :func:`layout`.
     """
+    import scipy.fft as scipy_fft  # here, not at the top: parameter.py imports this module for --help
+
     nb_frames, nb_channels, nfft = frames.shape
     if window.shape != (nfft,):
         raise SELDError(f'window of shape {window.shape}: must be (nfft,) = ({nfft},)')
@@ -293,7 +294,7 @@ def compute(frames: np.ndarray, *, window: np.ndarray, features: str, fs: int, a
     out = np.empty((nb_frames, nb_bins, len(maps)), np.float32)
     mel_wts = None if features == 'salsa_lite' else mel_filterbank(fs=fs, nfft=nfft)
     for i in range(0, nb_frames, block_frames):
-        spec = scipy.fft.rfft(frames[i:i + block_frames] * window, axis=-1).transpose(0, 2, 1)
+        spec = scipy_fft.rfft(frames[i:i + block_frames] * window, axis=-1).transpose(0, 2, 1)
         block = out[i:i + block_frames]
         if features == 'salsa_lite':
             block[...] = salsa_lite(spec, fs=fs, nfft=nfft)

@@ -20,7 +20,7 @@ try:
     runpy.run_path({script!r}, run_name='__main__')
 except SystemExit as e:
     code = e.code
-print('IMPORTED', sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch', 'scipy', 'librosa') if m in sys.modules))
+print('IMPORTED', sorted(m for m in ('keras', 'tensorflow', 'jax', 'torch', 'librosa') if m in sys.modules))
 print('EXIT', code)
 '''
 
