@@ -207,10 +207,10 @@ class EpochSeeds(keras.callbacks.Callback):
     generator's order and augmentation (:meth:`cls_data_generator.DataGenerator.set_epoch`) and the state of every
     seed generator of the model, i.e. the dropout masks (:func:`keras_model.set_epoch_seeds`).
 
-    Keras reads no batch of an epoch before this: ``fit`` calls the callbacks' ``on_epoch_begin`` and only then makes
-    the epoch's data iterator (tf.data's prefetching starts with that iterator; ``shuffle=False`` keeps Keras' own
-    batch shuffling, with Python's ``random``, out). The batches Keras reads ahead (two to infer the signature, and
-    those a discarded iterator prefetches) are never trained on. tests/test_resume.py checks both with a spy.
+    Keras reads no batch of an epoch before this: ``fit`` calls the callbacks' ``on_epoch_begin`` and only then starts
+    the epoch's reader threads (the generator's ``workers``; ``shuffle=False`` keeps Keras' own batch shuffling, with
+    Python's ``random``, out). The two batches Keras reads before the first epoch to infer the signature are never
+    trained on. tests/test_resume.py checks both with a spy.
     """
 
     def __init__(self, *, seed: int, train_gen: Any):
