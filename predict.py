@@ -49,6 +49,7 @@ import soundfile as sf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import formats  # noqa: E402
+import label_frames  # noqa: E402
 import plots  # noqa: E402
 import utils  # noqa: E402
 from cls_feature_class import Framing, check_channels, extract_features, load_scaler, read_audio  # noqa: E402
@@ -345,7 +346,7 @@ def events_of(sed: np.ndarray, doa: np.ndarray, *, frame_rate: float) -> dict[st
     """
     act = np.asarray(sed) > 0.5
     C = act.shape[1]
-    vec = formats.doa_vectors(doa, nb_classes=C)  # (frames, classes, k)
+    vec = label_frames.doa_vectors(doa, nb_classes=C)  # (frames, classes, k)
     norm = np.linalg.norm(vec, axis=-1, keepdims=True)
     unit = np.divide(vec, norm, out=np.zeros_like(vec), where=norm > 0) * act[..., None]
     edges = np.diff(np.pad(act.T.astype(np.int8), ((0, 0), (1, 1))), axis=1)  # (classes, frames + 1)
