@@ -53,6 +53,7 @@ import zlib
 from typing import Any, NamedTuple
 
 import formats
+import label_frames
 import utils
 from utils import SELDError
 
@@ -95,7 +96,7 @@ class DatasetSpec:
     naming : str
         Class naming of ``tut2018`` metadata (:data:`formats.NAMINGS`).
     metric : str
-        The metric definition that the dataset's year reports (``evaluation_metrics``).
+        The metric definition that the dataset's year reports (``metric_definitions``).
     output_format : str
         Format of the prediction files written for it.
     audio_formats : tuple of str
@@ -434,7 +435,8 @@ class Dataset:
             raise SELDError(f'{meta}: no metadata file for wav(s) {sorted(wavs - metas)[:5]}')
 
     # ---- metadata -------------------------------------------------------------------------------
-    def read_reference(self, rec: Recording, *, duration_s: float) -> formats.Events | formats.Instances:
+    def read_reference(self, rec: Recording, *,
+                       duration_s: float) -> label_frames.Events | label_frames.Instances:
         """The labels of one recording as its metadata gives them.
 
         Parameters
@@ -445,10 +447,10 @@ class Dataset:
 
         Returns
         -------
-        ref : formats.Events (seconds; TUT-2018 and 2019) or formats.Instances at :attr:`label_rate` (2020+:
-            several instances per frame, track ids, per-frame directions of moving sources, ``dist`` in metres where
-            given: STARSS23's centimetres divided by 100), read by :func:`formats.read_reference`, the reader of the
-            scoring command.
+        ref : label_frames.Events (seconds; TUT-2018 and 2019) or label_frames.Instances at :attr:`label_rate`
+            (2020+: several instances per frame, track ids, per-frame directions of moving sources, ``dist`` in
+            metres where given: STARSS23's centimetres divided by 100), read by :func:`formats.read_reference`, the
+            reader of the scoring command.
         """
         return formats.read_reference(rec.meta, fmt=self.spec.meta_format, classes=self.classes, naming=self.naming,
                                       frame_rate=self.label_rate, duration_s=duration_s, max_track=MAX_TRACK)

@@ -417,7 +417,7 @@ def _validate(p: dict[str, Any]) -> None:
         if p[key] not in choices:
             raise SELDError(f'{key}={p[key]!r}: must be one of {", ".join(str(c).lower() for c in choices)}')
     # the definitions seld.py scores every epoch (seld.scoring_info); scipy is imported only here
-    from evaluation_metrics import DEFAULT_DEFINITIONS as METRIC_DEFINITIONS
+    from metric_definitions import DEFAULT_DEFINITIONS as METRIC_DEFINITIONS
 
     metric = p['early_stop_metric']
     definition, slash, name = metric.partition('/')

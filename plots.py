@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-import formats
+import label_frames
 import utils
 from utils import SELDError
 
@@ -69,7 +69,7 @@ def _angles(sed: np.ndarray, doa: np.ndarray, nb_classes: int) -> tuple[np.ndarr
     azi : np.ndarray [shape=(frames, classes)]
     ele : np.ndarray [shape=(frames, classes)] or None for an azimuth-only (x, y) DOA
     """
-    vec = formats.doa_vectors(doa, nb_classes=nb_classes)
+    vec = label_frames.doa_vectors(doa, nb_classes=nb_classes)
     azi, ele, _ = utils.cart2sph(vec)
     off = ~np.asarray(sed, dtype=bool)
     azi[off] = np.nan

@@ -47,6 +47,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 import formats
+import label_frames
 import plots
 import runtime
 import utils
@@ -345,7 +346,7 @@ def events_of(sed: np.ndarray, doa: np.ndarray, *, frame_rate: float) -> dict[st
     """
     act = np.asarray(sed) > 0.5
     C = act.shape[1]
-    vec = formats.doa_vectors(doa, nb_classes=C)  # (frames, classes, k)
+    vec = label_frames.doa_vectors(doa, nb_classes=C)  # (frames, classes, k)
     norm = np.linalg.norm(vec, axis=-1, keepdims=True)
     unit = np.divide(vec, norm, out=np.zeros_like(vec), where=norm > 0) * act[..., None]
     edges = np.diff(np.pad(act.T.astype(np.int8), ((0, 0), (1, 1))), axis=1)  # (classes, frames + 1)

@@ -61,9 +61,11 @@ if __name__ == '__main__':
 keras = runtime.import_keras()
 
 import cpu_kernels  # noqa: E402
-import evaluation_metrics  # noqa: E402
 import formats  # noqa: E402
 import keras_model  # noqa: E402
+import label_frames  # noqa: E402
+import metric_definitions  # noqa: E402
+import scoring  # noqa: E402
 from checkpointing import Checkpoint, recover_run  # noqa: E402
 from plots import plot_seld_output  # noqa: E402
 
@@ -87,19 +89,19 @@ def run_dir_for(params: dict[str, Any], job_id: str) -> str:
 
 def scoring_info(fc: Any, params: dict[str, Any]) -> dict[str, Any]:
     """What the prediction files of a run are and how they are scored: the contents of ``predictions/format.json``
-    (without ``files``), from which :meth:`evaluation_metrics.SELDScorer.from_format` builds the scorer of both
+    (without ``files``), from which :meth:`scoring.SELDScorer.from_format` builds the scorer of both
     seld.py and the scoring command.
 
     Predictions are written in the dataset's output format at its prediction rate: the model frame rate for TUT-2018
     (``frame,class,azi,ele`` at 172.27 frames/s) and DCASE 2019 data (50 frames/s), the 100 ms label rate for DCASE
-    2020+ data (``frame,class,track,azi,ele``; model frames converted by ``formats.resample_matrices``, majority).
+    2020+ data (``frame,class,track,azi,ele``; model frames converted by ``label_frames.resample_matrices``, majority).
     """
     spec = fc.dataset.spec
     return dict(format=spec.output_format,
                 frame_rate=fc.frame_rate if spec.label_rate is None else spec.label_rate,
                 classes=list(fc.classes), dataset=spec.name, model_frame_rate=fc.frame_rate,
                 reference=dict(format=spec.meta_format, naming=fc.dataset.naming, frame_rate=spec.label_rate),
-                metrics=list(evaluation_metrics.DEFAULT_DEFINITIONS), doa_threshold=20.0, segment_len_s=1.0,
+                metrics=list(metric_definitions.DEFAULT_DEFINITIONS), doa_threshold=20.0, segment_len_s=1.0,
                 sed_threshold=params['sed_threshold'])
 
 
@@ -120,7 +122,7 @@ def evaluate_split(model: Any, gen: Any, params: dict[str, Any]) -> tuple[dict[s
     """
     fc = gen.fc
     info = scoring_info(fc, params)
-    scorer = evaluation_metrics.SELDScorer.from_format(info)
+    scorer = scoring.SELDScorer.from_format(info)
     outputs = gen.split_predictions(model.predict(gen, verbose=0))
     labels = gen.get_labels()
     references = gen.references()
@@ -132,9 +134,10 @@ def evaluate_split(model: Any, gen: Any, params: dict[str, Any]) -> tuple[dict[s
         duration = file_info['duration_s'] if n == file_info['nb_frames'] else n / fc.frame_rate  # quick test
         sed = (sed_prob > params['sed_threshold']).astype(np.float32)
         if info['frame_rate'] != fc.frame_rate:  # DCASE 2020+: the model's 20 ms frames to 100 ms label frames
-            n = formats.nb_frames_at(duration, frame_rate=info['frame_rate'])
-            sed, doa = formats.resample_matrices(sed, doa, frame_rate=fc.frame_rate, out_frame_rate=info['frame_rate'],
-                                                 rule='majority', nb_frames_out=n)
+            n = label_frames.nb_frames_at(duration, frame_rate=info['frame_rate'])
+            sed, doa = label_frames.resample_matrices(sed, doa, frame_rate=fc.frame_rate,
+                                                      out_frame_rate=info['frame_rate'], rule='majority',
+                                                      nb_frames_out=n)
         scorer.add(stem, _cut(ref, duration, fc.label_rate), sed, doa, duration_s=duration, nb_frames=n)
         predictions.append(dict(stem=stem, sed=sed, doa=doa, nb_frames=n, duration_s=duration, sed_prob=sed_prob,
                                 model_doa=outputs_doa))
@@ -151,11 +154,11 @@ def evaluate_split(model: Any, gen: Any, params: dict[str, Any]) -> tuple[dict[s
 
 def _cut(ref: Any, duration_s: float, label_rate: float | None) -> Any:
     """A reference cut to its first ``duration_s`` seconds (the quick test scores the first frames only)."""
-    if isinstance(ref, formats.Events):
+    if isinstance(ref, label_frames.Events):
         keep = ref.start < duration_s
-        return formats.Events(*(np.asarray(v)[keep] for v in ref[:-1]), [n for n, k in zip(ref.names, keep) if k])
-    keep = ref.frame < formats.nb_frames_at(duration_s, frame_rate=label_rate)
-    return formats.Instances(*(None if v is None else np.asarray(v)[keep] for v in ref))
+        return label_frames.Events(*(np.asarray(v)[keep] for v in ref[:-1]), [n for n, k in zip(ref.names, keep) if k])
+    keep = ref.frame < label_frames.nb_frames_at(duration_s, frame_rate=label_rate)
+    return label_frames.Instances(*(None if v is None else np.asarray(v)[keep] for v in ref))
 
 
 def flat_scores(scores: dict[str, Any], prefix: str) -> dict[str, float]:
@@ -456,7 +459,7 @@ def evaluate_test(params: dict[str, Any], run_dir: str, test_gen: Any, *, unseen
     results = dict(best_epoch=best['epoch'], early_stop_metric=metric, select_on_test=params['select_on_test'],
                    validation=_nest(validation), test=scores, nb_test_files=len(predictions),
                    prediction_format=info['format'], prediction_frame_rate=info['frame_rate'],
-                   model_frame_rate=fc.frame_rate, grids=evaluation_metrics.SELDScorer.from_format(info).grids())
+                   model_frame_rate=fc.frame_rate, grids=scoring.SELDScorer.from_format(info).grids())
     if unseen_gen is not None:
         unseen, _, _ = evaluate_split(model, unseen_gen, params)
         results['test_unseen_doa'] = dict(unseen, dataset_dir=params['unseen_doa_dir'],

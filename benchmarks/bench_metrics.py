@@ -21,12 +21,14 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, 'tests')]
 
-import evaluation_metrics as em  # noqa: E402
-import formats  # noqa: E402
+import label_frames  # noqa: E402
+import metric_definitions as md  # noqa: E402
+import scoring  # noqa: E402
 import test_evaluation_metrics as oracle  # noqa: E402
+from utils import cart2sph  # noqa: E402
 
 C = 11
-RATE = em.PAPER_FRAME_RATE
+RATE = md.PAPER_FRAME_RATE
 
 
 def realistic_output(rng: np.random.Generator, T: int) -> tuple[np.ndarray, ...]:
@@ -49,36 +51,36 @@ def realistic_output(rng: np.random.Generator, T: int) -> tuple[np.ndarray, ...]
     # constant direction per run would be more realistic; per-frame random directions cost the same
     pred_vec = ref_vec + 0.17 * oracle.random_units(rng, (T, C))
     pred_vec = np.where(ref[..., None], pred_vec, 0.5 * oracle.random_units(rng, (T, C)))
-    return (ref.astype(np.float32), formats.vectors_to_doa(ref_vec), pred.astype(np.float32),
-            formats.vectors_to_doa(pred_vec))
+    return (ref.astype(np.float32), label_frames.vectors_to_doa(ref_vec), pred.astype(np.float32),
+            label_frames.vectors_to_doa(pred_vec))
 
 
 def vectorized(rs, rd, ps, pd) -> dict:
-    m = em.SELDMetrics(nb_classes=C, frame_rate=RATE)
+    m = scoring.SELDMetrics(nb_classes=C, frame_rate=RATE)
     m.evaluate(rs, rd, ps, pd)
     return m.results()
 
 
 def on_grids(rs, rd, ps, pd) -> dict:
     """The reference as events in seconds (runs of active frames), the prediction at the model rate."""
-    inst = formats.matrices_to_instances(rs, rd)
+    inst = label_frames.matrices_to_instances(rs, rd)
     key = inst.cls * (rs.shape[0] + 1) + inst.frame
     order = np.lexsort((inst.frame, inst.cls))
     new = np.ones(order.size, dtype=bool)
     new[1:] = np.diff(key[order]) != 1
     first = order[new]
     last = order[np.append(np.flatnonzero(new)[1:] - 1, order.size - 1)]
-    azi, ele, _ = formats.cart2sph(inst.vec[first])
-    ev = formats.Events(inst.cls[first], inst.frame[first] / RATE, inst.frame[last] / RATE, azi, ele,
+    azi, ele, _ = cart2sph(inst.vec[first])
+    ev = label_frames.Events(inst.cls[first], inst.frame[first] / RATE, inst.frame[last] / RATE, azi, ele,
                         np.ones(first.size), [])
-    s = em.SELDScorer(classes=[str(c) for c in range(C)], prediction_rate=RATE,
-                      definitions=em.DEFINITIONS[:-1])
+    s = scoring.SELDScorer(classes=[str(c) for c in range(C)], prediction_rate=RATE,
+                      definitions=md.DEFINITIONS[:-1])
     s.add('hour', ev, ps, pd, duration_s=rs.shape[0] / RATE, nb_frames=rs.shape[0])
     return s.results()
 
 
 def per_frame(rs, rd, ps, pd) -> dict:
-    fps = em.frames_per_segment(frame_rate=RATE)
+    fps = md.frames_per_segment(frame_rate=RATE)
     T = rs.shape[0]
     oracle.slow_sed_counts(rs, ps, fps)
     oracle.slow_frame_recall(rs, ps)

@@ -1,7 +1,7 @@
-"""Check that evaluation_metrics.py's DCASE definitions give the official DCASE SELD metric code's numbers.
+"""Check that metric_definitions.py's DCASE definitions give the official DCASE SELD metric code's numbers.
 
 Random reference and prediction data (seeded) for a few recordings of each year are scored twice: with this
-project's definitions (:class:`evaluation_metrics.SELDMetrics`) and with the official code of that year, imported
+project's definitions (:class:`scoring.SELDMetrics`) and with the official code of that year, imported
 at run time from the user's own clones of the official repositories. No official code is copied into this project
 or this script; a repository that is not found is skipped with a message.
 
@@ -56,8 +56,8 @@ File length
 The 2020 and 2021 scripts segment every file to ``get_nb_frames()`` (the 60-s maximum, 600 frames); the recordings
 here last 60 s. The 2022-2024 ``cls_compute_seld_results.py`` pass ``max(reference frame index)`` as the file
 length, so predicted frames after the last reference frame are not scored and the last reference frame is dropped
-at frame level (2024) or when it starts a segment (2022-2023) - a documented difference (module docstring of
-evaluation_metrics.py, "Official behaviour not reproduced"). By default the official functions here get the
+at frame level (2024) or when it starts a segment (2022-2023) - a documented difference (docs/metrics.md,
+"Official behaviour not reproduced"). By default the official functions here get the
 recording's frame count, as the project scores; ``--baseline-length`` passes the baselines' ``max(reference frame
 index)`` instead, to show that difference.
 
@@ -85,8 +85,9 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import evaluation_metrics as em  # noqa: E402
 import formats  # noqa: E402
+import label_frames  # noqa: E402
+import scoring  # noqa: E402
 from utils import sph2cart  # noqa: E402
 
 #: Official repositories: folder name -> (year, metric module path, cls_feature_class path or None).
@@ -281,16 +282,16 @@ def _matrices_to_polar(doa: np.ndarray, C: int) -> np.ndarray:
 
 def run_2019(mod: types.ModuleType, rng: np.random.Generator, nb_files: int) -> tuple[dict, dict, str]:
     C, rate = NB_CLASSES[2019], 50.0
-    ours = em.SELDMetrics(nb_classes=C, frame_rate=rate, doa_threshold=THRESHOLD, definitions=('dcase2019',))
+    ours = scoring.SELDMetrics(nb_classes=C, frame_rate=rate, doa_threshold=THRESHOLD, definitions=('dcase2019',))
     cat: list[list[np.ndarray]] = [[], [], [], []]
     for _ in range(nb_files):
         T = 60 * int(rate)  # 60-s recordings, as TAU Spatial Sound Events 2019
         ref, pred = simulate(rng, T, C, rate)
-        ri = formats.Instances(ref['frame'], ref['cls'], ref['track'], sph2cart(ref['azi'], ref['ele']))
-        pi = formats.Instances(pred['frame'], pred['cls'], np.zeros(pred['frame'].size, dtype=np.int64),
+        ri = label_frames.Instances(ref['frame'], ref['cls'], ref['track'], sph2cart(ref['azi'], ref['ele']))
+        pi = label_frames.Instances(pred['frame'], pred['cls'], np.zeros(pred['frame'].size, dtype=np.int64),
                                pred['vec'])
-        rs, rd = formats.instances_to_matrices(ri, nb_classes=C, nb_frames=T)
-        ps, pd = formats.instances_to_matrices(pi, nb_classes=C, nb_frames=T)
+        rs, rd = label_frames.instances_to_matrices(ri, nb_classes=C, nb_frames=T)
+        ps, pd = label_frames.instances_to_matrices(pi, nb_classes=C, nb_frames=T)
         ours.evaluate(rs, rd, ps, pd)
         for lst, a in zip(cat, (rs, _matrices_to_polar(rd, C), ps > 0.5, _matrices_to_polar(pd, C))):
             lst.append(a)
@@ -311,7 +312,7 @@ def run_segment_or_frame(year: int, mod: types.ModuleType, fc: Any, rng: np.rand
     C, rate = NB_CLASSES[year], 10.0
     definition = DEFINITION[year]
     with_dist = year >= 2023
-    ours = em.SELDMetrics(nb_classes=C, frame_rate=rate, doa_threshold=THRESHOLD, definitions=(definition,))
+    ours = scoring.SELDMetrics(nb_classes=C, frame_rate=rate, doa_threshold=THRESHOLD, definitions=(definition,))
     if year == 2020:
         off = mod.SELDMetrics(nb_classes=C, doa_threshold=THRESHOLD)
     elif year == 2021:
@@ -337,8 +338,8 @@ def run_segment_or_frame(year: int, mod: types.ModuleType, fc: Any, rng: np.rand
         pi = formats.read_instances(pred_path, fmt=READ_FORMAT[year], nb_classes=C, nb_frames=T)
         if year == 2024:
             ri = ri._replace(dist=ri.dist / 100)  # STARSS23 metadata in cm (the official cm2m=True)
-        rs, rd = formats.instances_to_matrices(ri, nb_classes=C, nb_frames=T)
-        ps, pd = formats.instances_to_matrices(pi, nb_classes=C, nb_frames=T)
+        rs, rd = label_frames.instances_to_matrices(ri, nb_classes=C, nb_frames=T)
+        ps, pd = label_frames.instances_to_matrices(pi, nb_classes=C, nb_frames=T)
         ours.evaluate(rs, rd, ps, pd, ref_instances=ri, pred_instances=pi)
         # ---- the official code, as each year's scoring script calls it (polar for 2020-2023)
         if year == 2024:

@@ -34,9 +34,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from cls_feature_class import load_scaler, split_label  # noqa: E402
-from evaluation_metrics import find_references  # noqa: E402
-from formats import (doa_vectors, events_to_instances, instances_to_matrices,  # noqa: E402
-                     read_desc_file, read_format_file, read_instances, unit)
+from formats import find_references, read_desc_file, read_format_file, read_instances  # noqa: E402
+from label_frames import doa_vectors, events_to_instances, instances_to_matrices, unit  # noqa: E402
 from utils import SELDError, angular_distance_deg, cart2sph, run_cli  # noqa: E402
 
 
@@ -48,7 +47,8 @@ def per_class_errors(ref_sed: np.ndarray, ref_doa: np.ndarray, pred_sed: np.ndar
     ----------
     ref_sed, pred_sed : np.ndarray [shape=(frames, classes)] in {0, 1}
     ref_doa, pred_doa : np.ndarray [shape=(frames, 3 * classes) or (frames, 2 * classes)]
-        Blocks ``[x_0..x_{C-1}, y_0.., (z_0..)]`` (:func:`formats.doa_vectors`); azimuth-only DOAs lie at elevation 0.
+        Blocks ``[x_0..x_{C-1}, y_0.., (z_0..)]`` (:func:`label_frames.doa_vectors`); azimuth-only DOAs lie at
+        elevation 0.
 
     Returns
     -------

@@ -17,9 +17,12 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-import evaluation_metrics as em
+import doa_matching
 import formats
-from formats import Events, Instances
+import label_frames
+import metric_definitions as md
+import scoring
+from label_frames import Events, Instances
 from utils import SELDError, sph2cart
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -336,8 +339,8 @@ def random_file(rng, T, C, *, p=0.15, k=3, runs=True):
     ref_vec = random_units(rng, (T, C), k) * ref[..., None]
     noise = random_units(rng, (T, C), k)
     pred_vec = 0.8 * ref_vec + 0.6 * noise  # near the reference where it is active, raw (not unit)
-    return (ref.astype(np.float32), formats.vectors_to_doa(ref_vec), pred.astype(np.float32),
-            formats.vectors_to_doa(pred_vec))
+    return (ref.astype(np.float32), label_frames.vectors_to_doa(ref_vec), pred.astype(np.float32),
+            label_frames.vectors_to_doa(pred_vec))
 
 
 def random_multi_rows(rng, T, C, p=0.35, with_dist=False):
@@ -382,36 +385,36 @@ def hand_doas():
     rv[0, 0], rv[2, 1], rv[3, 2] = X, Y, Z
     pv[0, 0], pv[2, 1], pv[3, 2] = Y, Y, -Z
     pv[1, 0], pv[1, 2], pv[3, 1] = X, Z, Y  # the predicted-active classes' DOAs
-    return formats.vectors_to_doa(rv), formats.vectors_to_doa(pv)
+    return label_frames.vectors_to_doa(rv), label_frames.vectors_to_doa(pv)
 
 
 def test_hand_segment_scores():
-    s = em.sed_scores(HAND_REF, HAND_PRED, frames_per_segment=2)
+    s = md.sed_scores(HAND_REF, HAND_PRED, frames_per_segment=2)
     assert (s['substitutions'], s['deletions'], s['insertions'], s['n_ref']) == (0, 1, 1, 3)
     assert s['error_rate'] == pytest.approx(2 / 3)
     assert s['f_score'] == pytest.approx(2 / 3)
-    assert em.frame_recall(HAND_REF, HAND_PRED) == pytest.approx(1 / 4)
+    assert md.frame_recall(HAND_REF, HAND_PRED) == pytest.approx(1 / 4)
 
 
 def test_hand_seld2018_and_legacy():
     rd, pd = hand_doas()
     # seld2018 measures the reference-active pairs that are also predicted active. HAND_PRED detects none of
     # (0, c0), (2, c1), (3, c2): no angle to average, 3 missing.
-    assert math.isnan(em.doa_error(HAND_REF, rd, HAND_PRED, pd))
+    assert math.isnan(md.doa_error(HAND_REF, rd, HAND_PRED, pd))
     # All three detected: angles 90, 0, 180 -> mean 90 degrees.
-    assert em.doa_error(HAND_REF, rd, HAND_REF, pd) == pytest.approx(90.0)
+    assert md.doa_error(HAND_REF, rd, HAND_REF, pd) == pytest.approx(90.0)
     # (0, c0) and (2, c1) detected, (3, c2) not: (90 + 0) / 2 = 45 degrees, 1 missing.
     part = HAND_REF.copy()
     part[3, 2] = 0
-    assert em.doa_error(HAND_REF, rd, part, pd) == pytest.approx(45.0)
-    m = em.SELDMetrics(nb_classes=3, frame_rate=2.0, definitions=('seld2018',))
+    assert md.doa_error(HAND_REF, rd, part, pd) == pytest.approx(45.0)
+    m = scoring.SELDMetrics(nb_classes=3, frame_rate=2.0, definitions=('seld2018',))
     m.evaluate(HAND_REF, rd, part, pd)
     assert m.results()['seld2018']['doa_error'] == pytest.approx(45.0)
     assert m.results()['seld2018']['doa_missing'] == 1
     # Chords |y - x| = sqrt 2, 0, |-z - z| = 2 -> d = (sqrt 2 + 2) / 3; 2 asin(d / 2) = 69.37 degrees.
     legacy = math.degrees(2 * math.asin((math.sqrt(2) + 2) / 6))
-    assert em.doa_error_legacy(HAND_REF, rd, pd) == pytest.approx(legacy)
-    m = em.SELDMetrics(nb_classes=3, frame_rate=2.0, definitions=('seld2018', 'seld2018_legacy'))
+    assert md.doa_error_legacy(HAND_REF, rd, pd) == pytest.approx(legacy)
+    m = scoring.SELDMetrics(nb_classes=3, frame_rate=2.0, definitions=('seld2018', 'seld2018_legacy'))
     m.evaluate(HAND_REF, rd, HAND_PRED, pd)
     r = m.results()
     # No pair measured: DOA NaN (180 in the score), 3 missing. SELD = mean(2/3, 1 - 2/3, 180/180, 1 - 1/4)
@@ -431,17 +434,17 @@ def test_issue16_last_frame_of_each_segment_and_chord_average():
     # never sees it; every frame counts here.
     ref = np.zeros((8, 1))
     ref[[3, 7], 0] = 1
-    assert em.segment_activity(ref, frames_per_segment=4)[:, 0].tolist() == [True, True]
-    assert em.segment_activity(ref, frames_per_segment=4, legacy=True)[:, 0].tolist() == [False, False]
+    assert md.segment_activity(ref, frames_per_segment=4)[:, 0].tolist() == [True, True]
+    assert md.segment_activity(ref, frames_per_segment=4, legacy=True)[:, 0].tolist() == [False, False]
     pred = ref.copy()
-    assert em.sed_scores(ref, pred, frames_per_segment=4)['f_score'] == 1.0
+    assert md.sed_scores(ref, pred, frames_per_segment=4)['f_score'] == 1.0
     # Chord average vs angle average: errors of 0 and 180 degrees (chords 0 and 2) average to 90
     # degrees, but the mean chord 1 converts to 2 asin(1/2) = 60 degrees.
-    rd = formats.vectors_to_doa(np.array([[X], [X]]))
-    pd = formats.vectors_to_doa(np.array([[X], [-X]]))
+    rd = label_frames.vectors_to_doa(np.array([[X], [X]]))
+    pd = label_frames.vectors_to_doa(np.array([[X], [-X]]))
     two = np.ones((2, 1))
-    assert em.doa_error(two, rd, two, pd) == pytest.approx(90.0)
-    assert em.doa_error_legacy(two, rd, pd) == pytest.approx(60.0)
+    assert md.doa_error(two, rd, two, pd) == pytest.approx(90.0)
+    assert md.doa_error_legacy(two, rd, pd) == pytest.approx(60.0)
 
 
 def test_hand_dcase2019():
@@ -457,9 +460,9 @@ def test_hand_dcase2019():
     rv, pv = np.zeros((3, 3, 3)), np.zeros((3, 3, 3))
     rv[0, 0], rv[0, 1], rv[1, 0] = X, Y, X
     pv[0, 0], pv[0, 1], pv[1, 0], pv[1, 1], pv[2, 2] = Y, X, sph2cart(30, 0), -X, Z
-    rd, pd = formats.vectors_to_doa(rv), formats.vectors_to_doa(pv)
-    assert em.doa_error_dcase2019(rs, rd, ps, pd) == pytest.approx(6.0)
-    m = em.SELDMetrics(nb_classes=3, frame_rate=3.0, definitions=('dcase2019', 'seld2018'))
+    rd, pd = label_frames.vectors_to_doa(rv), label_frames.vectors_to_doa(pv)
+    assert md.doa_error_dcase2019(rs, rd, ps, pd) == pytest.approx(6.0)
+    m = scoring.SELDMetrics(nb_classes=3, frame_rate=3.0, definitions=('dcase2019', 'seld2018'))
     m.evaluate(rs, rd, ps, pd)
     r = m.results()
     assert r['dcase2019'] == pytest.approx(dict(error_rate=0.0, f_score=1.0, doa_error=6.0, frame_recall=1 / 3,
@@ -482,9 +485,9 @@ LA_PRED = [(1, 0, sph2cart(10, 0)), (0, 1, sph2cart(150, 0)), (3, 1, sph2cart(90
 
 
 def _la_scores(definition, average=None, ref=LA_REF, pred=LA_PRED, T=4, C=2):
-    c = em.location_aware_counts(instances_of(ref), instances_of(pred), nb_frames=T, nb_classes=C,
+    c = md.location_aware_counts(instances_of(ref), instances_of(pred), nb_frames=T, nb_classes=C,
                                  frames_per_segment=2, threshold=20.0, definition=definition)
-    return em.location_aware_scores(c, definition=definition, average=average)
+    return md.location_aware_scores(c, definition=definition, average=average)
 
 
 def test_hand_dcase2020_and_corrected():
@@ -565,25 +568,25 @@ def test_hand_dcase2024():
            row(2, 1, -90, 4.0)]
     pred = [row(0, 0, 10, 2.0), row(1, 0, 30, 2.0), row(1, 1, 90, 2.5), row(2, 1, -80, 4.0), row(2, 0, 0, 1.0)]
     ri, pi = (instances_of([r[:3] for r in rows], [r[3] for r in rows]) for rows in (ref, pred))
-    c = em.frame_level_counts(ri, pi, nb_frames=3, nb_classes=3)
+    c = md.frame_level_counts(ri, pi, nb_frames=3, nb_classes=3)
     np.testing.assert_allclose(c['tp'], [1, 1, 0])
     np.testing.assert_allclose(c['fp_spatial'], [1, 1, 0])
     np.testing.assert_allclose(c['fp'], [1, 0, 0])
     np.testing.assert_allclose(c['fn'], [0, 1, 1])
     np.testing.assert_allclose(c['angle_sum'], [40, 10 + A0, 0], atol=1e-6)
-    r = em.frame_level_scores(c)
+    r = md.frame_level_scores(c)
     le1 = (10 + A0) / 2
     assert r == pytest.approx(dict(
         error_rate=4 / 6, f_score=0.8 / 3, doa_error=(20 + le1) / 2, distance_error=0.625,
         relative_distance_error=0.625, localization_recall=5 / 9,
         seld_score=np.mean([(0.6 + 20 / 180 + 0.5) / 3, (0.6 + le1 / 180 + 0.75) / 3, 1.0])))
     # micro: TP 2, FP_sp 2, FP 1, FN 2 -> F = 2 / (2 + 2 + 1.5); DOA (50 + A0) / 4; SELD nanmean of the pooled terms
-    rm = em.frame_level_scores(c, average='micro')
+    rm = md.frame_level_scores(c, average='micro')
     assert rm['f_score'] == pytest.approx(2 / 5.5) and rm['doa_error'] == pytest.approx((50 + A0) / 4)
     assert rm['seld_score'] == pytest.approx(np.mean([1 - 2 / 5.5, (50 + A0) / 4 / 180, 2.5 / 4]))
     # no distance on one side: refused
     with pytest.raises(ValueError, match='distances'):
-        em.frame_level_counts(ri, pi._replace(dist=None), nb_frames=3, nb_classes=3)
+        md.frame_level_counts(ri, pi._replace(dist=None), nb_frames=3, nb_classes=3)
 
 
 # ==================================================================================================
@@ -605,7 +608,7 @@ def test_segment_metrics_match_sed_eval():
     C, rate = 5, 10.0
     oracle = sed_eval.sound_event.SegmentBasedMetrics(event_label_list=[f'c{c}' for c in range(C)],
                                                       time_resolution=1.0)
-    m = em.SELDMetrics(nb_classes=C, frame_rate=rate, definitions=('seld2018',))
+    m = scoring.SELDMetrics(nb_classes=C, frame_rate=rate, definitions=('seld2018',))
     for i in range(4):
         T = int(rng.integers(200, 400))  # often a partial last segment
         rs, rd, ps, pd = random_file(rng, T, C, p=0.2)
@@ -631,17 +634,17 @@ def test_framewise_metrics_match_slow_reference(k):
     rng = np.random.default_rng(k)
     for runs in (True, False):
         rs, rd, ps, pd = random_file(rng, 157, 4, k=k, runs=runs, p=0.3)
-        assert em.doa_error(rs, rd, ps, pd) == pytest.approx(slow_doa_error(rs, rd, ps, pd), nan_ok=True)
-        assert em.doa_error_legacy(rs, rd, pd) == pytest.approx(slow_doa_legacy(rs, rd, pd))
-        assert em.frame_recall(rs, ps) == pytest.approx(slow_frame_recall(rs, ps))
+        assert md.doa_error(rs, rd, ps, pd) == pytest.approx(slow_doa_error(rs, rd, ps, pd), nan_ok=True)
+        assert md.doa_error_legacy(rs, rd, pd) == pytest.approx(slow_doa_legacy(rs, rd, pd))
+        assert md.frame_recall(rs, ps) == pytest.approx(slow_frame_recall(rs, ps))
         for legacy in (False, True):
-            c = em.sed_scores(rs, ps, frames_per_segment=10, legacy=legacy)
+            c = md.sed_scores(rs, ps, frames_per_segment=10, legacy=legacy)
             s = slow_sed_counts(rs, ps, 10, drop_last=legacy)
             assert (c['tp'], c['fp'], c['fn'], c['substitutions'], c['deletions'], c['insertions']) == \
                 (s['tp'], s['fp'], s['fn'], s['s'], s['d'], s['i'])
         doa, fr = slow_dcase2019(rs, rd, ps, pd)
-        assert em.doa_error_dcase2019(rs, rd, ps, pd) == pytest.approx(doa)
-        m = em.SELDMetrics(nb_classes=4, frame_rate=10.0, definitions=('dcase2019',))
+        assert md.doa_error_dcase2019(rs, rd, ps, pd) == pytest.approx(doa)
+        m = scoring.SELDMetrics(nb_classes=4, frame_rate=10.0, definitions=('dcase2019',))
         m.evaluate(rs, rd, ps, pd)
         s = slow_sed_counts(rs, ps, 10, drop_last=True)
         r = m.results()['dcase2019']
@@ -654,7 +657,7 @@ def test_hungarian_matching_matches_scipy_for_all_shapes():
     rk = np.repeat(np.arange(60), rng.integers(1, 6, size=60))   # 1..5 reference DOAs per group
     pk = np.repeat(np.arange(60), rng.integers(1, 9, size=60))   # 1..8 predicted (8P5 = 6720 > 5040: scipy path)
     rv, pv = random_units(rng, (rk.size,)), random_units(rng, (pk.size,))
-    m = em.match_groups(rk, rv, pk, pv)
+    m = doa_matching.match_groups(rk, rv, pk, pv)
     for g in range(60):
         cost = np.array([[_angle(a, b) for b in pv[pk == g]] for a in rv[rk == g]])
         r, c = linear_sum_assignment(cost)
@@ -670,7 +673,7 @@ def test_location_aware_matches_official_port_single_instance(definition):
         rs, rd, ps, pd = random_file(rng, T, C, p=0.3, runs=trial != 1)
         ref, pred = rows_of(rs, rd), rows_of(ps, pd)
         gt_b, pr_b = official_segment_labels(ref, T, fps), official_segment_labels(pred, T, fps)
-        c = em.location_aware_counts(instances_of(ref), instances_of(pred), nb_frames=T, nb_classes=C,
+        c = md.location_aware_counts(instances_of(ref), instances_of(pred), nb_frames=T, nb_classes=C,
                                      frames_per_segment=fps, threshold=30.0, definition=definition)
         if definition == 'dcase2020':
             o, sdi = official_2020(pr_b, gt_b, C, 30.0)
@@ -689,15 +692,15 @@ def test_segment_definitions_match_official_ports_multi_instance():
     ref, pred = random_multi_rows(rng, T, C)
     gt_b, pr_b = official_segment_labels(ref, T, fps), official_segment_labels(pred, T, fps)
     o, sdi = official_2021(pr_b, gt_b, C, 40.0)
-    c = em.location_aware_counts(instances_of(ref), instances_of(pred), nb_frames=T, nb_classes=C,
+    c = md.location_aware_counts(instances_of(ref), instances_of(pred), nb_frames=T, nb_classes=C,
                                  frames_per_segment=fps, threshold=40.0, definition='dcase2022')
     for k in o:
         np.testing.assert_allclose(c[k], o[k], err_msg=k)
     assert (c['substitutions'], c['deletions'], c['insertions']) == sdi
     for name, avg in (('dcase2021', '2021'), ('dcase2022', 'macro')):
-        assert em.location_aware_scores(c, definition=name) == pytest.approx(official_2021_scores(o, sdi, avg))
+        assert md.location_aware_scores(c, definition=name) == pytest.approx(official_2021_scores(o, sdi, avg))
     o20, sdi20 = official_2020(pr_b, gt_b, C, 40.0)
-    c20 = em.location_aware_counts(instances_of(ref), instances_of(pred), nb_frames=T, nb_classes=C,
+    c20 = md.location_aware_counts(instances_of(ref), instances_of(pred), nb_frames=T, nb_classes=C,
                                    frames_per_segment=fps, threshold=40.0, definition='dcase2020')
     for k in ('tp', 'fp', 'fn', 'n_ref', 'n_sys', 'de_tp', 'de_sum'):
         assert c20[k].sum() == pytest.approx(o20[k]), k
@@ -710,24 +713,25 @@ def test_dcase2024_matches_official_port(average):
     C, T = 3, 40
     ref, pred, rd, pd = random_multi_rows(rng, T, C, with_dist=True)
     o = official_2024([r + (d,) for r, d in zip(ref, rd)], [p + (d,) for p, d in zip(pred, pd)], T, C, average)
-    c = em.frame_level_counts(instances_of(ref, rd), instances_of(pred, pd), nb_frames=T, nb_classes=C)
-    assert em.frame_level_scores(c, average=average) == pytest.approx(o)
+    c = md.frame_level_counts(instances_of(ref, rd), instances_of(pred, pd), nb_frames=T, nb_classes=C)
+    assert md.frame_level_scores(c, average=average) == pytest.approx(o)
 
 
 def test_accumulation_is_exact_over_files():
     rng = np.random.default_rng(2)
     files = [random_file(rng, int(rng.integers(50, 120)), 3, p=0.4) for _ in range(3)]
-    m = em.SELDMetrics(nb_classes=3, frame_rate=10.0)
+    m = scoring.SELDMetrics(nb_classes=3, frame_rate=10.0)
     for f in files:
         m.evaluate(*f)
     # Concatenating files whose lengths are multiples of the segment gives the same segments.
     cut = [tuple(a[:len(a) // 10 * 10] for a in f) for f in files]
-    m_cut, m_cat = em.SELDMetrics(nb_classes=3, frame_rate=10.0), em.SELDMetrics(nb_classes=3, frame_rate=10.0)
+    m_cut = scoring.SELDMetrics(nb_classes=3, frame_rate=10.0)
+    m_cat = scoring.SELDMetrics(nb_classes=3, frame_rate=10.0)
     for f in cut:
         m_cut.evaluate(*f)
     m_cat.evaluate(*[np.concatenate([f[i] for f in cut]) for i in range(4)])
-    flat = em.flatten_results(m_cut.results())
-    assert flat == pytest.approx(em.flatten_results(m_cat.results()), nan_ok=True)
+    flat = scoring.flatten_results(m_cut.results())
+    assert flat == pytest.approx(scoring.flatten_results(m_cat.results()), nan_ok=True)
     assert 0 < flat['seld2018/f_score'] < 1 and set(flat) >= {'seld2018/error_rate', 'dcase2022/localization_recall'}
 
 
@@ -735,7 +739,7 @@ def test_accumulation_is_exact_over_files():
 # Edge cases
 # ==================================================================================================
 def _all(ref_sed, ref_doa, pred_sed, pred_doa, **kw):
-    m = em.SELDMetrics(nb_classes=ref_sed.shape[1], frame_rate=10.0, **kw)
+    m = scoring.SELDMetrics(nb_classes=ref_sed.shape[1], frame_rate=10.0, **kw)
     m.evaluate(ref_sed, ref_doa, pred_sed, pred_doa)
     return m.results()
 
@@ -746,7 +750,7 @@ def test_empty_reference_and_prediction():
     zs, zd = np.zeros_like(ps), np.zeros_like(pd)
     # Empty reference, 3 segments: ER = insertions / 1 (documented), F = 0, DOA undefined (NaN).
     res = _all(zs, zd, ps, pd)
-    ins = int(em.segment_activity(ps, frames_per_segment=10).sum())
+    ins = int(md.segment_activity(ps, frames_per_segment=10).sum())
     assert res['seld2018']['error_rate'] == ins and res['seld2018']['f_score'] == 0.0
     assert math.isnan(res['seld2018']['doa_error']) and math.isnan(res['dcase2019']['doa_error'])
     assert res['dcase2021']['localization_recall'] == 0.0 and math.isnan(res['dcase2022']['localization_error'])
@@ -761,8 +765,8 @@ def test_empty_reference_and_prediction():
         assert all(math.isfinite(v['seld_score']) for v in r.values())
     # dcase2024 with nothing matched: errors NaN, the score is the nanmean of what remains (1 - F_c per class)
     e = Instances(np.array([0]), np.array([0]), np.array([0]), np.array([X]), np.array([1.0]))
-    c = em.frame_level_counts(e, Instances.empty()._replace(dist=np.zeros(0)), nb_frames=2, nb_classes=2)
-    r = em.frame_level_scores(c)
+    c = md.frame_level_counts(e, Instances.empty()._replace(dist=np.zeros(0)), nb_frames=2, nb_classes=2)
+    r = md.frame_level_scores(c)
     assert math.isnan(r['doa_error']) and r['f_score'] == 0.0 and r['seld_score'] == 1.0
 
 
@@ -770,7 +774,7 @@ def test_classes_absent_from_reference_macro_averaging():
     # Class 1 never occurs in the reference nor the prediction; class 0 is perfect.
     sed = np.zeros((20, 2))
     sed[:, 0] = 1
-    doa = formats.vectors_to_doa(np.broadcast_to(X, (20, 2, 3)) * sed[..., None])
+    doa = label_frames.vectors_to_doa(np.broadcast_to(X, (20, 2, 3)) * sed[..., None])
     micro = _all(sed, doa, sed, doa, average='micro')['dcase2022']
     assert micro['f_score'] == 1.0
     # Official macro (dcase2022's default): the absent class counts as F 0, LE 180, LR 0.
@@ -792,12 +796,12 @@ def test_perfect_prediction_of_a_fold_missing_3_of_11_classes_official_macro():
     o, sdi = official_2021(gt_b, gt_b, C, 20.0)
     official = official_2021_scores(o, sdi, 'macro')
     assert official['f_score'] == pytest.approx(8 / 11) and official['localization_error'] == pytest.approx(540 / 11)
-    c = em.location_aware_counts(instances_of(rows), instances_of(rows), nb_frames=T, nb_classes=C,
+    c = md.location_aware_counts(instances_of(rows), instances_of(rows), nb_frames=T, nb_classes=C,
                                  frames_per_segment=fps, definition='dcase2022')
-    r = em.location_aware_scores(c, definition='dcase2022')
+    r = md.location_aware_scores(c, definition='dcase2022')
     assert r == pytest.approx(official)
     assert (round(r['f_score'], 3), round(r['localization_error'], 1), r['error_rate']) == (0.727, 49.1, 0.0)
-    micro = em.location_aware_scores(c, definition='dcase2022', average='micro')
+    micro = md.location_aware_scores(c, definition='dcase2022', average='micro')
     assert (micro['f_score'], micro['localization_error'], micro['localization_recall']) == (1.0, 0.0, 1.0)
 
 
@@ -805,11 +809,11 @@ def test_single_partial_segment():
     # 3 frames at 10 frames/s: one (partial) segment. ref class 0 in f2 only, pred class 0 in f0.
     ref, pred = np.zeros((3, 1)), np.zeros((3, 1))
     ref[2, 0] = pred[0, 0] = 1
-    assert em.segment_activity(ref, frames_per_segment=10).shape == (1, 1)
-    s = em.sed_scores(ref, pred, frames_per_segment=10)
+    assert md.segment_activity(ref, frames_per_segment=10).shape == (1, 1)
+    s = md.sed_scores(ref, pred, frames_per_segment=10)
     assert (s['error_rate'], s['f_score']) == (0.0, 1.0)
-    doa = formats.vectors_to_doa(np.broadcast_to(X, (3, 1, 3)) * ref[..., None])
-    pdoa = formats.vectors_to_doa(np.broadcast_to(Y, (3, 1, 3)) * pred[..., None])
+    doa = label_frames.vectors_to_doa(np.broadcast_to(X, (3, 1, 3)) * ref[..., None])
+    pdoa = label_frames.vectors_to_doa(np.broadcast_to(Y, (3, 1, 3)) * pred[..., None])
     res = _all(ref, doa, pred, pdoa)
     # no common frame: dcase2020 FN; LE undefined -> NaN, SELD uses 180 and stays finite
     assert math.isnan(res['dcase2020']['localization_error'])
@@ -818,14 +822,14 @@ def test_single_partial_segment():
 
 def test_bad_input_raises():
     with pytest.raises(ValueError, match='0 or 1'):
-        em.sed_scores(np.full((3, 2), 0.7), np.zeros((3, 2)), frames_per_segment=2)
+        md.sed_scores(np.full((3, 2), 0.7), np.zeros((3, 2)), frames_per_segment=2)
     with pytest.raises(ValueError, match='shape'):
-        em.doa_error(np.zeros((3, 2)), np.zeros((3, 5)), np.zeros((3, 2)), np.zeros((3, 5)))
+        md.doa_error(np.zeros((3, 2)), np.zeros((3, 5)), np.zeros((3, 2)), np.zeros((3, 5)))
     with pytest.raises(ValueError, match='definitions'):
-        em.SELDMetrics(nb_classes=2, frame_rate=10.0, definitions=('dcase2099',))
+        scoring.SELDMetrics(nb_classes=2, frame_rate=10.0, definitions=('dcase2099',))
     with pytest.raises(SELDError, match='no file'):
-        em.SELDMetrics(nb_classes=2, frame_rate=10.0).results()
-    m = em.SELDMetrics(nb_classes=1, frame_rate=10.0, definitions=('dcase2024',))
+        scoring.SELDMetrics(nb_classes=2, frame_rate=10.0).results()
+    m = scoring.SELDMetrics(nb_classes=1, frame_rate=10.0, definitions=('dcase2024',))
     with pytest.raises(SELDError, match='distances'):
         m.evaluate(np.ones((2, 1)), np.tile(X, (2, 1)), np.ones((2, 1)), np.tile(X, (2, 1)))
 
@@ -833,7 +837,7 @@ def test_bad_input_raises():
 # ==================================================================================================
 # The scorer: grids
 # ==================================================================================================
-TUT_RATE = em.PAPER_FRAME_RATE
+TUT_RATE = md.PAPER_FRAME_RATE
 
 
 def _make_events(rows):
@@ -858,10 +862,10 @@ def test_scorer_tut_grids_by_hand():
     T = 343
     sed = np.zeros((T, 2))
     sed[86:208, 0] = 1
-    doa = formats.vectors_to_doa(np.broadcast_to(sph2cart(30, 0), (T, 2, 3)) * 1.0)  # raw DOAs for all classes
-    assert formats.event_frames(np.array([0.5]), np.array([1.2]), frame_rate=TUT_RATE) == ([86], [207])
-    assert formats.event_frames(np.array([0.5]), np.array([1.2]), frame_rate=50.0) == ([25], [60])
-    s = em.SELDScorer(classes=['a', 'b'], prediction_rate=TUT_RATE,
+    doa = label_frames.vectors_to_doa(np.broadcast_to(sph2cart(30, 0), (T, 2, 3)) * 1.0)  # raw DOAs for all classes
+    assert label_frames.event_frames(np.array([0.5]), np.array([1.2]), frame_rate=TUT_RATE) == ([86], [207])
+    assert label_frames.event_frames(np.array([0.5]), np.array([1.2]), frame_rate=50.0) == ([25], [60])
+    s = scoring.SELDScorer(classes=['a', 'b'], prediction_rate=TUT_RATE,
                       definitions=('seld2018', 'dcase2019', 'dcase2020', 'dcase2021', 'dcase2022'), average='micro')
     s.add('clip', ev, sed, doa, duration_s=2.0, nb_frames=T)
     r, d = s.results(), s.details()
@@ -882,19 +886,20 @@ def test_scorer_tut_grids_by_hand():
     assert (g['dcase2021']['frame_rate'], g['dcase2021']['frames_per_segment']) == (10.0, 10)
     assert 'majority' in g['dcase2021']['prediction'] and 'then as the prediction' in g['dcase2021']['reference']
     # the 10-fps prediction by majority, and not by 'any' (which would add frames 4 and 12)
-    s10, _ = formats.resample_matrices(sed, doa, frame_rate=TUT_RATE, out_frame_rate=10.0, nb_frames_out=20)
+    s10, _ = label_frames.resample_matrices(sed, doa, frame_rate=TUT_RATE, out_frame_rate=10.0, nb_frames_out=20)
     assert np.flatnonzero(s10[:, 0]).tolist() == list(range(5, 12))
     # the reference on each grid, by hand: 10 fps 5..11, 50 fps 25..59
-    inst = formats.events_to_instances(ev, frame_rate=TUT_RATE, nb_frames=T)
-    r10 = formats.resample_instances(inst, nb_classes=2, frame_rate=TUT_RATE, out_frame_rate=10.0, nb_frames=T,
+    inst = label_frames.events_to_instances(ev, frame_rate=TUT_RATE, nb_frames=T)
+    r10 = label_frames.resample_instances(inst, nb_classes=2, frame_rate=TUT_RATE, out_frame_rate=10.0, nb_frames=T,
                                      nb_frames_out=20)
-    r50 = formats.resample_instances(inst, nb_classes=2, frame_rate=TUT_RATE, out_frame_rate=50.0, nb_frames=T,
+    r50 = label_frames.resample_instances(inst, nb_classes=2, frame_rate=TUT_RATE, out_frame_rate=50.0, nb_frames=T,
                                      nb_frames_out=100)
     assert r10.frame.tolist() == list(range(5, 12)) and r50.frame.tolist() == list(range(25, 60))
     assert r50.dist.tolist() == [2.0] * 35 and np.allclose(r10.vec, sph2cart(30, 0))
     # A prediction one model frame shorter at each end (87..206) is still 5..11 and 25..59: perfect on the grids,
     # and on the model grid 2 of 343 frames differ (frame recall 341/343), segments unchanged.
-    s2 = em.SELDScorer(classes=['a', 'b'], prediction_rate=TUT_RATE, definitions=('seld2018', 'dcase2019', 'dcase2021'))
+    s2 = scoring.SELDScorer(classes=['a', 'b'], prediction_rate=TUT_RATE,
+                            definitions=('seld2018', 'dcase2019', 'dcase2021'))
     sed2 = sed.copy()
     sed2[[86, 207], 0] = 0
     s2.add('clip', ev, sed2, doa, duration_s=2.0, nb_frames=T)
@@ -910,17 +915,17 @@ def test_resample_instances_keeps_same_class_overlaps_in_layers():
     # what the class-wise matrices hold, converted exactly as they are; layer 1 (+x in 0..5) stays a second instance.
     frame = np.r_[np.repeat(np.arange(6), 2), np.arange(6, 10)]
     vec = np.r_[np.tile([[1.0, 0, 0], [0, 1.0, 0]], (6, 1)), np.tile([[1.0, 0, 0]], (4, 1))]
-    inst = formats.Instances(frame, np.ones(16, np.int64), np.zeros(16, np.int64), vec, np.arange(16.0))
-    assert formats.instance_layers(inst, nb_classes=2).tolist() == [1, 0] * 6 + [0] * 4
-    out = formats.resample_instances(inst, nb_classes=2, frame_rate=20.0, out_frame_rate=10.0, nb_frames=10,
+    inst = label_frames.Instances(frame, np.ones(16, np.int64), np.zeros(16, np.int64), vec, np.arange(16.0))
+    assert label_frames.instance_layers(inst, nb_classes=2).tolist() == [1, 0] * 6 + [0] * 4
+    out = label_frames.resample_instances(inst, nb_classes=2, frame_rate=20.0, out_frame_rate=10.0, nb_frames=10,
                                      nb_frames_out=5)
     assert out.frame.tolist() == [0, 0, 1, 1, 2, 2, 3, 4] and out.track.tolist() == [1, 0, 1, 0, 1, 0, 0, 0]
     assert np.allclose(out.vec, [X, Y, X, Y, X, Y, X, X])
     # distances: the mean of the layer's active input frames (layer 0 rows 1, 3 -> 2; layer 1 rows 0, 2 -> 1 ...)
     assert out.dist.tolist() == [1.0, 2.0, 5.0, 6.0, 9.0, 10.0, 12.5, 14.5]
-    sed, doa = formats.instances_to_matrices(inst, nb_classes=2, nb_frames=10)
-    s5, d5 = formats.resample_matrices(sed, doa, frame_rate=20.0, out_frame_rate=10.0, nb_frames_out=5)
-    s_out, d_out = formats.instances_to_matrices(out, nb_classes=2, nb_frames=5)
+    sed, doa = label_frames.instances_to_matrices(inst, nb_classes=2, nb_frames=10)
+    s5, d5 = label_frames.resample_matrices(sed, doa, frame_rate=20.0, out_frame_rate=10.0, nb_frames_out=5)
+    s_out, d_out = label_frames.instances_to_matrices(out, nb_classes=2, nb_frames=5)
     assert np.array_equal(s5, s_out) and np.allclose(d5, d_out)
 
 
@@ -930,20 +935,20 @@ def test_scorer_instances_reference_upsampled_and_refused():
     # F 0 in dcase2022's macro average.
     rng = np.random.default_rng(1)
     rs, rd, _, _ = random_file(rng, 30, 3, p=0.4)
-    ref = formats.matrices_to_instances(rs, rd)
-    s = em.SELDScorer(classes=['a', 'b', 'c'], prediction_rate=10.0, reference_rate=10.0,
-                      definitions=em.DEFINITIONS[:-1], average='micro')
+    ref = label_frames.matrices_to_instances(rs, rd)
+    s = scoring.SELDScorer(classes=['a', 'b', 'c'], prediction_rate=10.0, reference_rate=10.0,
+                      definitions=md.DEFINITIONS[:-1], average='micro')
     s.add('x', ref, rs, rd, duration_s=3.0, nb_frames=30)
     for name, vals in s.results().items():
         assert vals['f_score'] == 1.0 and vals['error_rate'] == 0.0, name
     assert s.grids()['dcase2019']['reference'].endswith('repeated 5 times')
     assert s.details()['dcase2019']['frames'] == 150
     # the same reference against a model-rate prediction: a 10-fps reference cannot be used at 172.27 fps
-    s = em.SELDScorer(classes=['a', 'b', 'c'], prediction_rate=TUT_RATE, reference_rate=10.0)
+    s = scoring.SELDScorer(classes=['a', 'b', 'c'], prediction_rate=TUT_RATE, reference_rate=10.0)
     with pytest.raises(SELDError, match=r'x: a reference at 10 frames/s cannot be scored on a 172.266'):
         s.add('x', ref, np.zeros((516, 3)), np.zeros((516, 9)), duration_s=3.0, nb_frames=516)
     # a reference frame beyond the recording
-    s = em.SELDScorer(classes=['a', 'b', 'c'], prediction_rate=10.0, reference_rate=10.0)
+    s = scoring.SELDScorer(classes=['a', 'b', 'c'], prediction_rate=10.0, reference_rate=10.0)
     with pytest.raises(SELDError, match='beyond the recording'):
         s.add('y', ref, rs[:20], rd[:20], duration_s=2.0, nb_frames=20)
     with pytest.raises(SELDError, match='nb_frames=5 at 10 frames/s is 0.500 s'):
@@ -956,15 +961,15 @@ def test_scorer_scores_predictions_as_written():
     rng = np.random.default_rng(4)
     T, C = 200, 3
     rs, rd, ps, pd = random_file(rng, T, C, p=0.3)
-    ev = formats.matrices_to_instances(rs, rd)
+    ev = label_frames.matrices_to_instances(rs, rd)
     scale = rng.uniform(0.2, 3, size=(T, 1))
     pd2 = np.where(np.tile(ps, 3) > 0, pd * scale, rng.standard_normal(pd.shape))
     res = []
     for doa in (pd, pd2):
-        s = em.SELDScorer(classes=list('abc'), prediction_rate=10.0, reference_rate=10.0,
-                          definitions=em.DEFINITIONS[:-1])
+        s = scoring.SELDScorer(classes=list('abc'), prediction_rate=10.0, reference_rate=10.0,
+                          definitions=md.DEFINITIONS[:-1])
         s.add('f', ev, ps, doa, duration_s=20.0, nb_frames=T)
-        res.append(em.flatten_results(s.results()))
+        res.append(scoring.flatten_results(s.results()))
     assert res[0] == pytest.approx(res[1], rel=1e-12, nan_ok=True)
 
 
@@ -986,7 +991,7 @@ def test_csv_round_trip(tmp_path, fmt, coords):
 def test_upsample_instances():
     inst = Instances(np.array([0, 2, 2]), np.array([1, 0, 0]), np.array([7, 1, 2]), np.array([X, Y, Z]),
                      np.array([1.0, 2.0, 3.0]))
-    up = formats.upsample_instances(inst, factor=3, nb_frames=8)
+    up = label_frames.upsample_instances(inst, factor=3, nb_frames=8)
     # frame 0 -> 0, 1, 2; frame 2 -> 6, 7 (8 is cut), both rows of frame 2 kept in order
     assert up.frame.tolist() == [0, 1, 2, 6, 6, 7, 7]
     assert up.track.tolist() == [7, 7, 7, 1, 2, 1, 2] and up.dist.tolist() == [1, 1, 1, 2, 3, 2, 3]
@@ -1018,8 +1023,8 @@ def test_cli_scores_a_tut_run_folder_like_the_run(tmp_path):
     # what seld.py writes; its in-memory scorer is built from the same dict
     info = dict(format='dcase2019', frame_rate=TUT_RATE, classes=TUT_CLASSES, files={},
                 reference=dict(format='tut2018', naming='tut', frame_rate=None),
-                metrics=list(em.NO_DISTANCE_DEFINITIONS), doa_threshold=20.0, segment_len_s=1.0, dataset='ansim')
-    scorer = em.SELDScorer.from_format(info)
+                metrics=list(md.NO_DISTANCE_DEFINITIONS), doa_threshold=20.0, segment_len_s=1.0, dataset='ansim')
+    scorer = scoring.SELDScorer.from_format(info)
     files = info['files']
     for i, (stem, dur) in enumerate((('train_0', 3.0), ('test_0', 3.0), ('test_1', 2.3))):
         lines = ['sound_event_recording,start_time,end_time,ele,azi,dist']
@@ -1032,8 +1037,8 @@ def test_cli_scores_a_tut_run_folder_like_the_run(tmp_path):
             continue
         T = int((dur * 44100 - 512) // 256 + 1)  # the feature frame count
         ref = formats.read_desc_file(desc / f'{stem}.csv', classes=TUT_CLASSES)
-        rs, rd = formats.instances_to_matrices(formats.events_to_instances(ref, frame_rate=TUT_RATE, nb_frames=T),
-                                               nb_classes=3, nb_frames=T)
+        rs, rd = label_frames.instances_to_matrices(
+            label_frames.events_to_instances(ref, frame_rate=TUT_RATE, nb_frames=T), nb_classes=3, nb_frames=T)
         flip = rng.random(rs.shape) < 0.02
         ps = np.abs(np.roll(rs, int(rng.integers(-8, 9)), axis=0) - flip)
         pd = rd + 0.3 * rng.standard_normal(rd.shape)  # raw outputs, any value for inactive classes
@@ -1042,7 +1047,7 @@ def test_cli_scores_a_tut_run_folder_like_the_run(tmp_path):
         files[stem] = dict(nb_frames=T, duration_s=dur)
     formats.write_format_file(pred_dir, fmt=info.pop('format'), **info)
     mem = scorer.results()
-    assert set(mem) == set(em.NO_DISTANCE_DEFINITIONS)
+    assert set(mem) == set(md.NO_DISTANCE_DEFINITIONS)
     out = _run_cli('--ref', desc, '--pred', pred_dir)
     assert out.returncode == 0, out.stderr
     _assert_same(json.loads(out.stdout), mem)
@@ -1061,19 +1066,19 @@ def test_cli_scores_a_dcase2020_run_against_metadata_dev(tmp_path):
     classes = [f'class{i}' for i in range(C)]
     meta, pred_dir = tmp_path / 'metadata_dev', tmp_path / 'run' / 'predictions'
     pred_dir.mkdir(parents=True)
-    definitions = [d for d in em.DEFINITIONS if d != 'dcase2024']
-    scorer = em.SELDScorer(classes=classes, prediction_rate=10.0, reference_rate=10.0, definitions=definitions)
+    definitions = [d for d in md.DEFINITIONS if d != 'dcase2024']
+    scorer = scoring.SELDScorer(classes=classes, prediction_rate=10.0, reference_rate=10.0, definitions=definitions)
     files = {}
     for sub, stem, dur in (('dev-train', 'fold3_room1_mix001', 5.0), ('dev-test', 'fold4_room2_mix001', 6.0),
                            ('dev-test', 'fold4_room2_mix002', 4.4)):
-        T = formats.nb_frames_at(dur, frame_rate=10)
+        T = label_frames.nb_frames_at(dur, frame_rate=10)
         rows = sorted([(f, int(c), tr, round(float(rng.uniform(-180, 180))), round(float(rng.uniform(-40, 40))))
                        for tr in range(3) for c in [rng.integers(0, C)] for f in range(*sorted(rng.integers(0, T, 2)))])
         _write_dcase(meta / sub / f'{stem}.csv', rows)
         if sub == 'dev-train':
             continue
         ref = formats.read_instances(meta / sub / f'{stem}.csv', fmt='dcase2020', nb_classes=C)
-        rs, rd = formats.instances_to_matrices(ref, nb_classes=C, nb_frames=T)
+        rs, rd = label_frames.instances_to_matrices(ref, nb_classes=C, nb_frames=T)
         ps = np.abs(rs - (rng.random(rs.shape) < 0.1))
         pd = rd + 0.4 * rng.standard_normal(rd.shape)
         scorer.add(stem, ref, ps, pd, duration_s=dur, nb_frames=T)
@@ -1155,8 +1160,8 @@ def test_per_class_diagnosis_by_hand():
     ref_vec[0, 0], pred_vec[0, 0] = sph2cart(170.0, 0.0), sph2cart(-170.0, 0.0)
     ref_vec[1, 1], pred_vec[1, 1] = sph2cart(0.0, 30.0), sph2cart(0.0, -10.0)
     ref_vec[2, 0], pred_vec[2, 1] = sph2cart(45.0, 0.0), sph2cart(45.0, 0.0)
-    cls, angle, ele_ref, ele_pred, d_azi = diag.per_class_errors(ref_sed, formats.vectors_to_doa(ref_vec), pred_sed,
-                                                     formats.vectors_to_doa(pred_vec))
+    cls, angle, ele_ref, ele_pred, d_azi = diag.per_class_errors(ref_sed, label_frames.vectors_to_doa(ref_vec),
+                                                                 pred_sed, label_frames.vectors_to_doa(pred_vec))
     np.testing.assert_array_equal(cls, [0, 1])
     np.testing.assert_allclose(angle, [20.0, 40.0], atol=1e-9)
     np.testing.assert_allclose(ele_ref, [0.0, 30.0], atol=1e-9)

@@ -13,6 +13,7 @@ import soundfile as sf
 import batch_feature_extraction
 import cls_feature_class as cfc
 import formats
+import label_frames
 import parameter
 from utils import SELDError
 
@@ -115,7 +116,7 @@ def test_labels_hand_computed(tmp_path):
     sed, doa = cfc.split_label(label, nb_classes=C, azi_only=True)
     np.testing.assert_allclose(doa[40, [0, C]], [-1, 0], atol=1e-6)  # azimuth-only: unit (x, y)
     # the framing rule's tolerance: 0.3 s at 10 frames/s is frame 3 (0.3 * 10 = 3.0000000000000004)
-    first, last = formats.event_frames(np.array([0.3]), np.array([0.7]), frame_rate=10.0)
+    first, last = label_frames.event_frames(np.array([0.3]), np.array([0.7]), frame_rate=10.0)
     assert (first[0], last[0]) == (3, 7)
 
 
@@ -134,7 +135,7 @@ def test_labels_from_frame_metadata_hand_computed(tmp_path):
     assert inst.frame.tolist() == [0, 1, 1, 2, 2, 3] and inst.track.tolist() == [0, 0, 1, 1, 2, 0]
     label = cfc.instances_to_labels(inst, nb_classes=6, nb_frames=20, frame_rate=50.0, label_rate=10.0)
     C = 6
-    sed, vec = label[:, :C], formats.doa_vectors(label[:, C:], nb_classes=C)
+    sed, vec = label[:, :C], label_frames.doa_vectors(label[:, C:], nb_classes=C)
     np.testing.assert_array_equal(np.flatnonzero(sed[:, 2]), list(range(0, 10)) + list(range(15, 20)))
     np.testing.assert_array_equal(np.flatnonzero(sed[:, 5]), range(5, 15))
     np.testing.assert_allclose(vec[0:5, 2], [[1, 0, 0]] * 5, atol=1e-7)        # frame 0: azimuth 0

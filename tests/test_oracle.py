@@ -37,7 +37,10 @@ import pytest
 import batch_feature_extraction
 import evaluation_metrics as em
 import formats
+import label_frames
+import metric_definitions as md
 import parameter
+import scoring
 import seld
 
 import dcase_fixture
@@ -46,7 +49,7 @@ import tut_fixture
 LAYOUTS = ('ansim', 'ansim_16k', 'cansim', 'tau2019sse', 'tau2020sse_nigens', 'tau2021sse_nigens', 'starss22',
            'starss23')
 #: Every definition; dcase2024 where the metadata has distances (starss23 here).
-NO_DIST = [d for d in em.DEFINITIONS if d != 'dcase2024']
+NO_DIST = [d for d in md.DEFINITIONS if d != 'dcase2024']
 #: Degrees: the labels are float32 unit vectors, the references float64 (about 5e-7 degrees apart).
 ANGLE_TOL = 1e-5
 _WRITES_DIST = 'dist' in inspect.signature(formats.write_csv).parameters
@@ -103,7 +106,7 @@ def write_layout(root: str, layout: str, *, clip_len_s: float = 2.0) -> dict:
     return parameter.get_params(dataset, over)
 
 
-def _dist_matrix(ref: formats.Instances, *, nb_frames: int, nb_classes: int) -> np.ndarray | None:
+def _dist_matrix(ref: label_frames.Instances, *, nb_frames: int, nb_classes: int) -> np.ndarray | None:
     """The reference distance of each (label frame, class), the last instance of a class in a frame (as labels)."""
     if ref.dist is None:
         return None
@@ -125,11 +128,11 @@ def oracle(params: dict, out_dir: str, *, average: str | None = None) -> dict:
     info = seld.scoring_info(fc, params)
     recs = fc.recordings()
     refs = {r.stem: fc.dataset.read_reference(r, duration_s=fc.file_info(r.stem)['duration_s']) for r in recs}
-    with_dist = all(isinstance(v, formats.Instances) and v.dist is not None for v in refs.values())
+    with_dist = all(isinstance(v, label_frames.Instances) and v.dist is not None for v in refs.values())
     info['metrics'] = NO_DIST + ['dcase2024'] * with_dist
     if average:
         info['average'] = average
-    scorer = em.SELDScorer.from_format(info)
+    scorer = scoring.SELDScorer.from_format(info)
     C = fc.nb_classes
     pred_dir = os.path.join(out_dir, 'predictions')
     files = {}
@@ -139,9 +142,10 @@ def oracle(params: dict, out_dir: str, *, average: str | None = None) -> dict:
         sed, doa = label[:, :C], label[:, C:]
         n, duration = fi['nb_frames'], fi['duration_s']
         if info['frame_rate'] != fc.frame_rate:  # as seld.evaluate_split: model frames to the label rate
-            n = formats.nb_frames_at(duration, frame_rate=info['frame_rate'])
-            sed, doa = formats.resample_matrices(sed, doa, frame_rate=fc.frame_rate, out_frame_rate=info['frame_rate'],
-                                                 rule='majority', nb_frames_out=n)
+            n = label_frames.nb_frames_at(duration, frame_rate=info['frame_rate'])
+            sed, doa = label_frames.resample_matrices(sed, doa, frame_rate=fc.frame_rate,
+                                                      out_frame_rate=info['frame_rate'], rule='majority',
+                                                      nb_frames_out=n)
         ref = refs[rec.stem]
         dist = _dist_matrix(ref, nb_frames=n, nb_classes=C) if with_dist else None
         if dist is not None and ref.dist.max() > 50:  # the code before the one reader left STARSS23 dist in cm
@@ -266,19 +270,19 @@ def test_oracle_on_synthesized_data(tmp_path, layout):
     res = oracle(params, str(tmp_path), average='micro')
     fc, info, C = res['fc'], res['info'], res['nb_classes']
     rate = info['frame_rate']
-    layer0 = em.SELDScorer.from_format(info)
+    layer0 = scoring.SELDScorer.from_format(info)
     extra = 0
     for rec in fc.recordings():
         fi = fc.file_info(rec.stem)
         ref = fc.dataset.read_reference(rec, duration_s=fi['duration_s'])
-        inst = formats.events_to_instances(ref, frame_rate=rate) if isinstance(ref, formats.Events) else ref
-        layers = formats.instance_layers(inst, nb_classes=C)
+        inst = label_frames.events_to_instances(ref, frame_rate=rate) if isinstance(ref, label_frames.Events) else ref
+        layers = label_frames.instance_layers(inst, nb_classes=C)
         extra += int(np.count_nonzero(layers))
-        if isinstance(ref, formats.Instances):
+        if isinstance(ref, label_frames.Instances):
             keep = layers == 0
-            first = formats.Instances(*(None if v is None else np.asarray(v)[keep] for v in ref))
+            first = label_frames.Instances(*(None if v is None else np.asarray(v)[keep] for v in ref))
             layer0.add_instances(rec.stem, ref, first, duration_s=fi['duration_s'],
-                                 nb_frames=formats.nb_frames_at(fi['duration_s'], frame_rate=rate))
+                                 nb_frames=label_frames.nb_frames_at(fi['duration_s'], frame_rate=rate))
     if layout in ('tau2021sse_nigens', 'starss23'):
         assert extra > 0  # the look-alikes have same-class overlaps, as the real 2021+ sets
         for where in ('memory', 'files'):

@@ -20,6 +20,7 @@ from scipy.signal import resample_poly
 
 import batch_feature_extraction
 import formats
+import label_frames
 import parameter
 import plots
 import predict
@@ -115,8 +116,8 @@ def agreement(ref_sed, ref_doa, sed, doa) -> dict[str, np.ndarray]:
     ref_sed, sed = ref_sed > 0.5, sed > 0.5
     recall = (ref_sed & sed).sum(0) / ref_sed.sum(0)
     false_alarm = (~ref_sed & sed).sum(0) / (~ref_sed).sum(0)
-    rv = formats.doa_vectors(ref_doa, nb_classes=2)
-    pv = formats.doa_vectors(doa, nb_classes=2)
+    rv = label_frames.doa_vectors(ref_doa, nb_classes=2)
+    pv = label_frames.doa_vectors(doa, nb_classes=2)
     err = angular_distance_deg(rv, pv)[ref_sed]
     return dict(recall=recall, false_alarm=false_alarm, doa_err=float(err.mean()))
 

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import evaluation_metrics as em
 import formats
+import metric_definitions as md
 from utils import SELDError
 
 import test_oracle
@@ -210,7 +211,7 @@ VALUES = {
     '--ref-format': st.sampled_from(list(formats.FORMATS) + ['nope']),
     '--average': st.sampled_from(['micro', 'macro', 'weighted', '']),
     '--naming': st.sampled_from(list(formats.NAMINGS) + ['x']),
-    '--metrics': st.sampled_from(list(em.DEFINITIONS) + ['dcase2099', '']),
+    '--metrics': st.sampled_from(list(md.DEFINITIONS) + ['dcase2099', '']),
     '--classes': st.one_of(st.sampled_from(['a,b', 'a', 'a,b,c', 'a,,b', ',', 'b,a', 'a,a']),
                            st.text(max_size=8)),
 }

@@ -23,6 +23,7 @@ import soundfile as sf
 
 import datasets
 import formats
+import label_frames
 import spatial
 import synthesize_dcase as sdc
 from utils import SELDError, angular_distance_deg, sph2cart
@@ -153,11 +154,12 @@ def test_layout_is_read_by_datasets(tmp_path, name):
         duration = sf.info(rec.wav).duration
         ref = dset.read_reference(rec, duration_s=duration)
         if name == 'tau2019sse':
-            assert isinstance(ref, formats.Events) and len(ref.cls) >= 1
+            assert isinstance(ref, label_frames.Events) and len(ref.cls) >= 1
             assert set(ref.names) <= set(spec.classes)
         else:
             inst = formats.read_instances(rec.meta, fmt=spec.meta_format, nb_classes=len(spec.classes),
-                                          nb_frames=formats.nb_frames_at(duration, frame_rate=10.0), max_track=999)
+                                          nb_frames=label_frames.nb_frames_at(duration, frame_rate=10.0),
+                                          max_track=999)
             assert len(inst.frame) == len(ref.frame) >= 10
             assert np.all(np.diff(inst.frame) >= 0)  # sorted by frame
             text = Path(rec.meta).read_text().splitlines()
