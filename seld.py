@@ -312,6 +312,10 @@ def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
     The run folder is locked for the whole job (:func:`utils.lock_folder`): a second process on it is refused."""
     from cls_feature_class import FeatureClass
 
+    if params['features'] != 'magphase':
+        raise SELDError(f"features={params['features']}: seld.py trains SELDnet on features=magphase (the paper's); "
+                        f"the DCASE baselines' models that take the other features are not part of it yet "
+                        f"(batch_feature_extraction.py extracts them)")
     fc = FeatureClass(params)
     if not os.path.exists(fc.scaler_file):
         raise SELDError(f'{fc.feat_label_dir}: no features for these parameters; run '

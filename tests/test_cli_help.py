@@ -70,3 +70,12 @@ def test_device_line_says_where_training_runs():
     names = runtime.accelerators()
     assert line.startswith('device: Keras ')
     assert ('GPU' in line.split(' on ', 1)[1]) and (bool(names) or 'no GPU found' in line)
+
+
+def test_seld_refuses_features_it_cannot_train_on():
+    import seld
+    from utils import SELDError
+
+    params = parameter.get_params('999', ['features=logmel_iv', 'feat_label_dir=no/such/folder'])
+    with pytest.raises(SELDError, match='features=logmel_iv: seld.py trains SELDnet on features=magphase'):
+        seld.train(params, 'job')
