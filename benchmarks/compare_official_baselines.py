@@ -71,7 +71,7 @@ import tempfile
 import types
 import warnings
 import wave
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -81,6 +81,9 @@ sys.path.insert(0, ROOT)
 import dcase_features as dcf  # noqa: E402
 from cls_feature_class import _frames, framing_for, read_audio  # noqa: E402
 from multitrack_labels import adpit_labels  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare_official_metrics import legacy_environment  # noqa: E402  (np.int & co. and an IPython stub)
 
 REPOS = {2020: 'seld-dcase2020', 2021: 'seld-dcase2021', 2022: 'seld-dcase2022', 2023: 'seld-dcase2023',
          2024: 'DCASE2024_seld_baseline', 2025: 'DCASE2025_seld_baseline'}
@@ -96,25 +99,6 @@ FS = 24000
 # ==================================================================================================
 # Loading the official code
 # ==================================================================================================
-@contextlib.contextmanager
-def legacy_environment() -> Iterator[None]:
-    """``np.int`` / ``np.float`` / ``np.NaN`` (removed in NumPy 2) and an ``IPython`` stub while official code runs."""
-    added = [n for n, v in (('int', int), ('float', float), ('NaN', np.nan)) if n not in vars(np)]
-    for name in added:
-        setattr(np, name, {'int': int, 'float': float, 'NaN': np.nan}[name])
-    stub = 'IPython' not in sys.modules and importlib.util.find_spec('IPython') is None
-    if stub:
-        sys.modules['IPython'] = types.ModuleType('IPython')
-        sys.modules['IPython'].embed = lambda *a, **k: None
-    try:
-        yield
-    finally:
-        for name in added:
-            delattr(np, name)
-        if stub:
-            sys.modules.pop('IPython', None)
-
-
 def exec_parts(path: str, names: set[str], namespace: dict[str, Any]) -> dict[str, Any]:
     """Execute only the top-level classes and functions ``names`` of an official file (module docstring)."""
     with open(path, encoding='utf-8') as fh:
