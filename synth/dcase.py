@@ -86,8 +86,7 @@ from typing import Any
 import numpy as np
 
 from datasets import DATASET_INFO, DCASE_DATASETS, SPECS, STEM_PATTERNS
-from synth.driver import (Clip, Plan, check_clip_len, check_integers, check_n_jobs, command_line, read_info,
-                          run)
+from synth.driver import Clip, check_clip_len, check_integers, check_n_jobs, command_line, read_info, run
 from synth.scenes import (Event, active_mask, add_noise, distance_sampler, doa_grid, draw_room, grid_doa_picker,
                           mix_events, plan_clip, room_model, sphere_doa_picker, tut2018_text)
 from synth.sound_bank import DatasetBank, load_sound_bank
@@ -445,10 +444,10 @@ def synthesize(*, dataset: str, dataset_dir: str | os.PathLike = 'data/{dataset}
 
     subs = list(dict.fromkeys(s for s, *_ in FOLDS[name]))
     bases = [root / f'{fmt}_dev', root / SIDE_DIR / fmt] + ([] if other_formats else [root / 'metadata_dev'])
-    return run(Plan(root=root, clips=clips, stale_folders=[base / sub for base in bases for sub in subs],
-                    stem_pattern=STEM_PATTERNS[name], desc=f'{name} {fmt}', unit='recording', info=info,
-                    readme=_readme, summary={'title': f'{name} {fmt}', 'dataset_dir': p['dataset_dir'],
-                                             'dataset': name, 'format': fmt, 'nb_recordings': len(plan)}),
+    return run(root=root, clips=clips, stale_folders=[base / sub for base in bases for sub in subs],
+               stem_pattern=STEM_PATTERNS[name], desc=f'{name} {fmt}', unit='recording', info=info, readme=_readme,
+               summary={'title': f'{name} {fmt}', 'dataset_dir': p['dataset_dir'], 'dataset': name, 'format': fmt,
+                        'nb_recordings': len(plan)},
                old=old, n_jobs=p['n_jobs'], progress=p['progress'], started=started)
 
 

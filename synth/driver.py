@@ -3,7 +3,7 @@ parallel, with a progress bar), then write ``dataset_info.json`` and ``README.tx
 
 A layout (:mod:`synth.tut2018`, :mod:`synth.dcase`) validates its keys, plans its clips (:class:`Clip`: three
 files, the config its side file records, the arguments of the layout's ``make``) and says what its
-``dataset_info.json`` and ``README.txt`` hold (:class:`Plan`); :func:`run` does the rest.
+``dataset_info.json`` and ``README.txt`` hold; :func:`run` does the rest.
 
 Files are written to a temporary name and renamed, wav, csv, then the side file (JSON); a clip whose three files
 exist and whose side file has the same config is complete and skipped (resume). Clips of the layout that the plan
@@ -35,7 +35,7 @@ TMP_RE = re.compile(r'^\.(?P<stem>.+)\.(wav|csv|json)\..*\.tmp\.(wav|csv|json)$'
 
 @dataclasses.dataclass
 class Clip:
-    """One clip of a plan.
+    """One clip of a layout.
 
     ``make(**args)`` (a module-level function, so that joblib can send it to a worker) returns ``(audio, fs,
     csv_text, side)``: float audio in [-1, 1] [shape=(samples, channels)], its rate in Hz, the text of the csv and
@@ -50,28 +50,6 @@ class Clip:
     args: dict[str, Any]
     group: str
     seconds: float
-
-
-@dataclasses.dataclass
-class Plan:
-    """What :func:`run` makes.
-
-    ``clips``: every clip of the layout. ``stale_folders``, ``stem_pattern``: files ``<stem>.wav|csv|json`` there
-    whose stem matches the pattern and is no clip's stem are deleted, and temporary files of such stems.
-    ``desc``, ``unit``: the progress bar's. ``info(old, nb_events)``: the ``dataset_info.json`` to write from the
-    existing one (or None) and the event counts per group; ``readme(info)``: ``README.txt``. ``summary``: the
-    layout's entries of the returned summary, with ``title`` (the summary line's start).
-    """
-
-    root: Path
-    clips: list[Clip]
-    stale_folders: list[Path]
-    stem_pattern: re.Pattern
-    desc: str
-    unit: str
-    info: Callable[[dict[str, Any] | None, dict[str, int]], dict[str, Any]]
-    readme: Callable[[dict[str, Any]], str]
-    summary: dict[str, Any]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -161,12 +139,30 @@ def _clip_job(clip: Clip) -> int:
 # --------------------------------------------------------------------------------------------------
 # The driver
 # --------------------------------------------------------------------------------------------------
-def run(plan: Plan, *, old: dict[str, Any] | None, n_jobs: int, progress: bool, started: float) -> dict[str, Any]:
-    """Make ``plan``'s clips that are not complete, then ``dataset_info.json`` and ``README.txt``.
+def run(*, root: Path, clips: list[Clip], stale_folders: list[Path], stem_pattern: re.Pattern, desc: str, unit: str,
+        info: Callable[[dict[str, Any] | None, dict[str, int]], dict[str, Any]],
+        readme: Callable[[dict[str, Any]], str], summary: dict[str, Any], old: dict[str, Any] | None, n_jobs: int,
+        progress: bool, started: float) -> dict[str, Any]:
+    """Make the ``clips`` that are not complete, then ``dataset_info.json`` and ``README.txt`` of ``root``.
 
     Parameters
     ----------
-    plan : Plan
+    root : Path
+        The dataset folder.
+    clips : list of Clip
+        Every clip of the layout.
+    stale_folders : list of Path
+    stem_pattern : re.Pattern
+        Files ``<stem>.wav|csv|json`` in ``stale_folders`` whose stem matches the pattern and is no clip's stem are
+        deleted, and the temporary files of such stems.
+    desc, unit : str
+        The progress bar's description and unit (singular).
+    info : callable
+        ``info(old, nb_events)``: the ``dataset_info.json`` to write, from ``old`` and the event counts per group.
+    readme : callable
+        ``readme(info)``: the text of ``README.txt``.
+    summary : dict
+        The layout's entries of the returned summary, ``title`` (the summary line's start) among them.
     old : dict or None
         The existing ``dataset_info.json`` (:func:`read_info`).
     n_jobs : int
@@ -179,21 +175,20 @@ def run(plan: Plan, *, old: dict[str, Any] | None, n_jobs: int, progress: bool, 
     Returns
     -------
     summary : dict
-        ``plan.summary`` and ``nb_synthesized``, ``nb_skipped``, ``nb_events`` (int), ``audio_minutes``,
+        ``summary``, ``unit``, ``nb_synthesized``, ``nb_skipped``, ``nb_events`` (int), ``audio_minutes``,
         ``seconds`` (float).
     """
-    remove_stale(plan.stale_folders, pattern=plan.stem_pattern,
-                 keep={os.path.splitext(c.wav.name)[0] for c in plan.clips})
+    remove_stale(stale_folders, pattern=stem_pattern, keep={os.path.splitext(c.wav.name)[0] for c in clips})
     tasks, nb_events = [], collections.Counter()
-    for clip in plan.clips:
+    for clip in clips:
         done = completed_events(clip.wav, clip.csv, side=clip.side, config=clip.config)
         if done is None:
             tasks.append(clip)
         else:
             nb_events[clip.group] += done
-    nb_skipped = len(plan.clips) - len(tasks)
+    nb_skipped = len(clips) - len(tasks)
 
-    with tqdm(total=len(plan.clips), initial=nb_skipped, desc=plan.desc, unit=plan.unit, disable=not progress) as bar:
+    with tqdm(total=len(clips), initial=nb_skipped, desc=desc, unit=unit, disable=not progress) as bar:
         if n_jobs == 1:
             results = map(_clip_job, tasks)
         else:
@@ -202,11 +197,11 @@ def run(plan: Plan, *, old: dict[str, Any] | None, n_jobs: int, progress: bool, 
             nb_events[clip.group] += count
             bar.update(1)
 
-    info = plan.info(old, nb_events)
-    write_json(plan.root / DATASET_INFO, info)
-    write_text(plan.root / 'README.txt', plan.readme(info))
-    return {**plan.summary, 'unit': plan.unit, 'nb_synthesized': len(tasks), 'nb_skipped': nb_skipped,
-            'nb_events': sum(nb_events.values()), 'audio_minutes': sum(c.seconds for c in plan.clips) / 60.0,
+    new_info = info(old, nb_events)
+    write_json(root / DATASET_INFO, new_info)
+    write_text(root / 'README.txt', readme(new_info))
+    return {**summary, 'unit': unit, 'nb_synthesized': len(tasks), 'nb_skipped': nb_skipped,
+            'nb_events': sum(nb_events.values()), 'audio_minutes': sum(c.seconds for c in clips) / 60.0,
             'seconds': time.perf_counter() - started}
 
 

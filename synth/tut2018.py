@@ -121,8 +121,7 @@ from typing import Any
 import numpy as np
 
 from datasets import DCASE_DATASETS, tut_dirs
-from synth.driver import (Clip, Plan, check_clip_len, check_integers, check_n_jobs, command_line, read_info,
-                          run)
+from synth.driver import Clip, check_clip_len, check_integers, check_n_jobs, command_line, read_info, run
 from synth.scenes import (FIRST_ONSET_S, Event, active_mask, add_noise, distance_sampler, doa_grid, draw_room,
                           grid_doa_picker, mix_events, plan_clip, room_model, tut2018_text)
 from synth.sound_bank import SoundBank, load_sound_bank
@@ -357,10 +356,10 @@ def synthesize(*, dataset_dir: str | os.PathLike, dataset: str = 'ansim', overla
                               'command': command}
         return out
 
-    plan = Plan(root=root, clips=clips, stale_folders=[wav_dir, desc_dir, meta_dir],
-                stem_pattern=re.compile(rf'(train|test)_\d+_desc_{db}_{FILE_N}'), desc=f'{dataset} {key}',
-                unit='clip', info=info, readme=_readme,
-                summary={'title': key, 'dataset_dir': os.fspath(dataset_dir), 'split_key': key,
-                         'wav_dir': os.fspath(wav_dir), 'desc_dir': os.fspath(desc_dir),
-                         'meta_dir': os.fspath(meta_dir), 'nb_clips': nb_train + nb_test})
-    return run(plan, old=old, n_jobs=n_jobs, progress=progress, started=started)
+    return run(root=root, clips=clips, stale_folders=[wav_dir, desc_dir, meta_dir],
+               stem_pattern=re.compile(rf'(train|test)_\d+_desc_{db}_{FILE_N}'), desc=f'{dataset} {key}', unit='clip',
+               info=info, readme=_readme,
+               summary={'title': key, 'dataset_dir': os.fspath(dataset_dir), 'split_key': key,
+                        'wav_dir': os.fspath(wav_dir), 'desc_dir': os.fspath(desc_dir), 'meta_dir': os.fspath(meta_dir),
+                        'nb_clips': nb_train + nb_test},
+               old=old, n_jobs=n_jobs, progress=progress, started=started)
