@@ -62,7 +62,7 @@ def ensure_dataset(params: dict[str, Any]) -> None:
         for folder, off_grid in todo:  # raises with instructions
             datasets.Dataset(dict(params, dataset_dir=folder), test_only=off_grid).check()
         return
-    import synthesize_dataset
+    from synth import driver, tut2018
 
     for folder, off_grid in todo:
         nb_train = 0 if off_grid else params['synth_nb_train']
@@ -71,12 +71,12 @@ def ensure_dataset(params: dict[str, Any]) -> None:
               f'sound bank {params["synth_sound_bank"]}'
               + ('; the test scenes with DOAs shifted off the grid by +5 degrees' if off_grid else '')
               + '). To use the real TUT data, pass dataset_dir=<folder of the unzipped data>.')
-        summary = synthesize_dataset.synthesize(
+        summary = tut2018.synthesize(
             dataset_dir=folder, dataset='ansim', overlap=params['overlap'], split=params['split'], db=params['db'],
             nb_train=nb_train, nb_test=params['synth_nb_test'], clip_len_s=params['synth_clip_len_s'],
             fs=44100, seed=params['synth_seed'], sound_bank=params['synth_sound_bank'],
             unseen_doa=off_grid, n_jobs=params['n_jobs'])
-        print(synthesize_dataset.summary_line(summary))
+        print(driver.summary_line(summary))
 
 
 def nb_threads(n_jobs: int, nb_files: int) -> int:

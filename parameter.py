@@ -68,7 +68,7 @@ DEFAULTS: dict[str, Any] = dict(
     synth_nb_test=20,        # clips in its test part
     synth_clip_len_s=30.0,   # s: length of its clips (the TUT-2018 length)
     synth_seed=2018,         # seed of its synthesis
-    synth_sound_bank='builtin',  # its sound events: builtin (procedural) or a folder of classNNN.wav (sound_bank.py)
+    synth_sound_bank='builtin',  # its sound events: builtin (procedural) or a folder of classNNN.wav (synth/sound_bank.py)
     unseen_doa_dir=None,     # a test-only TUT-2018 dataset whose DOAs are off the training grid, scored once after the
                              # test split ('{dataset_dir}' is filled in); synthesized with the test clips' scenes at
                              # DOAs shifted by +5 deg when synthesize is on

@@ -180,12 +180,12 @@ def end_to_end(s: dict, *, work: str, quick: bool) -> dict:
     import batch_feature_extraction
     import parameter
     import seld
-    import synthesize_dataset
+    from synth import tut2018
     out = {}
     data = os.path.join(work, 'ansim')
     t0 = time.perf_counter()
-    synthesize_dataset.synthesize(dataset_dir=data, dataset='ansim', nb_train=s['nb_train'], nb_test=s['nb_test'],
-                                  clip_len_s=s['clip_len_s'], seed=2018, n_jobs=s['n_jobs'], progress=False)
+    tut2018.synthesize(dataset_dir=data, dataset='ansim', nb_train=s['nb_train'], nb_test=s['nb_test'],
+                       clip_len_s=s['clip_len_s'], seed=2018, n_jobs=s['n_jobs'], progress=False)
     out['synthesis_s'] = time.perf_counter() - t0
     overrides = dict(dataset_dir=data, feat_label_dir=os.path.join(work, 'features'),
                      model_dir=os.path.join(work, 'runs'), nb_epochs=s['epochs'],

@@ -25,7 +25,7 @@ import scipy.fft
 
 import augmentation as A
 import cls_feature_class as cfc
-import spatial as sd
+import synth.spatial as sd
 from utils import SELDError, angular_distance_deg, cart2sph, sph2cart
 
 FS = 44100

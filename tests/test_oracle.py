@@ -255,17 +255,16 @@ def test_oracle_on_synthesized_data(tmp_path, layout):
     definitions and dcase2020 (class presence per segment) stay perfect, nothing is predicted wrongly (no FP, no spatial miss, LE 0), and the result is the
     one of the reference's layer-0 instances as the prediction; dcase2024's FN are the extra instances, counted.
     """
-    import synthesize_dataset
-    import synthesize_dcase
+    from synth import dcase, tut2018
     ds = str(tmp_path / 'ds')
     over = dict(dataset_dir=ds, feat_label_dir=str(tmp_path / 'feat'), model_dir=str(tmp_path / 'runs'), n_jobs=1)
     if layout in ('ansim', 'cansim'):
-        synthesize_dataset.synthesize(dataset_dir=ds, dataset=layout, overlap=2, nb_train=2, nb_test=2, clip_len_s=4.0,
-                                      seed=3, progress=False)
+        tut2018.synthesize(dataset_dir=ds, dataset=layout, overlap=2, nb_train=2, nb_test=2, clip_len_s=4.0,
+                           seed=3, progress=False)
         params = parameter.get_params('1', dict(over, dataset=layout, overlap=2))
     else:
-        synthesize_dcase.synthesize(dataset=layout, dataset_dir=ds, nb_per_fold=1, clip_len_s=4.0, clip_len_max_s=0.0,
-                                    reverb=False, dist=layout == 'starss23', seed=3, progress=False)
+        dcase.synthesize(dataset=layout, dataset_dir=ds, nb_per_fold=1, clip_len_s=4.0, clip_len_max_s=0.0,
+                         reverb=False, dist=layout == 'starss23', seed=3, progress=False)
         params = parameter.get_params(layout, over)
     res = oracle(params, str(tmp_path), average='micro')
     fc, info, C = res['fc'], res['info'], res['nb_classes']

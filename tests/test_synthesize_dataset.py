@@ -1,4 +1,5 @@
-"""synthesize_dataset.py / sound_bank.py: format, physics of the written audio, determinism, bad inputs.
+"""synth.tut2018 and synth.sound_bank (through synthesize_dataset.py): format, physics of the written audio,
+determinism, bad inputs.
 
 The physical checks estimate DOAs, delays, onsets, SNR and RT60 from the WRITTEN wav files with textbook
 estimators (active intensity, GCC-PHAT, Schroeder integration) and compare them with the CSV labels and the
@@ -22,10 +23,9 @@ import scipy.signal
 import soundfile as sf
 from pyroomacoustics.experimental import measure_rt60
 
-import synthesize_dataset as sd
 from datasets import DCASE2016_CLASSES
-import sound_bank
-from sound_bank import BUILTIN_CLASSES, load_sound_bank
+from synth import sound_bank, spatial, tut2018
+from synth.sound_bank import BUILTIN_CLASSES, load_sound_bank
 from utils import SELDError, angular_distance_deg, sph2cart
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ TUT_HEADER = ['sound_event_recording', 'start_time', 'end_time', 'ele', 'azi', '
 def make(tmp: Path, **kw) -> dict:
     args = dict(dataset_dir=tmp, dataset='ansim', nb_train=2, nb_test=1, clip_len_s=4.0, seed=3, progress=False)
     args.update(kw)
-    return sd.synthesize(**args)
+    return tut2018.synthesize(**args)
 
 
 def clips(summary: dict) -> list[tuple[np.ndarray, int, list[dict]]]:
@@ -210,7 +210,7 @@ def test_circular_array_gcc_phat(tmp_path):
                 assert abs(gcc_phat_lag(seg[:, i], seg[:, j]) - expected) < 0.2, (row, i, j)
                 checked += 1
     assert checked >= 14
-    assert sd.SPEED_OF_SOUND == C
+    assert spatial.SPEED_OF_SOUND == C
 
 
 def test_onsets_match_start_time(tmp_path):
@@ -253,20 +253,20 @@ def test_rt60_of_reverberant_rir(rt60):
     for several source positions lies within 20 % of the requested RT60."""
     room_dim, array = np.array([10.0, 8.0, 4.0]), np.array([4.6, 4.3, 1.9])
     for fmt in ('foa', 'mic'):
-        model = sd.ShoeboxModel(room_dim=room_dim, array_pos=array, rt60=rt60, fs=FS, fmt=fmt)
+        model = spatial.ShoeboxModel(room_dim=room_dim, array_pos=array, rt60=rt60, fs=FS, fmt=fmt)
         for src in ([6.5, 5.0, 2.5], [3.0, 2.5, 1.0], [4.0, 7.0, 3.0]):
             rir = model.rir(np.array(src))
             measured = measure_rt60(rir[:, 0], fs=FS, decay_db=30)
             assert abs(measured - rt60) < 0.2 * rt60, (fmt, src, measured)
             # direct sound: at the array centre `pre` samples in, with amplitude 1 / distance (FOA W)
             if fmt == 'foa':
-                assert abs(rir[sd.PRE_SAMPLES, 0] - 1 / np.linalg.norm(np.array(src) - array)) < 1e-3
+                assert abs(rir[spatial.PRE_SAMPLES, 0] - 1 / np.linalg.norm(np.array(src) - array)) < 1e-3
 
 
 def test_image_sources_match_pyroomacoustics():
     """The per-source translation of the room's image sources equals pyroomacoustics' own ISM."""
     room_dim, array = np.array([9.0, 7.0, 3.5]), np.array([4.0, 3.0, 1.8])
-    model = sd.ShoeboxModel(room_dim=room_dim, array_pos=array, rt60=0.3, fs=FS, fmt='foa')
+    model = spatial.ShoeboxModel(room_dim=room_dim, array_pos=array, rt60=0.3, fs=FS, fmt='foa')
     src = np.array([2.2, 5.1, 0.9])
     images, orders = model.image_sources(src)
     room = pra.ShoeBox(room_dim, fs=FS, max_order=5)
@@ -284,12 +284,12 @@ def test_diffuse_noise_statistics():
     """FOA: isotropic-field channel powers W : Y : Z : X = 1 : 1/3 : 1/3 : 1/3, uncorrelated.
     Array: coherence between mics at distance d is sinc(2 f d / c) (spherically isotropic field)."""
     rng = np.random.default_rng(0)
-    foa = sd.diffuse_noise(rng, nb_samples=4 * FS, fs=FS, fmt='foa')
+    foa = spatial.diffuse_noise(rng, nb_samples=4 * FS, fs=FS, fmt='foa')
     power = np.mean(foa ** 2, axis=0)
     np.testing.assert_allclose(power[1:] / power[0], 1 / 3, rtol=0.05)
     corr = np.corrcoef(foa.T)
     assert np.max(np.abs(corr - np.eye(4))) < 0.05
-    mic = sd.diffuse_noise(rng, nb_samples=8 * FS, fs=FS, fmt='mic')
+    mic = spatial.diffuse_noise(rng, nb_samples=8 * FS, fs=FS, fmt='mic')
     for j in (1, 2, 4):
         d = 2 * 0.05 * np.sin(np.deg2rad(45.0 * j) / 2)
         f, sxy = scipy.signal.csd(mic[:, 0], mic[:, j], fs=FS, nperseg=1024)

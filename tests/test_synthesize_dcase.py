@@ -1,4 +1,4 @@
-"""synthesize_dcase.py (through synthesize_dataset.py): the DCASE 2019-2024 look-alikes.
+"""synth.dcase (through synthesize_dataset.py): the DCASE 2019-2024 look-alikes.
 
 Layouts are checked against datasets.py (the reader the pipeline uses) and formats.py; the physics against the
 WRITTEN audio with textbook estimators (active intensity of FOA, GCC-PHAT between the tetrahedral mics, noise
@@ -24,8 +24,8 @@ import soundfile as sf
 import datasets
 import formats
 import label_frames
-import spatial
-import synthesize_dcase as sdc
+from synth import dcase as sdc
+from synth import spatial
 from utils import SELDError, angular_distance_deg, sph2cart
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,9 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import sound_bank
 import synthesize_dataset as sd
-import synthesize_dcase
+from synth import dcase, sound_bank, tut2018
 from datasets import DCASE_DATASETS
 from utils import SELDError
 
@@ -39,14 +38,14 @@ def stop_before_audio(monkeypatch):
     def loader(bank, **kw):
         sound_bank.load_sound_bank(bank, **kw)  # the real checks of the bank's path
         raise Reached
-    monkeypatch.setattr(sd, 'load_sound_bank', loader)
-    monkeypatch.setattr(synthesize_dcase, 'load_sound_bank', loader)
+    monkeypatch.setattr(tut2018, 'load_sound_bank', loader)
+    monkeypatch.setattr(dcase, 'load_sound_bank', loader)
 
 
 def _keys() -> list[str]:
-    keys = set(sd.CLI_DEFAULTS)
+    keys = set(tut2018.CLI_DEFAULTS)
     for name in DCASE_DATASETS:
-        keys |= set(synthesize_dcase.cli_defaults(name))
+        keys |= set(dcase.cli_defaults(name))
     return sorted(keys) + ['unknown_key']
 
 

@@ -1,6 +1,6 @@
 """Spatial encoders of the synthesizers: FOA plane waves, microphone arrays, shoebox rooms, diffuse noise.
 
-Shared by :mod:`synthesize_dataset` (TUT Sound Events 2018 look-alikes) and :mod:`synthesize_dcase` (DCASE
+Shared by :mod:`synth.tut2018` (TUT Sound Events 2018 look-alikes) and :mod:`synth.dcase` (DCASE
 2019-2024 development-set look-alikes). Conventions: azimuth counter-clockwise from +x, elevation up
 (:func:`utils.sph2cart`); FOA is ACN (W, Y, Z, X) with SN3D gains ``[1, sin az cos el, sin el, cos az cos el]``;
 c = 343 m/s (pyroomacoustics' constant).

@@ -1,4 +1,4 @@
-"""Sound banks of :mod:`synthesize_dataset`: where the isolated (dry, mono) sound events come from.
+"""Sound banks of the synthesizer (:mod:`synth`): where the isolated (dry, mono) sound events come from.
 
 Two banks share one interface (:class:`SoundBank`):
 
@@ -498,7 +498,7 @@ def _draw_builtin(cls: str, *, rng: np.random.Generator, fs: int, max_samples: i
 
 
 class DatasetBank(SoundBank):
-    """A sound bank under a dataset's class list (``classes``), for the DCASE look-alikes of synthesize_dcase.py.
+    """A sound bank under a dataset's class list (``classes``), for the DCASE look-alikes of :mod:`synth.dcase`.
 
     Built-in bank: the sounds are SYNTHETIC STAND-INS, not the dataset's sounds. Class k of the dataset is rendered
     by built-in generator ``k mod 11`` (module docstring), transposed up by ``4 ** (k // 11)`` (two octaves for the

@@ -1,7 +1,7 @@
 """Scenes of the synthesizers: events on tracks, their directions and distances, rooms, the mix and its noise.
 
-Shared by :mod:`synthesize_dataset` (TUT Sound Events 2018 look-alikes) and :mod:`synthesize_dcase` (DCASE
-2019-2024 look-alikes); the spatial encoders are in :mod:`spatial`.
+Shared by :mod:`synth.tut2018` (TUT Sound Events 2018 look-alikes) and :mod:`synth.dcase` (DCASE
+2019-2024 look-alikes); the spatial encoders are in :mod:`synth.spatial`.
 
 Scenes (:func:`plan_clip`)
 --------------------------
@@ -10,7 +10,7 @@ follows the previous one after a gap of 0.1-0.8 s (track 0) or 0.1-2 s (the othe
 are active at once. Without ``same_class_prob`` an event never starts while an event of the same class is still
 active (TUT-2018, DCASE 2019/2020); with it, same-class overlaps are allowed and, with probability
 ``same_class_prob``, a new event that meets active events takes the class of one of them. Classes are uniform over
-those allowed; each class's events come from the sound bank (:mod:`sound_bank`). Directions come from a picker:
+those allowed; each class's events come from the sound bank (:mod:`synth.sound_bank`). Directions come from a picker:
 the TUT grid (never the DOA of an active event, static; :func:`grid_doa_picker`) or, for the DCASE look-alikes,
 integer degrees at least a separation away from the active events, a share of them moving at a constant
 azimuthal speed (:func:`sphere_doa_picker`). Distances are uniform in 1-3 m (rooms: also >= 0.5 m from every wall,
@@ -29,18 +29,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import scipy.signal
-import soundfile as sf
 
 from formats import DESC_HEADER
-from sound_bank import SoundBank
-from spatial import PRE_SAMPLES, ShoeboxModel, foa_gains, plane_wave_array, plane_wave_array_moving
-from utils import SELDError, angular_distance_deg, atomic_path, read_json, sph2cart
+from synth.sound_bank import SoundBank
+from synth.spatial import PRE_SAMPLES, ShoeboxModel, foa_gains, plane_wave_array, plane_wave_array_moving
+from utils import angular_distance_deg, sph2cart
 
 ELE_LIMIT_DEG = 40                             # the TUT grid
 DIST_RANGE_M = (1.0, 3.0)
@@ -350,25 +347,6 @@ def add_noise(mix: np.ndarray, noise: np.ndarray, *, active: np.ndarray, db: flo
     audio *= gain
     return audio, {'gain': gain, 'gain_db': 20 * math.log10(gain), 'event_power': event_power * gain ** 2,
                    'noise_power': noise_power * gain ** 2}
-
-
-def write_pcm16(path: str | os.PathLike, audio: np.ndarray, fs: int) -> None:
-    """Write audio in [-1, 1] as a 16-bit PCM wav, atomically."""
-    pcm = np.clip(np.rint(audio * 32767.0), -32767, 32767).astype(np.int16)
-    with atomic_path(path) as tmp:
-        sf.write(tmp, pcm, fs, subtype='PCM_16', format='WAV')
-
-
-def completed_events(*paths: Path, side: Path, config: dict[str, Any]) -> int | None:
-    """Resume: the number of events of a clip whose files ``paths`` and side file all exist and whose side file
-    (JSON with ``config`` and ``nb_events``) was written with the same ``config``; else None (make it again)."""
-    if not all(p.exists() for p in (*paths, side)):
-        return None
-    try:
-        done = read_json(side)
-    except SELDError:
-        return None
-    return done.get('nb_events') if done.get('config') == config else None
 
 
 def tut2018_text(events: list[Event], fs: int) -> str:

@@ -39,26 +39,26 @@ part of the frame, rounded to whole degrees.
 Rooms (``room{r}``/``ir{r}``): two per fold (five for 2019), each drawn once from the seed and shared by the
 recordings that name it; with ``reverb=false`` the name stays but the sound is free field.
 Audio: 16-bit PCM, 4 channels, the dataset's rate, ``round(length * fs)`` samples. ``mic``: the tetrahedral array
-of :func:`spatial.tetra_positions` in FREE FIELD (the real array is on a rigid sphere; here only the
+of :func:`synth.spatial.tetra_positions` in FREE FIELD (the real array is on a rigid sphere; here only the
 inter-capsule delays are modelled). ``foa``: ACN/SN3D.
 ``synthesis/{fmt}/<sub-folder>/<stem>.json``: per recording, the generation config, room, gain, powers and every
 event (labelled and interferers) with its onset/offset samples; ``dataset_info.json`` and ``README.txt``
 describe the folder. foa and mic of one seed share the scenes and ``metadata_dev/``, as in the real sets; both
 may go into one ``dataset_dir`` if every other key is the same.
 
-Scenes (:mod:`scenes`)
+Scenes (:mod:`synth.scenes`)
 ----------------------
 Events on ``overlap`` tracks as the TUT look-alikes. 2019: static, the TUT grid, no same-class overlaps.
 2020+: integer-degree directions uniform in azimuth -180..179 and elevation +-45 (STARSS +-60), at least 20
 degrees from the active events; a share ``moving`` turns at 10, 20 or 40 degrees/s (either sense) at constant
 elevation and distance. Same-class overlaps only in 2021+. Interferers (2021+): built-in sounds an octave down,
 static, anywhere in the recording, not in the metadata, added after the SNR is set. Sounds: the built-in
-procedural bank mapped onto the dataset's classes (:class:`sound_bank.DatasetBank`: synthetic stand-ins, two
+procedural bank mapped onto the dataset's classes (:class:`synth.sound_bank.DatasetBank`: synthetic stand-ins, two
 octaves up for classes beyond the 11th), or a folder holding every class by name. The recordings of the test
 folds (2019: split 1) draw from a folder bank's test part.
 
-Spatialization, noise, SNR (:mod:`spatial`, :mod:`scenes`)
----------------------------------------------------------
+Spatialization, noise, SNR (:mod:`synth.spatial`, :mod:`synth.scenes`)
+---------------------------------------------------------------------
 Static sources as the TUT look-alikes (plane waves, shoebox rooms). Moving sources: FOA per-sample gains, array
 per-sample fractional delays; in rooms 100 ms blocks each convolved with the RIR of the block centre (early part
 from that position, late part shared). Diffuse noise (FOA: isotropic statistics; tetrahedron: sinc coherence) at
@@ -71,30 +71,27 @@ Every recording uses ``np.random.default_rng([seed, crc32(dataset), crc32(sub-fo
 (streams: 0 scene, 1 noise, 3 interferers, 4 length; rooms ``[seed, crc32(dataset), r, 2]``): the same parameters
 and seed give byte-identical files for any ``n_jobs``, and foa and mic the same scenes. Files are written to a
 temporary name and renamed (wav, csv, then the side file); a recording whose three files exist with the same
-config is skipped; recordings of the layout that the parameters no longer make are deleted.
+config is skipped; recordings of the layout that the parameters no longer make are deleted (:mod:`synth.driver`).
 """
 from __future__ import annotations
 
 import functools
 import math
 import os
-import re
-import shlex
 import time
 import zlib
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
-from tqdm import tqdm
 
 from datasets import DATASET_INFO, DCASE_DATASETS, SPECS, STEM_PATTERNS
-from scenes import (Event, active_mask, add_noise, completed_events, distance_sampler, doa_grid, draw_room,
-                    grid_doa_picker, mix_events, plan_clip, room_model, sphere_doa_picker, tut2018_text, write_pcm16)
-from sound_bank import DatasetBank, load_sound_bank
-from spatial import ShoeboxModel, diffuse_noise, tetra_positions
-from utils import SELDError, read_json, write_json, write_text
+from synth.driver import Clip, check_clip_len, check_integers, check_n_jobs, command_line, read_info, run
+from synth.scenes import (Event, active_mask, add_noise, distance_sampler, doa_grid, draw_room, grid_doa_picker,
+                          mix_events, plan_clip, room_model, sphere_doa_picker, tut2018_text)
+from synth.sound_bank import DatasetBank, load_sound_bank
+from synth.spatial import ShoeboxModel, diffuse_noise, tetra_positions
+from utils import SELDError
 
 GENERATOR_VERSION = 1
 FORMATS = ('foa', 'mic')
@@ -259,17 +256,13 @@ def _event_record(ev: Event, fs: int) -> dict[str, Any]:
                 class_idx=ev.class_idx, azi=ev.azi, ele=ev.ele, dist=ev.dist, speed_deg_s=ev.speed_deg_s)
 
 
-def _recording_job(task: dict[str, Any]) -> int:
-    """Synthesize and write one recording (wav, csv, then the side file); return its number of events."""
-    rec = task['recording']
-    audio, events, unlabelled, info = synthesize_recording(bank=task['bank'], **rec)
-    fs = SPECS[rec['dataset']].fs
-    write_pcm16(task['wav'], audio, fs)
-    write_text(task['csv'], _metadata_text(rec['dataset'], events, fs=fs, dist=task['dist']))
-    write_json(task['side'], {'config': task['config'], **info, 'nb_events': len(events),
-                              'events': [_event_record(e, fs) for e in events],
-                              'interferers': [_event_record(e, fs) for e in unlabelled]})
-    return len(events)
+def _make(*, dist: bool, **recording: Any) -> tuple[np.ndarray, int, str, dict[str, Any]]:
+    """One recording for the driver (:class:`synth.driver.Clip`): audio, rate, metadata, side file."""
+    audio, events, unlabelled, info = synthesize_recording(**recording)
+    fs = SPECS[recording['dataset']].fs
+    return audio, fs, _metadata_text(recording['dataset'], events, fs=fs, dist=dist), {
+        **info, 'nb_events': len(events), 'events': [_event_record(e, fs) for e in events],
+        'interferers': [_event_record(e, fs) for e in unlabelled]}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -281,12 +274,8 @@ def _validate(p: dict[str, Any]) -> None:
         raise SELDError(f"dataset={name!r}: must be one of {', '.join(DCASE_DATASETS)}")
     if p['format'] not in FORMATS:
         raise SELDError(f"format={p['format']!r}: must be foa or mic")
-    for key, low in (('nb_per_fold', 1), ('seed', 0), ('interferers', 0)):
-        value = p[key]
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-            raise SELDError(f'{key}={value!r}: must be an integer >= {low}')
-    if not 1.0 <= p['clip_len_s'] <= 3600.0:
-        raise SELDError(f"clip_len_s={p['clip_len_s']}: must be between 1 and 3600 seconds")
+    check_integers(*((key, p[key], low) for key, low in (('nb_per_fold', 1), ('seed', 0), ('interferers', 0))))
+    check_clip_len(p['clip_len_s'])
     if p['clip_len_max_s'] and not p['clip_len_s'] <= p['clip_len_max_s'] <= 3600.0:
         raise SELDError(f"clip_len_max_s={p['clip_len_max_s']}: must be 0 (every recording lasts clip_len_s) or "
                         f"between clip_len_s={p['clip_len_s']} and 3600 seconds")
@@ -308,8 +297,7 @@ def _validate(p: dict[str, Any]) -> None:
                         f"have them); use interferers=0")
     if p['dist'] and name != 'starss23':
         raise SELDError(f"dist=true: only starss23 (its DCASE 2024 release) has a distance column, not {name}")
-    if p['n_jobs'] == 0 or not isinstance(p['n_jobs'], (int, np.integer)):
-        raise SELDError(f"n_jobs={p['n_jobs']!r}: must be a nonzero integer (-1: all cores)")
+    check_n_jobs(p['n_jobs'])
 
 
 def _plan(p: dict[str, Any], bank: DatasetBank) -> list[dict[str, Any]]:
@@ -344,12 +332,11 @@ def _scene_config(p: dict[str, Any], bank: DatasetBank) -> dict[str, Any]:
     return {**{k: p[k] for k in keys}, 'sound_bank': bank.name, 'version': GENERATOR_VERSION}
 
 
-def command_line(p: dict[str, Any]) -> str:
+def _command(p: dict[str, Any]) -> str:
     """The command that makes ``p``'s recordings."""
     keys = ('dataset', 'format', 'nb_per_fold', 'clip_len_s', 'clip_len_max_s', 'overlap', 'db', 'reverb', 'moving',
             'same_class', 'interferers', 'dist', 'seed', 'sound_bank', 'dataset_dir')
-    text = {k: (str(p[k]).lower() if isinstance(p[k], bool) else p[k]) for k in keys}
-    return 'python synthesize_dataset.py ' + ' '.join(shlex.quote(f'{k}={v}') for k, v in text.items())
+    return command_line({k: p[k] for k in keys})
 
 
 def synthesize(*, dataset: str, dataset_dir: str | os.PathLike = 'data/{dataset}', format: str = 'foa',
@@ -375,7 +362,7 @@ def synthesize(*, dataset: str, dataset_dir: str | os.PathLike = 'data/{dataset}
         Maximum number of simultaneous labelled events (2019/2020: 1-2, recordings alternate ov1 .. ov<overlap>;
         else 1-3). None: the dataset's maximum.
     db : float
-        SNR in dB (:mod:`scenes`).
+        SNR in dB (:mod:`synth.scenes`).
     reverb : bool
         Shoebox rooms, or free field.
     moving : float in [0, 1]
@@ -409,7 +396,7 @@ def synthesize(*, dataset: str, dataset_dir: str | os.PathLike = 'data/{dataset}
         other scene parameters.
     """
     p = dict(locals())  # the parameters, None = the dataset's default (cli_defaults)
-    t0 = time.perf_counter()
+    started = time.perf_counter()
     if dataset not in DCASE_DATASETS:
         raise SELDError(f"dataset={dataset!r}: must be one of {', '.join(DCASE_DATASETS)}")
     defaults = cli_defaults(dataset)
@@ -420,84 +407,48 @@ def synthesize(*, dataset: str, dataset_dir: str | os.PathLike = 'data/{dataset}
     bank = DatasetBank(load_sound_bank(p['sound_bank'], split=1), spec.classes)
     plan = _plan(p, bank)
     root = Path(p['dataset_dir'])
-    info_path = root / DATASET_INFO
     scene = _scene_config(p, bank)
-    old = read_json(info_path) if info_path.exists() else None
+    old = read_info(root, {'synthetic': True, 'dataset': name, 'fs': spec.fs, 'classes': list(spec.classes)})
     other_formats = sorted(set((old or {}).get('formats', [])) - {fmt})
-    if old is not None:
-        for key, value in (('synthetic', True), ('dataset', name), ('fs', spec.fs), ('classes', list(spec.classes))):
-            if old.get(key) != value:
-                raise SELDError(f'{info_path}: has {key}={old.get(key)!r} but this run makes {key}={value!r}; use '
-                                f'another dataset_dir or delete that folder')
-        if other_formats and old.get('scene') != scene:
-            before = old.get('scene') or {}
-            diff = ', '.join(f'{k}={before.get(k)!r} (now {scene[k]!r})' for k in scene if before.get(k) != scene[k])
-            raise SELDError(f'{info_path}: the {"/".join(other_formats)} recordings there were made with other '
-                            f'scene parameters: {diff}; '
-                            f'foa and mic of one folder share metadata_dev/, so pass the same values or use another '
-                            f'dataset_dir')
+    if other_formats and old.get('scene') != scene:
+        before = old.get('scene') or {}
+        diff = ', '.join(f'{k}={before.get(k)!r} (now {scene[k]!r})' for k in scene if before.get(k) != scene[k])
+        raise SELDError(f'{root / DATASET_INFO}: the {"/".join(other_formats)} recordings there were made with other '
+                        f'scene parameters: {diff}; '
+                        f'foa and mic of one folder share metadata_dev/, so pass the same values or use another '
+                        f'dataset_dir')
 
-    tasks, nb_events, nb_skipped = [], 0, 0
-    for rec in plan:
-        config = {**rec['recording'], 'stem': rec['stem'], 'classes': list(spec.classes), **scene}
-        task = dict(recording=rec['recording'], bank=bank, config=config, dist=bool(p['dist']),
-                    wav=root / f'{fmt}_dev' / rec['sub'] / f"{rec['stem']}.wav",
-                    csv=root / 'metadata_dev' / rec['sub'] / f"{rec['stem']}.csv",
-                    side=root / SIDE_DIR / fmt / rec['sub'] / f"{rec['stem']}.json")
-        done = completed_events(task['wav'], task['csv'], side=task['side'], config=task['config'])
-        if done is None:
-            tasks.append(task)
-        else:
-            nb_events += done
-            nb_skipped += 1
-    _remove_stale(root, name=name, fmt=fmt, keep={rec['stem'] for rec in plan}, shared=not other_formats)
-
-    bar = tqdm(total=len(plan), initial=nb_skipped, desc=f'{name} {fmt}', unit='recording', disable=not p['progress'])
-    with bar:
-        if p['n_jobs'] == 1:
-            results = map(_recording_job, tasks)
-        else:
-            results = joblib.Parallel(n_jobs=p['n_jobs'], return_as='generator')(
-                joblib.delayed(_recording_job)(t) for t in tasks)
-        for count in results:
-            nb_events += count
-            bar.update(1)
-
-    lengths = [rec['recording']['nb_samples'] / spec.fs for rec in plan]
+    clips = [Clip(wav=root / f'{fmt}_dev' / rec['sub'] / f"{rec['stem']}.wav",
+                  csv=root / 'metadata_dev' / rec['sub'] / f"{rec['stem']}.csv",
+                  side=root / SIDE_DIR / fmt / rec['sub'] / f"{rec['stem']}.json",
+                  config={**rec['recording'], 'stem': rec['stem'], 'classes': list(spec.classes), **scene},
+                  make=_make, args=dict(rec['recording'], bank=bank, dist=bool(p['dist'])), group=rec['sub'],
+                  seconds=rec['recording']['nb_samples'] / spec.fs) for rec in plan]
+    lengths = [clip.seconds for clip in clips]
     formats = sorted(set(other_formats) | {fmt})
-    info = {'synthetic': True, 'generator': 'synthesize_dataset.py (synthesize_dcase.py)',
-            'generator_version': GENERATOR_VERSION, 'dataset': name, 'format': '+'.join(formats), 'formats': formats,
-            'fs': spec.fs, 'nb_channels': 4, 'classes': list(spec.classes), 'class_sounds': bank.describe(),
-            'sound_bank': bank.name, 'metadata_format': spec.meta_format, 'label_rate': spec.label_rate,
-            'scene': scene, 'nb_recordings': len(plan), 'nb_events': nb_events,
-            'recording_length_s': {'min': min(lengths), 'max': max(lengths), 'total': sum(lengths)},
-            'folds': {f'{sub or "."}': sorted(r['stem'] for r in plan if r['sub'] == sub)
-                      for sub in dict.fromkeys(r['sub'] for r in plan)},
-            'commands': {**(old or {}).get('commands', {}), fmt: command_line(p)}, 'command': command_line(p)}
-    if 'mic' in formats:
-        info['mic_positions_m'] = tetra_positions().round(6).tolist()
-    write_json(info_path, info)
-    write_text(root / 'README.txt', _readme(info))
-    return {'dataset_dir': p['dataset_dir'], 'dataset': name, 'format': fmt, 'nb_recordings': len(plan),
-            'nb_synthesized': len(tasks), 'nb_skipped': nb_skipped, 'nb_events': nb_events,
-            'audio_minutes': sum(lengths) / 60.0, 'seconds': time.perf_counter() - t0}
 
+    def info(old: dict[str, Any] | None, nb_events: dict[str, int]) -> dict[str, Any]:
+        out = {'synthetic': True, 'generator': 'synthesize_dataset.py (synth/dcase.py)',
+               'generator_version': GENERATOR_VERSION, 'dataset': name, 'format': '+'.join(formats),
+               'formats': formats, 'fs': spec.fs, 'nb_channels': 4, 'classes': list(spec.classes),
+               'class_sounds': bank.describe(), 'sound_bank': bank.name, 'metadata_format': spec.meta_format,
+               'label_rate': spec.label_rate, 'scene': scene, 'nb_recordings': len(plan),
+               'nb_events': sum(nb_events.values()),
+               'recording_length_s': {'min': min(lengths), 'max': max(lengths), 'total': sum(lengths)},
+               'folds': {f'{sub or "."}': sorted(r['stem'] for r in plan if r['sub'] == sub)
+                         for sub in dict.fromkeys(r['sub'] for r in plan)},
+               'commands': {**(old or {}).get('commands', {}), fmt: _command(p)}, 'command': _command(p)}
+        if 'mic' in formats:
+            out['mic_positions_m'] = tetra_positions().round(6).tolist()
+        return out
 
-def _remove_stale(root: Path, *, name: str, fmt: str, keep: set[str], shared: bool) -> None:
-    """Delete this format's recordings of the layout that are not in ``keep`` (and their metadata when no other
-    format shares it), and temporary files of interrupted runs."""
-    pattern, tmp = STEM_PATTERNS[name], re.compile(r'^\..*\.tmp\.(wav|csv|json)$')
-    folders = [root / f'{fmt}_dev', root / SIDE_DIR / fmt] + ([root / 'metadata_dev'] if shared else [])
-    for base in folders:
-        for sub in dict.fromkeys(s for s, *_ in FOLDS[name]):
-            folder = base / sub
-            if not folder.is_dir():
-                continue
-            for path in folder.iterdir():
-                stem, ext = os.path.splitext(path.name)
-                if tmp.match(path.name) or (ext in ('.wav', '.csv', '.json') and pattern.fullmatch(stem)
-                                            and stem not in keep):
-                    path.unlink()
+    subs = list(dict.fromkeys(s for s, *_ in FOLDS[name]))
+    bases = [root / f'{fmt}_dev', root / SIDE_DIR / fmt] + ([] if other_formats else [root / 'metadata_dev'])
+    return run(root=root, clips=clips, stale_folders=[base / sub for base in bases for sub in subs],
+               stem_pattern=STEM_PATTERNS[name], desc=f'{name} {fmt}', unit='recording', info=info, readme=_readme,
+               summary={'title': f'{name} {fmt}', 'dataset_dir': p['dataset_dir'], 'dataset': name, 'format': fmt,
+                        'nb_recordings': len(plan)},
+               old=old, n_jobs=p['n_jobs'], progress=p['progress'], started=started)
 
 
 def _readme(info: dict[str, Any]) -> str:
@@ -509,7 +460,7 @@ def _readme(info: dict[str, Any]) -> str:
     lines = [
         f"SYNTHETIC DATA - not recorded, not the {info['dataset']} development set.",
         '',
-        f"Made by synthesize_dataset.py (synthesize_dcase.py, generator version {GENERATOR_VERSION}) as a look-alike "
+        f"Made by synthesize_dataset.py (synth/dcase.py, generator version {GENERATOR_VERSION}) as a look-alike "
         f"of {info['dataset']} in its on-disk layout (file names, folders, folds, {spec.fs} Hz, 16-bit PCM, "
         f"4 channels, {spec.meta_format} metadata in metadata_dev/).",
         *[f'  {fmt_text[f]}' for f in info['formats']],
@@ -522,17 +473,9 @@ def _readme(info: dict[str, Any]) -> str:
         + ('shoebox rooms (pyroomacoustics image sources, RT60 0.4-1.0 s; see synthesis/)' if scene['reverb']
            else 'free field (anechoic)')
         + f"; spatially diffuse noise at {scene['db']:g} dB SNR.",
-        'See the docstring of synthesize_dcase.py for every convention (metadata frames, tracks, SNR, rooms).',
+        'See the docstring of synth/dcase.py for every convention (metadata frames, tracks, SNR, rooms).',
         '',
         'Commands that made this folder:',
         *[f'  {cmd}' for _, cmd in sorted(info['commands'].items())],
     ]
     return '\n'.join(lines) + '\n'
-
-
-def summary_line(summary: dict[str, Any]) -> str:
-    """The one-line summary of a :func:`synthesize` call."""
-    return (f"{summary['dataset']} {summary['format']}: {summary['nb_recordings']} recordings "
-            f"({summary['nb_skipped']} already complete), {summary['nb_events']} events, "
-            f"{summary['audio_minutes']:.1f} min of synthetic audio in {summary['seconds']:.1f} s -> "
-            f"{summary['dataset_dir']}")
