@@ -25,7 +25,7 @@ def test_defaults_are_the_papers():
     assert p['azi_only'] is False and p['hop_len_s'] is None and p['val_fraction'] == 0.2 and p['gru_type'] == 'cudnn'
     assert not p['select_on_test'] and p['early_stop_metric'] == 'seld2018/seld_score' and not p['augment']
     assert [parameter.get_params(t)['sequence_length'] for t in '23456'] == [512, 256, 256, 256, 512]
-    assert [datasets.SPECS[parameter.get_params(t)['dataset']].nb_channels('foa') for t in '23456'] == [4, 4, 8, 8, 4]
+    assert [datasets.SPECS[parameter.get_params(t)['dataset']].nb_channels for t in '23456'] == [4, 4, 8, 8, 4]
     # the DCASE task-ids: 20 ms hops (nfft derived from the rate), the year's metric selects the model
     p = parameter.get_params('starss23')
     assert (p['hop_len_s'], p['nfft'], p['format'], p['sequence_length']) == (0.02, None, 'foa', 250)
