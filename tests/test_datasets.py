@@ -109,6 +109,7 @@ def test_bad_dcase_inputs_name_file_and_rule(tmp_path):
         params_for(tmp_path, 'starss23', format='ambix')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', datasets.DCASE_DATASETS)
 def test_quick_run_writes_the_years_format_and_the_scoring_command_reproduces_it(tmp_path, name):
     dcase_fixture.make_dataset(str(tmp_path / name), name, fmt='mic' if name == 'starss22' else 'foa',

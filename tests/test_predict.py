@@ -57,6 +57,9 @@ MAX_DOA_ERR = 25.0
 MAX_EVENT_DOA_ERR = 30.0
 MIN_EVENT_COVERAGE = 0.7
 
+# Every test here uses the model trained by the `trained` fixture (a minute of training): the quick loop skips them.
+pytestmark = pytest.mark.slow
+
 
 def make_dataset(root: str) -> None:
     rng = np.random.default_rng(7)

@@ -38,6 +38,7 @@ def tiny(tmp_path_factory):
     return tmp
 
 
+@pytest.mark.slow
 def test_quick_run_writes_the_run_folder_and_resumes(tiny):
     params = parameter.get_params('999', tiny_overrides(tiny))
     results = seld.train(params, 'e2e')
@@ -109,6 +110,7 @@ def test_seld_without_features_says_what_to_run(tmp_path):
         seld.train(params, 'x')
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_the_best_model_intact_and_rerun_resumes(tiny):
     args = [sys.executable, 'seld.py', 'sigint', '1'] + [
         f'{k}={",".join(map(str, v)) if isinstance(v, list) else v}' for k, v in tiny_overrides(tiny).items()] + [
@@ -136,6 +138,7 @@ def test_ctrl_c_leaves_the_best_model_intact_and_rerun_resumes(tiny):
     assert 'nothing to train' in r.stdout
 
 
+@pytest.mark.slow
 def test_cli_errors_exit_2(tmp_path):
     # from the shell once (seld.py's exit-status contract), then in this process
     r = commands.as_subprocess('seld.py', '1', 'nope')
@@ -144,6 +147,7 @@ def test_cli_errors_exit_2(tmp_path):
     assert r.returncode == 2 and 'batch_feature_extraction.py' in r.stderr
 
 
+@pytest.mark.slow
 def test_embedded_default_is_synthesized_then_extracted_and_trained(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default dataset_dir data/ansim is relative to the current folder
     params = parameter.get_params('999', dict(synth_nb_train=3, synth_nb_test=2, synth_clip_len_s=2.0,
