@@ -11,8 +11,8 @@ transformed by the transform's channel map (``new channel i = sign[i] * old chan
   from the transformed features, against ``apply_to_doa`` of the label, also with 2 simultaneous sources of
   different classes in disjoint frequency bands.
 
-The estimators and the synthesis are written here from the textbook formulas (or taken from
-synthesize_dataset), not from augmentation.py.
+The estimators are the textbook ones of tests/acoustics.py and the synthesis is written here from the formulas (or
+taken from the synthesizer's spatial module), not from augmentation.py.
 """
 from __future__ import annotations
 
@@ -21,12 +21,13 @@ import itertools
 
 import numpy as np
 import pytest
-import scipy.fft
 
 import augmentation as A
 import cls_feature_class as cfc
 import synth.spatial as sd
 from utils import SELDError, angular_distance_deg, cart2sph, sph2cart
+
+import acoustics
 
 FS = 44100
 NFFT, HOP = 512, 256
@@ -92,67 +93,6 @@ def channel_map(audio: np.ndarray, t: A.Transform) -> np.ndarray:
     return audio[:, t.perm] * t.sign[None, :]
 
 
-def intensity_doa(spec: np.ndarray, bins: np.ndarray | slice = slice(None)) -> np.ndarray:
-    """Active intensity ``Re{conj(W) [X, Y, Z]}`` summed over frames and ``bins`` (ACN: 0 W, 1 Y, 2 Z, 3 X)."""
-    s = spec[:, bins]
-    w = np.conj(s[..., 0])
-    return np.array([np.sum(np.real(w * s[..., ch])) for ch in (3, 1, 2)])
-
-
-UPSAMPLE = 64  # GCC lag resolution: 1/64 sample (linear interpolation in between)
-
-
-def gcc_phat(spec: np.ndarray, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """GCC-PHAT of every mic pair on a lag grid of 1/UPSAMPLE sample: ``(r [pairs, lags], i, j)``.
-
-    For a plane wave ``X_i conj(X_j) = |S|^2 exp(-2j pi f (tau_i - tau_j))``, so
-    ``r(lag) = Re sum_f PHAT(X_i conj X_j) exp(+2j pi f lag)`` (summed over frames and ``bins``) peaks at
-    ``lag = tau_i - tau_j``; the zero-padded inverse FFT evaluates it at every lag at once.
-    """
-    i, j = np.triu_indices(spec.shape[-1], 1)
-    cross = spec[..., i] * np.conj(spec[..., j])
-    g = (cross / np.maximum(np.abs(cross), 1e-30)).sum(axis=0)  # (bins, pairs)
-    full = np.zeros((len(i), NFFT * UPSAMPLE // 2 + 1), complex)
-    full[:, bins] = g[bins].T
-    return scipy.fft.irfft(full, NFFT * UPSAMPLE, axis=-1), i, j
-
-
-def srp_phat(gcc: tuple[np.ndarray, np.ndarray, np.ndarray], positions: np.ndarray, dirs: np.ndarray) -> np.ndarray:
-    """Steered response power (sum over pairs of the GCC-PHAT at each pair's TDOA) for unit vectors ``dirs``."""
-    r, i, j = gcc
-    n = r.shape[1]
-    tau = -(dirs @ positions.T) / SPEED                          # (D, mics) delay of each mic, s
-    lag = ((tau[:, i] - tau[:, j]) * FS * UPSAMPLE) % n          # (D, pairs) fractional index
-    floor = np.floor(lag)
-    w = lag - floor
-    lo = floor.astype(int) % n  # (a tiny negative lag % n rounds to n)
-    p = np.arange(len(i))[None, :]
-    return np.sum((1 - w) * r[p, lo] + w * r[p, (lo + 1) % n], axis=1)
-
-
-def srp_azimuth(spec: np.ndarray, ele_deg: float, bins: np.ndarray) -> float:
-    """Azimuth (degrees) of the SRP-PHAT peak of the circular array: 1-degree grid, then 0.01 degrees around it."""
-    gcc, pos = gcc_phat(spec, bins), sd.mic_positions()
-    best = 0.0
-    for grid in (np.arange(-180.0, 180.0, 1.0), np.arange(-1.0, 1.0 + 1e-9, 0.01)):
-        grid = grid + best
-        best = float(grid[np.argmax(srp_phat(gcc, pos, sph2cart(grid, np.full_like(grid, ele_deg))))])
-    return best
-
-
-def srp_direction(spec: np.ndarray, bins: np.ndarray) -> np.ndarray:
-    """Unit vector of the SRP-PHAT peak of the tetrahedral array: 2-degree grid, then 0.1, then 0.01 degrees."""
-    gcc = gcc_phat(spec, bins)
-    best = (0.0, 0.0)
-    for azs, els in ((np.arange(-180.0, 180.0, 2.0), np.arange(-90.0, 90.01, 2.0)),
-                     (np.arange(-2.0, 2.01, 0.1), np.arange(-2.0, 2.01, 0.1)),
-                     (np.arange(-0.1, 0.101, 0.01), np.arange(-0.1, 0.101, 0.01))):
-        az, el = (a.ravel() for a in np.meshgrid(best[0] + azs, best[1] + els, indexing='ij'))
-        k = np.argmax(srp_phat(gcc, tetra_positions(), sph2cart(az, el)))
-        best = (az[k], el[k])
-    return sph2cart(*best)
-
-
 def physical_doa(layout: str, spec: np.ndarray, bins: np.ndarray, ele_deg: float) -> np.ndarray:
     """DOA unit vector from a complex STFT [shape=(frames, bins, channels)], by the physics of the layout.
 
@@ -160,11 +100,12 @@ def physical_doa(layout: str, spec: np.ndarray, bins: np.ndarray, ele_deg: float
     transform of that array changes) and gives the azimuth.
     """
     if layout == 'foa':
-        v = intensity_doa(spec, bins)
+        v = acoustics.intensity_vector(spec[:, bins]).sum(axis=(0, 1))
         return v / np.linalg.norm(v)
+    array = dict(bins=bins, fs=FS, nfft=NFFT, speed=SPEED, upsample=64)  # lags of 1/64 sample
     if layout == 'circular8':
-        return sph2cart(srp_azimuth(spec, ele_deg, bins), ele_deg)
-    return srp_direction(spec, bins)
+        return acoustics.srp_phat_doa(spec, sd.mic_positions(), ele_deg=ele_deg, **array)
+    return acoustics.srp_phat_doa(spec, tetra_positions(), **array)
 
 
 def spec_of(audio: np.ndarray) -> np.ndarray:

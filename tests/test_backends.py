@@ -62,6 +62,7 @@ def run_under(backend: str, code: str, *args: str, env: dict[str, str] | None = 
 MODEL_TESTS = 'original_gru or mixed_precision'  # the backend's numerics; shapes and configs are the same everywhere
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_model_tests_pass_under(backend):
     """tests/test_keras_model.py's computations under the other backend: the original GRU (hard sigmoid, reset before
@@ -106,6 +107,7 @@ def tiny_dataset(tmp_path_factory):
     return tmp
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_seld_trains_resumes_and_predicts_under(backend, tiny_dataset):
     """seld.py trains 2 epochs, resumes for a third, saves; predict.py loads the run and predicts a wav; all without
@@ -145,6 +147,7 @@ CROSS_SCRIPT = '''
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_model_saved_under_tensorflow_loads_under(backend, tmp_path):
     """A model saved here (TensorFlow) predicts the same under the other backend, and one trained and saved there
@@ -216,6 +219,7 @@ DATAPARALLEL_SCRIPT = '''
 '''
 
 
+@pytest.mark.slow
 def test_jax_dataparallel_on_two_cpu_devices(tiny_dataset):
     """distribute=dataparallel: keras.distribution.DataParallel over 2 CPU devices trains as one device (JAX
     computes BatchNorm's statistics over the whole sharded batch), and seld.py trains with it."""
@@ -248,6 +252,7 @@ def test_distribute_errors_name_the_backend():
             pass
 
 
+@pytest.mark.slow
 def test_gpu_benchmark_quick_under_jax(tmp_path):
     """benchmarks/bench_gpu.py --quick (tiny sizes, the same path as on a GPU) under JAX without TensorFlow: every
     row of the table, the PyTorch-native rows where PyTorch is installed, and the end-to-end run."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,9 +16,9 @@ import parameter
 import seld
 from utils import SELDError
 
+import commands
 import dcase_fixture
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(sequence_length=50, batch_size=4, nb_cnn2d_filt=8, rnn_size=[16], fnn_size=[16], nb_epochs=2,
             patience=2)
 EXPECTED_PARTS = {  # the baselines' folds (datasets.py); STARSS: a held-out share of dev-train for validation
@@ -111,11 +109,13 @@ def test_bad_dcase_inputs_name_file_and_rule(tmp_path):
         params_for(tmp_path, 'starss23', format='ambix')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', datasets.DCASE_DATASETS)
 def test_quick_run_writes_the_years_format_and_the_scoring_command_reproduces_it(tmp_path, name):
     dcase_fixture.make_dataset(str(tmp_path / name), name, fmt='mic' if name == 'starss22' else 'foa',
                                dist=name == 'starss23')
-    params = params_for(tmp_path, name, format='mic' if name == 'starss22' else 'foa')
+    # one epoch: what is checked is the year's format of the predictions and the scoring command's agreement
+    params = params_for(tmp_path, name, format='mic' if name == 'starss22' else 'foa', nb_epochs=1, patience=1)
     batch_feature_extraction.extract(params, progress=False)
     results = seld.train(params, 'quick')
     run = seld.run_dir_for(params, 'quick')
@@ -132,8 +132,9 @@ def test_quick_run_writes_the_years_format_and_the_scoring_command_reproduces_it
         for line in open(os.path.join(run, 'predictions', stem + '.csv')).read().splitlines():
             fields = line.split(',')
             assert len(fields) == (4 if name == 'tau2019sse' else 5) and int(fields[0]) < f['nb_frames']
-    r = subprocess.run([sys.executable, 'evaluation_metrics.py', '--ref', str(tmp_path / name / 'metadata_dev'),
-                        '--pred', os.path.join(run, 'predictions')], cwd=ROOT, capture_output=True, text=True)
+    import evaluation_metrics  # the scoring command in this process (from the shell: tests/test_scoring_cli.py)
+    r = commands.in_process(evaluation_metrics.main, '--ref', tmp_path / name / 'metadata_dev', '--pred',
+                            os.path.join(run, 'predictions'))
     assert r.returncode == 0, r.stderr
     scored = json.loads(r.stdout)
     assert spec.metric in scored

@@ -79,6 +79,7 @@ SYNC_BN_SCRIPT = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_synchronized_batchnorm_two_replicas_train_like_one_device():
     """Under MirroredStrategy on 2 devices, BatchNormalization(synchronized=True) (what seld.py builds for
     distribute=mirrored|multiworker) normalizes with the statistics of the whole batch: 3 training steps give the
@@ -104,6 +105,7 @@ def overrides(tmp, feat='feat') -> dict:
     return dict(dataset_dir=str(tmp / 'ds'), feat_label_dir=str(tmp / feat), model_dir=str(tmp / 'runs'), **TINY)
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_logical_cpus_trains_like_one_device(tiny):
     batch_feature_extraction.extract(parameter.get_params('999', overrides(tiny)), progress=False)
     proc = subprocess.run([sys.executable, '-c', MIRRORED_SCRIPT, json.dumps(overrides(tiny))], cwd=ROOT,

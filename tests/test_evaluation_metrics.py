@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -25,7 +23,6 @@ import scoring
 from label_frames import Events, Instances
 from utils import SELDError, sph2cart
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 X, Y, Z = np.eye(3)
 A0 = math.degrees(math.acos(1 / (1 + 1e-10)))  # the 2024 code's angle between equal unit vectors (8.1e-4 deg)
 
@@ -998,8 +995,10 @@ def test_upsample_instances():
 
 
 def _run_cli(*args):
-    return subprocess.run([sys.executable, os.path.join(ROOT, 'evaluation_metrics.py'), *map(str, args)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    """The scoring command in this process, through utils.run_cli as ``python evaluation_metrics.py`` runs it (its
+    exit status from the shell: tests/test_scoring_cli.py)."""
+    from commands import in_process
+    return in_process(em.main, *args)
 
 
 def _assert_same(cli_json, mem):

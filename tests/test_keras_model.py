@@ -139,6 +139,7 @@ def test_original_gru_computes_keras_224s_gru():
     assert np.abs(keras.ops.convert_to_numpy(model(x)) - ref).max() > 1e-2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('policy', ['mixed_bfloat16', 'mixed_float16'])
 def test_mixed_precision_outputs_float32_and_trains(policy):
     kw = dict(nb_frames=8, nb_bins=16, nb_channels=1, nb_classes=2, nb_cnn2d_filt=4, pool_size=[2], rnn_size=[3],
@@ -160,6 +161,7 @@ def test_mixed_precision_outputs_float32_and_trains(policy):
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
 
 
+@pytest.mark.slow
 def test_save_load_safe_mode_round_trip_and_plain_keras(tmp_path):
     """keras_model.load_model and a plain Python with only Keras (no project code on the path) load the file in
     safe mode and predict the same."""
@@ -185,6 +187,7 @@ def test_save_load_safe_mode_round_trip_and_plain_keras(tmp_path):
         keras_model.load_model(str(tmp_path / 'bad.keras'))
 
 
+@pytest.mark.slow
 def test_cosine_learning_rate_by_hand_and_saved_with_its_step(tmp_path):
     """lr_schedule='cosine': 0 -> peak linearly over the warm-up, then peak * (1 + cos(pi * t)) / 2 with t the share
     of the decay steps done, 0 at the last step; the schedule and its step survive a save and a safe-mode load."""

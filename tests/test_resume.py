@@ -23,6 +23,7 @@ import utils
 from cls_data_generator import DataGenerator
 from utils import SELDError
 
+import commands
 import tut_fixture
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -177,11 +178,15 @@ def test_two_epochs_then_three_is_three_epochs(tiny, straight):
     assert_same_run(run, straight, 'nb_epochs=2, then nb_epochs=3')
 
 
+def _argv(tiny, job: str, **extra) -> list[str]:
+    """seld.py's arguments for ``job`` on the tiny dataset."""
+    return [job, '999'] + [f'{k}={",".join(map(str, v)) if isinstance(v, list) else v}'
+                           for k, v in overrides(tiny, **extra).items()]
+
+
 def _cli(tiny, job: str, env: dict | None = None, **extra) -> subprocess.CompletedProcess:
-    args = [sys.executable, 'seld.py', job, '999'] + [
-        f'{k}={",".join(map(str, v)) if isinstance(v, list) else v}' for k, v in overrides(tiny, **extra).items()]
-    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3', **(env or {})})
+    return subprocess.run([sys.executable, 'seld.py', *_argv(tiny, job, **extra)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3', **(env or {})})
 
 
 @pytest.mark.slow
@@ -320,7 +325,8 @@ def test_cli_corrupt_state_is_one_line_exit_2(tiny):
     os.makedirs(os.path.join(run, 'checkpoint'))
     with open(os.path.join(run, 'checkpoint', 'state.json'), 'w') as f:
         f.write('{}')
-    r = _cli(tiny, 'cli_state')
+    # seld.py's main through utils.run_cli, in this process (its exit status from the shell: tests/test_seld.py)
+    r = commands.in_process(seld.main, *_argv(tiny, 'cli_state'))
     assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr[-3000:]
     assert r.stderr.strip().splitlines()[-1].startswith('error: ') and 'state.json' in r.stderr
 

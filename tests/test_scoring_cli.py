@@ -176,6 +176,7 @@ def test_bad_flag_values_are_one_line_errors(small, flag, value, needle):
     assert_one_line_error(rc, err, needle)
 
 
+@pytest.mark.slow
 def test_zero_flags_are_not_replaced_by_defaults_and_errors_exit_2_in_a_subprocess(small):
     # before: `a.frame_rate or ...` turned 0 into the default and scored; now an error, also from the shell
     r = run_cli(*small, '--nb-classes', 2, '--frame-rate', '0')
@@ -223,6 +224,7 @@ JSON_KEYS = ('format', 'frame_rate', 'classes', 'files', 'reference', 'metrics',
              'average')
 
 
+@pytest.mark.slow
 def test_fuzz_flags_and_format_json_give_results_or_one_line_errors(tmp_path):
     rows = '0,0,0,10,0\n1,0,0,10,0\n2,1,1,-90,20\n'
     _write(str(tmp_path / 'ref' / 'a.csv'), rows)

@@ -19,6 +19,7 @@ import parameter
 import seld
 from utils import SELDError
 
+import commands
 import tut_fixture
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,6 +38,7 @@ def tiny(tmp_path_factory):
     return tmp
 
 
+@pytest.mark.slow
 def test_quick_run_writes_the_run_folder_and_resumes(tiny):
     params = parameter.get_params('999', tiny_overrides(tiny))
     results = seld.train(params, 'e2e')
@@ -72,8 +74,9 @@ def test_quick_run_writes_the_run_folder_and_resumes(tiny):
     assert results['grids']['dcase2019']['frame_rate'] == 50 and results['grids']['dcase2021']['frame_rate'] == 10
     # the scoring command, given only the dataset's description folder and the run's predictions, reproduces the
     # test metrics of results.json exactly
-    r = subprocess.run([sys.executable, 'evaluation_metrics.py', '--ref', str(tiny / 'ds' / 'desc_ov1_split1'),
-                        '--pred', os.path.join(run, 'predictions')], cwd=ROOT, capture_output=True, text=True)
+    import evaluation_metrics  # the scoring command in this process (from the shell: tests/test_scoring_cli.py)
+    r = commands.in_process(evaluation_metrics.main, '--ref', tiny / 'ds' / 'desc_ov1_split1', '--pred',
+                            os.path.join(run, 'predictions'))
     assert r.returncode == 0, r.stderr
     scored = json.loads(r.stdout)
     assert set(scored) == set(results['test']) - {'loss', 'sed_loss', 'doa_loss'}
@@ -107,6 +110,7 @@ def test_seld_without_features_says_what_to_run(tmp_path):
         seld.train(params, 'x')
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_the_best_model_intact_and_rerun_resumes(tiny):
     args = [sys.executable, 'seld.py', 'sigint', '1'] + [
         f'{k}={",".join(map(str, v)) if isinstance(v, list) else v}' for k, v in tiny_overrides(tiny).items()] + [
@@ -128,20 +132,22 @@ def test_ctrl_c_leaves_the_best_model_intact_and_rerun_resumes(tiny):
     done = json.load(open(state))['epoch']
     with open(os.path.join(run, 'metrics.csv')) as f:  # one row per finished epoch: the partial one is not logged
         assert len(f.read().splitlines()) == 1 + done
-    # a rerun with fewer epochs than already done has nothing left to train and exits cleanly
-    r = subprocess.run(args[:-2] + [f'nb_epochs={done}', 'patience=200'], cwd=ROOT, capture_output=True, text=True)
+    # a rerun with fewer epochs than already done has nothing left to train and exits cleanly (in this process)
+    r = commands.in_process(seld.main, *args[2:-2], f'nb_epochs={done}', 'patience=200')
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'nothing to train' in r.stdout
 
 
+@pytest.mark.slow
 def test_cli_errors_exit_2(tmp_path):
-    r = subprocess.run([sys.executable, 'seld.py', '1', 'nope'], cwd=ROOT, capture_output=True, text=True)
-    assert r.returncode == 2 and 'unknown task-id' in r.stderr
-    r = subprocess.run([sys.executable, 'seld.py', '1', '999', f'feat_label_dir={tmp_path}',
-                        f'dataset_dir={tmp_path}'], cwd=ROOT, capture_output=True, text=True)
+    # from the shell once (seld.py's exit-status contract), then in this process
+    r = commands.as_subprocess('seld.py', '1', 'nope')
+    assert r.returncode == 2 and 'unknown task-id' in r.stderr and 'Traceback' not in r.stderr
+    r = commands.in_process(seld.main, '1', '999', f'feat_label_dir={tmp_path}', f'dataset_dir={tmp_path}')
     assert r.returncode == 2 and 'batch_feature_extraction.py' in r.stderr
 
 
+@pytest.mark.slow
 def test_embedded_default_is_synthesized_then_extracted_and_trained(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default dataset_dir data/ansim is relative to the current folder
     params = parameter.get_params('999', dict(synth_nb_train=3, synth_nb_test=2, synth_clip_len_s=2.0,

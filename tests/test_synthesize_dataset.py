@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pyroomacoustics as pra
 import pytest
-import scipy.fft
 import scipy.signal
 import soundfile as sf
 from pyroomacoustics.experimental import measure_rt60
@@ -27,6 +26,8 @@ from datasets import DCASE2016_CLASSES
 from synth import sound_bank, spatial, tut2018
 from synth.sound_bank import BUILTIN_CLASSES, load_sound_bank
 from utils import SELDError, angular_distance_deg, sph2cart
+
+import acoustics
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DCASE = ROOT.parent / 'shared' / 'data' / 'dcase2016_task2_train'
@@ -74,8 +75,7 @@ def intensity_doa_error(audio: np.ndarray, fs: int, row: dict, *, max_s: float |
     if max_s is not None:
         end = min(end, start + max_s)
     seg = audio[int(start * fs):int(end * fs)]
-    _, _, spec = scipy.signal.stft(seg.T, nperseg=512)
-    intensity = np.real(np.conj(spec[0])[None] * spec[[3, 1, 2]]).sum(axis=(1, 2))
+    intensity = acoustics.foa_intensity(seg, nperseg=512)
     return float(angular_distance_deg(intensity, sph2cart(float(row['azi']), float(row['ele']))))
 
 
@@ -84,17 +84,6 @@ def isolated(rows: list[dict], k: int, margin_s: float) -> bool:
     s, e = float(rows[k]['start_time']), float(rows[k]['end_time'])
     return all(float(r['end_time']) + margin_s <= s or float(r['start_time']) >= e + margin_s
                for j, r in enumerate(rows) if j != k)
-
-
-def gcc_phat_lag(x: np.ndarray, y: np.ndarray, *, upsample: int = 32) -> float:
-    """Delay of y relative to x in samples (GCC-PHAT, interpolated by zero-padding the cross-spectrum)."""
-    n = scipy.fft.next_fast_len(2 * len(x), real=True)
-    cross = np.fft.rfft(y, n) * np.conj(np.fft.rfft(x, n))
-    cc = np.fft.irfft(cross / np.maximum(np.abs(cross), 1e-20), n * upsample)
-    lag = int(np.argmax(cc))
-    if lag > n * upsample // 2:
-        lag -= n * upsample
-    return lag / upsample
 
 
 def noise_only_mask(nb: int, fs: int, rows: list[dict], guard_s: float) -> np.ndarray:
@@ -150,6 +139,7 @@ def test_on_disk_format(ansim):
     assert not [p for p in root.rglob('*') if '.tmp' in p.name]
 
 
+@pytest.mark.slow
 def test_scene_constraints_from_csv(tmp_path):
     """At most `overlap` events at once, never two of one class or one DOA at once; labels fit the audio."""
     for overlap in (2, 3):
@@ -207,7 +197,7 @@ def test_circular_array_gcc_phat(tmp_path):
             unit = sph2cart(float(row['azi']), float(row['ele']))
             for i, j in pairs:
                 expected = -(mics[j] - mics[i]) @ unit / C * fs   # mic j hears the wave this much later
-                assert abs(gcc_phat_lag(seg[:, i], seg[:, j]) - expected) < 0.2, (row, i, j)
+                assert abs(acoustics.gcc_phat_delay(seg[:, i], seg[:, j]) - expected) < 0.2, (row, i, j)
                 checked += 1
     assert checked >= 14
     assert spatial.SPEED_OF_SOUND == C
@@ -247,7 +237,7 @@ def test_snr_measured_on_written_audio(tmp_path, dataset, db):
         assert abs(measured - db) < 1.0, measured
 
 
-@pytest.mark.parametrize('rt60', [0.4, 1.0])
+@pytest.mark.parametrize('rt60', [0.4, pytest.param(1.0, marks=pytest.mark.slow)])
 def test_rt60_of_reverberant_rir(rt60):
     """Schroeder-integration T30 (pyroomacoustics.experimental.measure_rt60) of the omni channels of RIRs
     for several source positions lies within 20 % of the requested RT60."""
@@ -309,6 +299,7 @@ def _contents(summary: dict) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in files}
 
 
+@pytest.mark.slow
 def test_determinism_and_parallelism(tmp_path):
     kw = dict(nb_train=2, nb_test=1, clip_len_s=2.0)
     a = _contents(make(tmp_path / 'a', **kw))
@@ -449,6 +440,7 @@ def test_bad_parameters(tmp_path, kw, message):
         make(tmp_path, **kw)
 
 
+@pytest.mark.slow
 def test_cli(tmp_path):
     cmd = [sys.executable, str(ROOT / 'synthesize_dataset.py')]
     bad = subprocess.run(cmd + ['dataset=ansim', 'colour=blue'], capture_output=True, text=True, cwd=ROOT)

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.fft
 import scipy.signal
 import soundfile as sf
 
@@ -27,6 +26,8 @@ import label_frames
 from synth import dcase as sdc
 from synth import spatial
 from utils import SELDError, angular_distance_deg, sph2cart
+
+import acoustics
 
 ROOT = Path(__file__).resolve().parents[1]
 C = 343.0
@@ -107,18 +108,7 @@ def single_source_frames(rows: np.ndarray, audio: np.ndarray, fs: int, *, min_sn
 
 def intensity_error(seg: np.ndarray, azi: float, ele: float) -> float:
     """Angle (deg) between (azi, ele) and the active intensity Re{conj(W) [X, Y, Z]} of an FOA segment."""
-    _, _, spec = scipy.signal.stft(seg.T, nperseg=256)
-    intensity = np.real(np.conj(spec[0])[None] * spec[[3, 1, 2]]).sum(axis=(1, 2))
-    return float(angular_distance_deg(intensity, sph2cart(azi, ele)))
-
-
-def gcc_phat_lag(x: np.ndarray, y: np.ndarray, *, max_lag: float, upsample: int = 32) -> float:
-    """Delay of y relative to x in samples (GCC-PHAT, interpolated by zero-padding, searched within max_lag)."""
-    n = scipy.fft.next_fast_len(2 * len(x), real=True)
-    cross = np.fft.rfft(y, n) * np.conj(np.fft.rfft(x, n))
-    cc = np.fft.irfft(cross / np.maximum(np.abs(cross), 1e-20), n * upsample)
-    lags = np.arange(-int(max_lag * upsample), int(max_lag * upsample) + 1)
-    return lags[np.argmax(cc[lags])] / upsample
+    return float(angular_distance_deg(acoustics.foa_intensity(seg, nperseg=256), sph2cart(azi, ele)))
 
 
 def tetra() -> np.ndarray:
@@ -172,6 +162,7 @@ def test_layout_is_read_by_datasets(tmp_path, name):
     assert not [p for p in tmp_path.rglob('*') if '.tmp' in p.name]
 
 
+@pytest.mark.slow
 def test_tau2019_metadata(tmp_path):
     """2019: the tut2018 header, class names as recordings, static events on the 10-degree grid, ov in the name
     bounding the number of simultaneous events."""
@@ -224,6 +215,7 @@ def test_starss23_distance_column(tmp_path):
     assert inst.dist is not None and np.all((inst.dist >= 100) & (inst.dist <= 300))
 
 
+@pytest.mark.slow
 def test_tracks_and_same_class_overlaps(tmp_path):
     """2021+: same_class=1 makes same-class overlaps (two rows of one class in a frame, distinct tracks); every
     track is one event (one class, contiguous frames) numbered in order of appearance. 2020: none."""
@@ -270,6 +262,7 @@ def test_foa_intensity_follows_frame_metadata(tmp_path):
     assert steps <= {0, 1, 2, 3, 4, 5} and max(steps) >= 2
 
 
+@pytest.mark.slow
 def test_tetrahedral_delays_follow_metadata(tmp_path):
     """format=mic, anechoic, broadband events: GCC-PHAT delays of all 6 mic pairs in each single-source frame
     (static and moving) match the tetrahedron's geometry for the frame's metadata direction within 0.1 sample
@@ -285,7 +278,7 @@ def test_tetrahedral_delays_follow_metadata(tmp_path):
             kind = 'moving' if side['events'][row[2]]['speed_deg_s'] else 'static'
             for i, j in pairs:
                 expected = -(mics[j] - mics[i]) @ unit / C * fs  # mic j hears the wave this much later
-                errors[kind].append(abs(gcc_phat_lag(seg[:, i], seg[:, j], max_lag=8.0) - expected))
+                errors[kind].append(abs(acoustics.gcc_phat_delay(seg[:, i], seg[:, j], max_lag=8.0) - expected))
     assert len(errors['static']) >= 60 and len(errors['moving']) >= 60
     assert max(errors['static']) < 0.1 and max(errors['moving']) < 0.1, (max(errors['static']), max(errors['moving']))
 
@@ -323,7 +316,8 @@ def test_tetrahedral_diffuse_noise_coherence():
         assert np.mean(np.abs(error)) < 0.035, (i, j)
 
 
-@pytest.mark.parametrize('name,fmt,db', [('tau2019sse', 'foa', 10.0), ('tau2019sse', 'mic', 25.0),
+@pytest.mark.parametrize('name,fmt,db', [('tau2019sse', 'foa', 10.0),
+                                         pytest.param('tau2019sse', 'mic', 25.0, marks=pytest.mark.slow),
                                          ('tau2021sse_nigens', 'foa', 20.0)])
 def test_snr_measured_on_written_audio(tmp_path, name, fmt, db):
     """SNR = event power inside the labelled events / noise power, on W (FOA) or the mean over the mics; the noise
@@ -349,6 +343,7 @@ def test_snr_measured_on_written_audio(tmp_path, name, fmt, db):
         assert abs(measured - db) < 1.0, (wav.name, measured)
 
 
+@pytest.mark.slow
 def test_reverberant_moving_sources_follow_metadata(tmp_path):
     """reverb=true, FOA, all events moving, broadband events: the intensity direction of single-source frames
     stays near the metadata despite the reflections (measured over 92 frames of 4 rooms, RT60 0.49-0.98 s:
@@ -368,6 +363,7 @@ def test_reverberant_moving_sources_follow_metadata(tmp_path):
     assert len(dset.recordings()) == 4
 
 
+@pytest.mark.slow
 def test_interferers_are_unlabelled(tmp_path):
     """interferers=3 (2021): the same metadata as without them, different audio, and energy where only an
     interferer sounds."""
@@ -397,6 +393,7 @@ def _contents(root: Path) -> dict[str, bytes]:
             if p.suffix in ('.wav', '.csv')}
 
 
+@pytest.mark.slow
 def test_determinism_resume_and_both_formats(tmp_path):
     kw = dict(clip_len_s=3.0, moving=0.5, interferers=1)
     a = _contents(Path(make(tmp_path / 'a', 'tau2021sse_nigens', **kw)['dataset_dir']))
@@ -454,6 +451,7 @@ def test_folder_banks(tmp_path):
         make(tmp_path / 'out', 'tau2020sse_nigens', sound_bank=bank, clip_len_s=1.0)
 
 
+@pytest.mark.slow
 def test_cli(tmp_path):
     for name in datasets.DCASE_DATASETS:  # every command-line key is a keyword of synthesize, and vice versa
         assert set(sdc.cli_defaults(name)) == set(inspect.signature(sdc.synthesize).parameters)

@@ -88,8 +88,8 @@ def test_fuzz_saw_both_outcomes():
     (['bogus=1'], 'bogus'),
 ])
 def test_command_refuses_with_one_line_and_status_2(tmp_path, argv, needle):
-    out = subprocess.run([sys.executable, 'synthesize_dataset.py', f'dataset_dir={tmp_path / "d"}', *argv],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    from commands import in_process  # the command's main through utils.run_cli, without an interpreter's start
+    out = in_process(sd.main, f'dataset_dir={tmp_path / "d"}', *argv)
     assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('error: ') and needle in lines[0], out.stderr
@@ -98,7 +98,8 @@ def test_command_refuses_with_one_line_and_status_2(tmp_path, argv, needle):
 
 
 def test_dataset_dir_that_is_a_file_is_one_line_error(tmp_path):
-    # An OSError (here: a folder cannot be made inside a file) is reported by utils.run_cli like a SELDError.
+    # An OSError (here: a folder cannot be made inside a file) is reported by utils.run_cli like a SELDError; from
+    # the shell, as a user runs the command (the exit-status contract).
     blocker = tmp_path / 'a_file'
     blocker.write_text('not a folder')
     out = subprocess.run([sys.executable, 'synthesize_dataset.py', f'dataset_dir={blocker}', 'nb_train=1',
