@@ -1,7 +1,7 @@
 """Benchmark: score one hour of 172.27-fps SELD output (11 classes) with the vectorized metrics of
 evaluation_metrics.py and with slow per-frame reference implementations, in the same run.
 
-The per-frame references are the oracles of tests/test_evaluation_metrics.py (loops over frames and
+The per-frame references are the oracles of tests/metric_refs.py (loops over frames and
 classes, scipy's Hungarian per frame, ports of the official DCASE 2020 / 2021 dict code). They are
 timed on a subset of the hour and extrapolated linearly per frame (the output says so). The grid scorer
 (SELDScorer: seld2018 at 172 fps, dcase2019 at 50 fps, dcase2020-2022 at 10 fps after the majority
@@ -24,7 +24,7 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, 'tests')]
 import label_frames  # noqa: E402
 import metric_definitions as md  # noqa: E402
 import scoring  # noqa: E402
-import test_evaluation_metrics as oracle  # noqa: E402
+import metric_refs as oracle  # noqa: E402
 from utils import cart2sph  # noqa: E402
 
 C = 11
