@@ -4,7 +4,8 @@ Narrowband MUSIC (Schmidt 1986) on the spatial covariance of each block of STFT 
 frequency, searched on a 1-degree grid:
 
 * covariance: ``R_f = mean_t x_{t,f} x_{t,f}^H`` over the ``block_frames`` frames of a block (a single frame's
-  ``x x^H`` has rank 1, which cannot hold two sources); every frame of a block shares its block's spectrum;
+  ``x x^H`` has rank 1, which cannot hold two sources); every frame of a block shares its block's spectrum; each
+  block uses the ``max_bins`` bins of the band with the most power (``trace R_f``): a tonal sound fills few bins;
 * subspaces: ``np.linalg.eigh`` of every (block, bin) covariance at once; the signal subspace ``E_s`` is spanned by
   the eigenvectors of the ``k`` largest eigenvalues, ``k`` the largest reference count of the block's frames;
 * pseudo-spectrum: ``P(g) = sum_f 1 / (||a_f(g)||^2 - ||E_s,f^H a_f(g)||^2)`` (``= sum_f 1 / ||E_n^H a||^2``, the
@@ -42,6 +43,10 @@ CIRCULAR_MAX_HZ = 4000.0
 #: Hz: the default band (lowest bin used; the FOA gains hold at every frequency).
 MIN_HZ = 200.0
 FOA_MAX_HZ = 8000.0
+#: Steps of the fine search at most (each moves every window to its maximum; it stops when none moves).
+MAX_CLIMBS = 10
+#: Coarse peaks climbed beyond the number of sources (two may climb to one peak).
+EXTRA_CANDIDATES = 2
 
 
 def array_of(dataset: str) -> str:
@@ -126,37 +131,50 @@ def block_covariance(spec: np.ndarray, *, block_frames: int) -> np.ndarray:
     B = -(-T // block_frames)
     x = np.zeros((B * block_frames, F, M), np.complex128)
     x[:T] = spec
-    x = x.reshape(B, block_frames, F, M)
+    x = x.reshape(B, block_frames, F, M).transpose(0, 2, 3, 1)  # (B, F, M, block_frames)
     n = np.minimum(block_frames, T - block_frames * np.arange(B)).astype(np.float64)
-    return np.einsum('btfm,btfn->bfmn', x, x.conj()) / n[:, None, None, None]
+    return (x @ x.conj().swapaxes(-1, -2)) / n[:, None, None, None]
 
 
-def pseudo_spectrum(cov: np.ndarray, steering: np.ndarray, *, nb_sources: np.ndarray) -> np.ndarray:
-    """MUSIC pseudo-spectrum of every block, summed over the bins.
+def signal_subspace(cov: np.ndarray, *, nb_sources: np.ndarray) -> np.ndarray:
+    """The conjugate-transposed signal subspaces of every (block, bin) covariance (``np.linalg.eigh`` of all at once).
 
     Parameters
     ----------
     cov : np.ndarray [shape=(B, F, M, M)], Hermitian
-    steering : np.ndarray [shape=(B or 1, F or 1, G, M)]
-        Steering vectors (any norm) of the G directions, per block and bin or shared (broadcast).
     nb_sources : np.ndarray [shape=(B,)], int in 0 .. M-1: signal-subspace dimension of each block
 
     Returns
     -------
-    p : np.ndarray [shape=(B, G)], float64: ``sum_f 1 / (1 - ||E_s^H a||^2)`` with unit-norm ``a``; 0 for a block
-        with no source.
+    EsH : np.ndarray [shape=(B, F, kmax, M)]: rows = eigenvectors of the ``nb_sources[b]`` largest eigenvalues, zero
+        rows beyond them (``kmax = max(nb_sources)``).
     """
     B, F, M, _ = cov.shape
-    G = steering.shape[-2]
     k = np.asarray(nb_sources, dtype=np.int64)
     if k.shape != (B,) or k.min(initial=0) < 0 or k.max(initial=0) >= M:
         raise SELDError(f'nb_sources: must be {B} integers in 0 .. {M - 1} (one per block), not {k}')
     kmax = int(k.max(initial=0))
-    if kmax == 0:
-        return np.zeros((B, G))
     _, vecs = np.linalg.eigh(cov)  # ascending eigenvalues; (B, F, M, M)
     keep = np.arange(kmax)[::-1] < k[:, None]  # (B, kmax): column j holds the (kmax - j)-th largest eigenvalue
-    EsH = (vecs[..., M - kmax:] * keep[:, None, None, :]).conj().swapaxes(-1, -2)  # (B, F, kmax, M)
+    return (vecs[..., M - kmax:] * keep[:, None, None, :]).conj().swapaxes(-1, -2)
+
+
+def pseudo_spectrum(EsH: np.ndarray, steering: np.ndarray) -> np.ndarray:
+    """MUSIC pseudo-spectrum of every block, summed over the bins.
+
+    Parameters
+    ----------
+    EsH : np.ndarray [shape=(B, F, kmax, M)], from :func:`signal_subspace`
+    steering : np.ndarray [shape=(B or 1, F or 1, G, M)]
+        Steering vectors (any norm) of the G directions, per block and bin or shared (broadcast).
+
+    Returns
+    -------
+    p : np.ndarray [shape=(B, G)], float64: ``sum_f 1 / (1 - ||E_s^H a||^2)`` (``= sum_f 1 / ||E_n^H a||^2``) with
+        unit-norm ``a``; ``F`` for a block with no source (zero subspace).
+    """
+    B, F, kmax, M = EsH.shape
+    G = steering.shape[-2]
     a = steering / np.linalg.norm(steering, axis=-1, keepdims=True)
     if a.shape[0] > 1:  # per block (the fine search: few directions)
         proj = EsH @ a.swapaxes(-1, -2)  # (B, F, kmax, G)
@@ -165,7 +183,7 @@ def pseudo_spectrum(cov: np.ndarray, steering: np.ndarray, *, nb_sources: np.nda
     else:  # shared by the blocks, one set per bin: one matrix product per bin
         proj = np.stack([(EsH[:, f].reshape(-1, M) @ a[0, f].T).reshape(B, kmax, G) for f in range(F)], axis=1)
     den = 1.0 - (proj.real ** 2 + proj.imag ** 2).sum(axis=2)
-    return np.where(k[:, None] > 0, (1.0 / np.maximum(den, 1e-12)).sum(axis=1), 0.0)
+    return (1.0 / np.maximum(den, 1e-12)).sum(axis=1)
 
 
 def find_peaks(p: np.ndarray, *, nb_peaks: int, shape: tuple[int, int], radius: int) -> np.ndarray:
@@ -200,8 +218,10 @@ def music_doas(spec: np.ndarray, counts: np.ndarray, *, array: str, fs: float, n
     """DOAs of the ``counts[t]`` sources of every frame by MUSIC on a 1-degree grid.
 
     The grid is searched coarse to fine: the spectrum on every ``coarse_deg``-th point of the 1-degree grid gives
-    the peaks, then the 1-degree points within ``coarse_deg`` of each peak give its position (``coarse_deg=1``:
-    every point of the 1-degree grid; tests/test_music.py checks that both find the same directions).
+    the peaks, then each peak climbs the 1-degree grid (the window of points within ``peak_radius_deg`` of it, moved
+    to its maximum until it stays, i.e. until it is a peak as :func:`find_peaks` defines one; at most
+    :data:`MAX_CLIMBS` steps). ``coarse_deg=1`` searches every point of the
+    1-degree grid; tests/test_music.py checks that both find the same directions.
 
     Parameters
     ----------
@@ -217,7 +237,7 @@ def music_doas(spec: np.ndarray, counts: np.ndarray, *, array: str, fs: float, n
     min_hz, max_hz : float
         Band; ``max_hz`` None = 8 kHz (FOA) or :data:`CIRCULAR_MAX_HZ` (circular), at most Nyquist.
     max_bins : int
-        At most this many bins, evenly spaced over the band (the cost is proportional).
+        Each block uses its ``max_bins`` bins of the band with the most power (the cost is proportional).
     peak_radius_deg : int
         Peaks closer than this are one peak.
     coarse_deg : int
@@ -248,50 +268,78 @@ def music_doas(spec: np.ndarray, counts: np.ndarray, *, array: str, fs: float, n
     band = np.flatnonzero((freqs >= min_hz) & (freqs <= hi))
     if band.size == 0:
         raise SELDError(f'min_hz={min_hz}, max_hz={hi}: no STFT bin in the band (fs={fs}, nfft={nfft})')
-    band = band[np.unique(np.round(np.linspace(0, band.size - 1, min(max_bins, band.size))).astype(np.int64))]
     azi, ele = grid(array)
     nel, naz = ele.size, azi.size
     E, A = np.meshgrid(ele, azi, indexing='ij')  # (nel, naz): flat index = el_index * naz + az_index
     if array == 'foa':
-        full = foa_steering(A.ravel(), E.ravel())[None, None]  # (1, 1, G, 4)
+        gains = foa_steering(A.ravel(), E.ravel())  # (G, 4), every bin
+
+        def steering(idx: np.ndarray, hz: np.ndarray) -> np.ndarray:  # (b, n), (b, F) -> (b, 1, n, 4)
+            return gains[idx][:, None]
     else:
-        full = circular_steering(A.ravel(), E.ravel(), freqs_hz=freqs[band])[None]  # (1, F, G, 8)
+        tau = -(sph2cart(A.ravel(), E.ravel()) @ circular_positions().T) / SPEED_OF_SOUND  # (G, 8) s
+
+        def steering(idx: np.ndarray, hz: np.ndarray) -> np.ndarray:  # (b, n), (b, F) -> (b, F, n, 8)
+            phase = (-2 * np.pi * hz[:, :, None, None] * tau[idx][:, None]).astype(np.float32)
+            return np.cos(phase) + 1j * np.sin(phase)
     units = sph2cart(A.ravel(), E.ravel())  # (G, 3)
     T = counts.size
     kmax = int(counts.max(initial=0))
     out = np.full((T, kmax, 3), np.nan)
     if kmax == 0:
         return out
-    cov = block_covariance(spec[:, band], block_frames=block_frames)
+    cov = block_covariance(spec[:, band], block_frames=block_frames)  # (B, band, M, M)
     B = cov.shape[0]
+    # each block's max_bins strongest bins of the band (tonal sounds fill few bins)
+    power = np.einsum('bfmm->bf', cov).real
+    strongest = np.sort(np.argsort(-power, axis=1, kind='stable')[:, :min(max_bins, band.size)], axis=1)
+    cov = np.take_along_axis(cov, strongest[:, :, None, None], axis=1)
+    hz = freqs[band][strongest]  # (B, F)
     padded = np.zeros(B * block_frames, np.int64)
     padded[:T] = counts
     k_block = padded.reshape(B, block_frames).max(axis=1)
     s = int(coarse_deg)
     ce, ca = np.meshgrid(np.arange(0, nel, s), np.arange(0, naz, s), indexing='ij')
     coarse = (ce * naz + ca).ravel()
-    offsets = np.arange(-s, s + 1)
+    offsets = np.arange(-peak_radius_deg, peak_radius_deg + 1)  # a peak is the maximum of this window
     de, da = (d.ravel() for d in np.meshgrid(offsets, offsets, indexing='ij'))  # (W,)
     peaks = np.full((B, kmax), -1, np.int64)
     todo = np.flatnonzero(k_block > 0)
-    F = len(band)
+    F = strongest.shape[1]
     chunk = max(1, int(1e6 // (F * kmax * coarse.size)))  # about 1e6 projections per batch (memory-bound beyond)
     for start in range(0, todo.size, chunk):
         sel = todo[start:start + chunk]
-        p = pseudo_spectrum(cov[sel], full[:, :, coarse], nb_sources=k_block[sel])
-        cp = find_peaks(p, nb_peaks=kmax, shape=ce.shape, radius=max(1, round(peak_radius_deg / s)))  # (b, kmax)
+        shared = steering(coarse[None], hz[:1])[:1] if array == 'foa' else steering(
+            np.broadcast_to(coarse, (len(sel), coarse.size)), hz[sel])
+        EsH = signal_subspace(cov[sel], nb_sources=k_block[sel])
+        p = pseudo_spectrum(EsH, shared)
+        radius = max(1, round(peak_radius_deg / s))
         if s == 1:
+            cp = find_peaks(p, nb_peaks=kmax, shape=ce.shape, radius=radius)  # (b, kmax)
             peaks[sel] = np.where(cp >= 0, coarse[np.maximum(cp, 0)], -1)
             continue
-        fine = coarse[np.maximum(cp, 0)]  # (b, kmax) flat indices on the 1-degree grid
-        el_i = np.clip(fine[..., None] // naz + de, 0, nel - 1)
-        az_i = (fine[..., None] % naz + da) % naz
-        idx = (el_i * naz + az_i).reshape(len(sel), -1)  # (b, kmax * W)
-        steer = full[0][:, idx].transpose(1, 0, 2, 3) if array == 'circular' else full[0, 0][idx][:, None]
-        q = pseudo_spectrum(cov[sel], steer, nb_sources=k_block[sel]).reshape(len(sel), kmax, -1)
-        best = np.take_along_axis(idx.reshape(len(sel), kmax, -1), q.argmax(axis=2)[..., None], axis=2)[..., 0]
-        order = np.argsort(-np.where(cp >= 0, q.max(axis=2), -np.inf), axis=1, kind='stable')  # strongest first
-        peaks[sel] = np.take_along_axis(np.where(cp >= 0, best, -1), order, axis=1)
+        K = kmax + EXTRA_CANDIDATES  # two coarse peaks may climb to one peak: a few more candidates
+        cp = find_peaks(p, nb_peaks=K, shape=ce.shape, radius=radius)  # (b, K)
+        best = coarse[np.maximum(cp, 0)]  # (b, K) flat indices on the 1-degree grid
+        for _ in range(MAX_CLIMBS):  # hill-climb on the 1-degree grid: the window moves to its maximum
+            el_i = np.clip(best[..., None] // naz + de, 0, nel - 1)
+            az_i = (best[..., None] % naz + da) % naz
+            idx = (el_i * naz + az_i).reshape(len(sel), -1)  # (b, K * W)
+            q = pseudo_spectrum(EsH, steering(idx, hz[sel])).reshape(len(sel), K, -1)
+            moved = np.take_along_axis(idx.reshape(len(sel), K, -1), q.argmax(axis=2)[..., None], axis=2)[..., 0]
+            if np.array_equal(moved, best):
+                break
+            best = moved
+        value = np.where(cp >= 0, q.max(axis=2), -np.inf)
+        order = np.argsort(-value, axis=1, kind='stable')  # strongest first
+        value, best = np.take_along_axis(value, order, axis=1), np.take_along_axis(best, order, axis=1)
+        # a candidate that climbed to within peak_radius_deg of a stronger one is that peak (ties of a flat top)
+        u = units[best]  # (b, K, 3)
+        near = np.einsum('bid,bjd->bij', u, u) > np.cos(np.deg2rad(peak_radius_deg))
+        value[np.triu(near, k=1).any(axis=1)] = -np.inf
+        order = np.argsort(-value, axis=1, kind='stable')[:, :kmax]
+        peaks[sel] = np.where(np.isfinite(np.take_along_axis(value, order, axis=1)),
+                              np.take_along_axis(best, order, axis=1), -1)
     frame_peaks = peaks[np.arange(T) // block_frames]  # (T, kmax)
     valid = (frame_peaks >= 0) & (np.arange(kmax)[None, :] < counts[:, None])
     out[valid] = units[frame_peaks[valid]]
