@@ -420,8 +420,13 @@ def table(records: list[dict[str, Any]]) -> tuple[str, str]:
     return '\n'.join(lines) + '\n', buf.getvalue()
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise SELDError(f'{message} (python benchmarks/paper_table.py --help)')
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog='paper_table.py', description=__doc__.split('\n\n')[0])
+    parser = _Parser(prog='paper_table.py', description=__doc__.split('\n\n')[0])
     parser.add_argument('--scale', choices=tuple(SCALES), default='cpu')
     parser.add_argument('--cells', help='comma-separated globs of <dataset>:ov<o>:split<s>:db<d>')
     parser.add_argument('--methods', help=f'comma-separated, of {", ".join(METHODS)}')
@@ -430,12 +435,7 @@ def main(argv: list[str]) -> int:
                         help="every dataset's epoch budget (default: the scale's; for timing probes)")
     parser.add_argument('--dataset-dir', action='append', default=[], metavar='DATASET=DIR',
                         help='use the data in DIR (e.g. the real TUT zips, unzipped) instead of a look-alike')
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as err:
-        if err.code in (0, None):
-            return 0
-        raise SELDError(f'{" ".join(argv)}: bad arguments (python benchmarks/paper_table.py --help)') from None
+    args = parser.parse_args(argv)
     dataset_dirs: dict[str, str] = {}
     for item in args.dataset_dir:
         name, sep, folder = item.partition('=')
