@@ -47,6 +47,22 @@ elevations uniformly on -40..40) no estimator that hears only |el| has a lower e
 any estimate e: (|e - |el|| + |e + |el||) / 2 >= |el|). Reverberation (CRESIM) breaks the symmetry a little
 (floor and ceiling reflections), so there it is a floor for the direct sound only.
 
+Scales
+------
+``tiny``   5 + 2 clips of 5 s at 16 kHz, 1 epoch, a 4-filter model: every cell and method end to end (a smoke test).
+``cpu``    40 + 10 clips of 30 s synthesized at 16 kHz (the features' rate, as the ``embedded`` task), 32 train /
+           8 validation / 10 test and 10 unseen-DOA test clips; 10 epochs for the FOA sets and REAL, 15 for the
+           circular array (the issue's single CANSIM run was still improving fast when the FOA sets' budget ended;
+           the learning curves of this scale are to be read off each run's metrics.csv and the budgets revised).
+           ESTIMATE, not a measurement of the whole table: one cell (ANSIM ov1, 2 epochs) was measured on a 2-core
+           machine shared with five other jobs (load average 9-10): synthesis 70 s, extraction 36 s, 8 training
+           batches of 16 x 512 frames per epoch at about 37 s per batch (335 s per epoch with validation). The README's
+           unloaded runs of the same machine type train at about 0.5 s per batch of 16 x 128 frames, i.e. about 2 s
+           per 16 x 512 batch and about 21 s per epoch here; the default plan has 8 x 10 + 6 x 15 + 12 x 10 = 290
+           epochs (about 100 min), plus synthesis (RESIM and CRESIM dominate; about 20 min), extraction (about 7 min)
+           and MUSIC (6 cells x 20 clips; about 6 min): about 2.2 hours unloaded; on a loaded day several times more.
+``paper``  240 + 60 clips of 30 s at 44.1 kHz, features at 44.1 kHz, up to 1000 epochs, patience 100 (for a GPU).
+
 Resume: each finished (cell, method) is ``<out>/results/<cell>__<method>.json`` (written atomically) and is not run
 again; an interrupted one resumes (synthesis skips finished clips, extraction finished files, training continues
 from its last finished epoch). The table is printed in markdown and written to ``<out>/paper_table.md`` and
@@ -88,9 +104,9 @@ SCALES: dict[str, dict[str, Any]] = {
     'tiny': dict(synth=dict(nb_train=5, nb_test=2, clip_len_s=5.0, fs=16000, n_jobs=1),
                  epochs=dict(ansim=1, resim=1, cansim=1, cresim=1, real=1), patience=1, fs=16000,
                  params=dict(nb_cnn2d_filt=4, rnn_size=[8], fnn_size=[8])),
-    # what 2 CPU cores finish in about 2 hours for the default plan (estimate in benchmarks/README.md and below)
+    # what 2 CPU cores should finish in about 2 hours for the default plan (ESTIMATED, module docstring "Scales")
     'cpu': dict(synth=dict(nb_train=40, nb_test=10, clip_len_s=30.0, fs=16000, n_jobs=-1),
-                epochs=dict(ansim=12, resim=12, cansim=18, cresim=18, real=12), patience=None, fs=16000,
+                epochs=dict(ansim=10, resim=10, cansim=15, cresim=15, real=10), patience=None, fs=16000,
                 params={}),
     # the paper's: 240 + 60 clips of 30 s at 44.1 kHz per split, up to 1000 epochs, patience 100 (for a GPU)
     'paper': dict(synth=dict(nb_train=240, nb_test=60, clip_len_s=30.0, fs=44100, n_jobs=-1),
@@ -417,7 +433,16 @@ def table(records: list[dict[str, Any]]) -> tuple[str, str]:
                                 ' (ref. activity)' if r['method'] == 'doa_only' else '')
         lines.append('| ' + ' | '.join([r['cell'], method] + [_fmt(row.get(k), k) for k in COLUMNS]) + ' |')
         w.writerow([r['cell'], r['method'], *('' if row.get(k) is None else row[k] for k in COLUMNS), r['note']])
-    return '\n'.join(lines) + '\n', buf.getvalue()
+    notes = ['', 'seld2018 metrics (evaluation_metrics.py) on the test split; unseen-DOA: the test scenes at DOAs '
+             '+5 deg off the training grid. doa_only is scored with the reference activity and music with the '
+             'reference number of sources per frame (their estimates matched to the reference classes by minimum '
+             'angle): DOA columns only. sed_only: SED columns only. Azimuth error and elevation floor (mean |elevation| '
+             'of the reference-active frames: what an array deaf to the sign of the elevation cannot beat) for the '
+             'planar array only. Time: the (cell, method) run, with the cell\'s synthesis and extraction in its first.']
+    if not any(r['cell'].startswith('real:') for r in records):
+        notes.append('REAL: not run. Its measured room responses cannot be synthesized; pass --dataset-dir real=DIR '
+                     '(the TUT-2018 REAL zips, unzipped).')
+    return '\n'.join(lines + notes) + '\n', buf.getvalue()
 
 
 class _Parser(argparse.ArgumentParser):
