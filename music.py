@@ -10,8 +10,9 @@ frequency, searched on a 1-degree grid:
   the eigenvectors of the ``k`` largest eigenvalues, ``k`` the largest reference count of the block's frames;
 * pseudo-spectrum: ``P(g) = sum_f 1 / (||a_f(g)||^2 - ||E_s,f^H a_f(g)||^2)`` (``= sum_f 1 / ||E_n^H a||^2``, the
   noise-subspace form), each bin's steering vectors ``a_f(g)`` normalized to unit norm;
-* peaks: local maxima of ``P`` within ``peak_radius_deg`` (``scipy.ndimage.maximum_filter``, azimuth wrapped);
-  frame ``t`` takes the ``k_t`` highest peaks of its block, ``k_t`` its reference count.
+* peaks: maxima of ``P`` within ``peak_radius_deg`` (``scipy.ndimage.maximum_filter``, azimuth wrapped), found on
+  a coarse grid and climbed on the 1-degree grid (:func:`music_doas`); frame ``t`` takes the ``k_t`` highest peaks
+  of its block, ``k_t`` its reference count.
 
 Arrays (the look-alikes of :mod:`synthesize_dataset`):
 
