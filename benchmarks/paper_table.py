@@ -438,7 +438,8 @@ def table(records: list[dict[str, Any]]) -> tuple[str, str]:
              'reference number of sources per frame (their estimates matched to the reference classes by minimum '
              'angle): DOA columns only. sed_only: SED columns only. Azimuth error and elevation floor (mean '
              '|elevation| of the reference-active frames: what an array deaf to the sign of the elevation cannot '
-             'beat) for the planar array only. Time: the (cell, method) run, with the cell\'s synthesis and extraction in its first.']
+             'beat) for the planar array only. Time: the (cell, method) run, with the cell\'s synthesis and '
+             'extraction in its first.']
     if not any(r['cell'].startswith('real:') for r in records):
         notes.append('REAL: not run. Its measured room responses cannot be synthesized; pass --dataset-dir real=DIR '
                      '(the TUT-2018 REAL zips, unzipped).')
