@@ -60,7 +60,8 @@ Scales
            unloaded runs of the same machine type train at about 0.5 s per batch of 16 x 128 frames, i.e. about 2 s
            per 16 x 512 batch and about 21 s per epoch here; the default plan has 8 x 10 + 6 x 15 + 12 x 10 = 290
            epochs (about 100 min), plus synthesis (RESIM and CRESIM dominate; about 20 min), extraction (about 7 min)
-           and MUSIC (6 cells x 20 clips; about 6 min): about 2.2 hours unloaded; on a loaded day several times more.
+           and MUSIC (6 cells x 20 clips of 30 s; measured 17-23 s per clip under that load, so up to 40 min; less
+           unloaded): about 2.2-2.5 hours unloaded; on a loaded day several times more. Not measured as a whole.
 ``paper``  240 + 60 clips of 30 s at 44.1 kHz, features at 44.1 kHz, up to 1000 epochs, patience 100 (for a GPU).
 
 Resume: each finished (cell, method) is ``<out>/results/<cell>__<method>.json`` (written atomically) and is not run
