@@ -473,7 +473,8 @@ def evaluate_test(params: dict[str, Any], run_dir: str, test_gen: Any, *, unseen
                               'numbers are NOT test scores')
     with utils.writing(os.path.join(run_dir, 'results.json')):
         utils.write_json(os.path.join(run_dir, 'results.json'), results)
-    name = metric.split('/')[0]
+    import datasets  # a loss (early_stop_metric=sed_loss ...) selects: print the dataset year's definition
+    name = metric.split('/')[0] if '/' in metric else datasets.SPECS[params['dataset']].metric
     m = scores[name]
     print(f'selected epoch {best["epoch"]} ({metric} {best["metrics"]["val/" + metric]:.4f} on '
           f'{"the TEST split" if params["select_on_test"] else "validation"}); test {name}: '
