@@ -351,7 +351,7 @@ def assign_to_classes(ref_sed: np.ndarray, ref_doa: np.ndarray, est: np.ndarray)
     """Class-wise prediction matrices from class-less DOA estimates, given the reference activity.
 
     In every frame the estimates are assigned to the reference-active classes one to one by the minimum total
-    angle (the Hungarian assignment; :func:`evaluation_metrics.match_groups`), as the DCASE 2019 DOA metric matches
+    angle (the Hungarian assignment; :func:`doa_matching.match_groups`), as the DCASE 2019 DOA metric matches
     DOAs regardless of class. A MUSIC estimate has no class, so this is the best any class assignment could do.
 
     Parameters
@@ -365,7 +365,7 @@ def assign_to_classes(ref_sed: np.ndarray, ref_doa: np.ndarray, est: np.ndarray)
     sed : np.ndarray [shape=(frames, C)], float32: the reference-active classes that received an estimate
     doa : np.ndarray [shape=(frames, 3C)], float32: their estimates (zeros elsewhere)
     """
-    from evaluation_metrics import match_groups
+    from doa_matching import match_groups
 
     ref = np.asarray(ref_sed) > 0.5
     T, C = ref.shape

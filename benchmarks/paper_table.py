@@ -38,7 +38,7 @@ Methods
               (:func:`music.assign_to_classes`), so it too is scored on DOA only. Predictions are written as a run's
               (``<out>/music/<cell>/predictions``), scorable by ``evaluation_metrics.py``.
 
-Every score comes from the same metric code (``evaluation_metrics.SELDScorer`` built by ``seld.scoring_info``).
+Every score comes from the same metric code (``scoring.SELDScorer`` built by ``seld.scoring_info``).
 For the planar array (CANSIM, CRESIM) the table adds the azimuth error (mean wrapped |azimuth difference| over the
 pairs the DOA error averages) and the ELEVATION-AMBIGUITY FLOOR of the cell's test labels: the mean |elevation| over
 the reference-active (frame, class) pairs. The array's delays depend on cos(el) only, so it cannot tell (az, el)
@@ -256,10 +256,10 @@ def azimuth_and_floor(pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.n
 
 
 def _scorer(fc: Any, params: dict[str, Any]) -> Any:
-    import evaluation_metrics
+    import scoring
     import seld
 
-    return evaluation_metrics.SELDScorer.from_format(seld.scoring_info(fc, params))
+    return scoring.SELDScorer.from_format(seld.scoring_info(fc, params))
 
 
 def model_outputs(params: dict[str, Any], run_dir: str, fc: Any) -> list[tuple[str, dict, Any, np.ndarray, ...]]:
