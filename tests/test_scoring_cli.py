@@ -58,9 +58,10 @@ def assert_one_line_error(rc: int, stderr: str, *needles: str) -> None:
 # The README's commands, as written
 # ==================================================================================================
 def readme_commands() -> list[str]:
-    """The ``python evaluation_metrics.py`` lines of the README's "Metrics and scoring" section."""
-    text = open(os.path.join(ROOT, 'README.md'), encoding='utf-8').read()
-    section = text[text.index('## Metrics and scoring'):]
+    """The ``python evaluation_metrics.py`` lines of docs/metrics.md's "Scoring a folder" section (the reference page
+    of the scoring command)."""
+    text = open(os.path.join(ROOT, 'docs', 'metrics.md'), encoding='utf-8').read()
+    section = text[text.index('## Scoring a folder'):] + '\n## '
     section = section[:section.index('\n## ', 3)]
     return [line.strip() for line in section.splitlines() if line.strip().startswith('python evaluation_metrics.py')]
 
@@ -77,7 +78,7 @@ def readme_data(tmp_path_factory):
     shutil.copytree(nigens['pred_dir'], system)
     os.remove(os.path.join(system, formats.FORMAT_FILE))
     return {'data/ansim/desc_ov1_split1': tut['meta_dir'], 'runs/ansim_ov1_split1_1/predictions': tut['pred_dir'],
-            '/data/TAU-NIGENS2021/metadata_dev': nigens['meta_dir'], 'my_system/': system + os.sep}
+            'data/TAU-NIGENS2021/metadata_dev': nigens['meta_dir'], 'my_system/': system + os.sep}
 
 
 def test_readme_commands_run_as_written(readme_data):
