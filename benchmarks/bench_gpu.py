@@ -179,6 +179,7 @@ def end_to_end(s: dict, *, work: str, quick: bool) -> dict:
     """Synthesize, extract and train ``epochs`` epochs with the project's own functions."""
     import batch_feature_extraction
     import parameter
+    import checkpointing
     import seld
     from synth import tut2018
     out = {}
@@ -197,7 +198,7 @@ def end_to_end(s: dict, *, work: str, quick: bool) -> dict:
     t0 = time.perf_counter()
     results = seld.train(params, 'bench_gpu')
     out['training_s'] = time.perf_counter() - t0
-    rows = seld.read_metrics_csv(os.path.join(seld.run_dir_for(params, 'bench_gpu'), 'metrics.csv'))
+    rows = checkpointing.read_metrics_csv(os.path.join(seld.run_dir_for(params, 'bench_gpu'), 'metrics.csv'))
     out['epoch_s'] = [r['epoch_time_s'] for r in rows]
     out['seld_score'] = results['test']['seld2018']['seld_score']
     out['batches'] = f'{params["batch_size"]} x {params["sequence_length"]} frames'

@@ -33,6 +33,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras_model  # noqa: E402
+import checkpointing  # noqa: E402
 import seld  # noqa: E402
 from cls_data_generator import DataGenerator  # noqa: E402
 from cls_feature_class import FeatureClass  # noqa: E402
@@ -41,7 +42,7 @@ from cls_feature_class import FeatureClass  # noqa: E402
 def swings(run_dir: str, metric: str) -> tuple[float, float, float, float, int]:
     """Mean and largest absolute change of the validation ``metric`` between consecutive epochs, over all epochs and
     over the second half of them (where a run selects its model), and the number of epochs."""
-    rows = seld.read_metrics_csv(os.path.join(run_dir, 'metrics.csv'))
+    rows = checkpointing.read_metrics_csv(os.path.join(run_dir, 'metrics.csv'))
     v = np.array([r[f'val/{metric}'] for r in rows], dtype=float)
     d = np.abs(np.diff(v))
     late = d[len(v) // 2:]  # the changes into the epochs of the second half

@@ -210,14 +210,16 @@ def synthesize(cell: Cell, *, scale: str, dataset_dir: str, unseen_dir: str) -> 
 def cell_params(cell: Cell, method: str, *, scale: str, out: str, dataset_dir: str,
                 unseen_dir: str | None) -> dict[str, Any]:
     """parameter.py's parameters of one (cell, method) run."""
-    import datasets
     import parameter
 
     sc = SCALES[scale]
+    # the paper's sequence length of the dataset: its task-id in parameter.TASKS ('2'..'6': 512 ANSIM/REAL, 256 else)
+    paper_tasks = [parameter.TASKS[t] for t in '23456']
+    sequence_length = next(t['sequence_length'] for t in paper_tasks if t['dataset'] == cell.dataset)
     over: dict[str, Any] = dict(
         dataset=cell.dataset, dataset_dir=dataset_dir, overlap=cell.overlap, split=cell.split, db=cell.db,
         feat_label_dir=os.path.join(out, 'features'), model_dir=os.path.join(out, 'runs'), unseen_doa_dir=unseen_dir,
-        sequence_length=datasets.SPECS[cell.dataset].sequence_length, nb_epochs=sc['epochs'][cell.dataset],
+        sequence_length=sequence_length, nb_epochs=sc['epochs'][cell.dataset],
         patience=sc['patience'], fs=sc['fs'], synthesize=False, **sc['params'])
     if method == 'sed_only':
         over.update(loss_weights=[1.0, 0.0], early_stop_metric='sed_loss')
