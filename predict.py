@@ -422,7 +422,7 @@ def collect_inputs(inputs: list[str]) -> tuple[list[str], bool]:
         elif os.path.isfile(item):
             files.append(item)
         else:
-            raise SELDError(f'{item}: no such file or folder')
+            raise SELDError(f'{item if item.isprintable() else repr(item)}: no such file or folder')
     unique: list[str] = []
     by_stem: dict[str, str] = {}
     for f in files:
