@@ -111,7 +111,7 @@ def test_tiny_scale_runs_every_method_on_foa_and_array_cells_then_resumes(tmp_pa
             assert r['ER'] == r['F'] == r['SELD'] == '' and float(r['doa_missing']) == 0
         if r['method'] == 'sed_only':
             assert r['DOA'] == r['SELD'] == ''
-        if r['cell'].startswith(('cansim', 'cresim')):
+        if r['cell'].startswith(('cansim', 'cresim')) and r['method'] != 'sed_only':
             assert 0 <= float(r['azimuth']) <= 180 and 0 < float(r['ele_floor']) <= 40
     # MUSIC given the reference count on one anechoic FOA source at a time must localize (the network, 1 epoch,
     # need not); with overlapping sounds it finds spurious peaks in bins one source leaves empty: no bound there
