@@ -68,7 +68,6 @@ import math
 import os
 import sys
 import tempfile
-import types
 import warnings
 import wave
 from typing import Any
@@ -83,7 +82,7 @@ from cls_feature_class import _frames, framing_for, read_audio  # noqa: E402
 from multitrack_labels import adpit_labels  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_official_metrics import legacy_environment  # noqa: E402  (np.int & co. and an IPython stub)
+from compare_official_metrics import import_file, legacy_environment  # noqa: E402  (np.int & co., IPython stub)
 
 REPOS = {2020: 'seld-dcase2020', 2021: 'seld-dcase2021', 2022: 'seld-dcase2022', 2023: 'seld-dcase2023',
          2024: 'DCASE2024_seld_baseline', 2025: 'DCASE2025_seld_baseline'}
@@ -113,15 +112,6 @@ def exec_parts(path: str, names: set[str], namespace: dict[str, Any]) -> dict[st
         code = compile(ast.Module(body=body, type_ignores=[]), path, 'exec')
     exec(code, ns)
     return ns
-
-
-def import_file(path: str, name: str) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f'cannot import {path}')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def official_params(folder: str, year: int) -> dict[str, Any]:
