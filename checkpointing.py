@@ -1,14 +1,9 @@
 """The run folder's commit protocol: an epoch's files are consistent after any kill, and a run resumes exactly.
 
-:class:`Checkpoint` (a Keras callback) writes, at the end of every epoch::
-
-    checkpoint/epoch-NNNN.keras    the model and its optimizer after epoch NNNN (a new name: nothing is replaced)
-    metrics.csv                    rows 1..NNNN
-    checkpoint/state.json          COMMIT: epoch, best, best_epoch, wait, stopped, the last and the best files
-    checkpoint/last.keras, model.keras, checkpoint/best.json   published from the committed state
-
-:func:`recover_run` brings a folder back to its last commit before a run resumes. ``SELD_TEST_KILL_AT``
-(:func:`kill_point`) lets the tests kill the process at each step of the protocol.
+:class:`Checkpoint` (a Keras callback) writes an epoch's files and, last, the commit record
+``checkpoint/state.json`` (its docstring lists them in order); :func:`recover_run` brings a folder back to its last
+commit before a run resumes. ``SELD_TEST_KILL_AT`` (:func:`kill_point`) lets the tests kill the process at each step
+of the protocol.
 """
 from __future__ import annotations
 
