@@ -50,18 +50,16 @@ any estimate e: (|e - |el|| + |e + |el||) / 2 >= |el|). Reverberation (CRESIM) b
 Scales
 ------
 ``tiny``   5 + 2 clips of 5 s at 16 kHz, 1 epoch, a 4-filter model: every cell and method end to end (a smoke test).
-``cpu``    40 + 10 clips of 30 s synthesized at 16 kHz (the features' rate, as the ``embedded`` task), 32 train /
-           8 validation / 10 test and 10 unseen-DOA test clips; 10 epochs for the FOA sets and REAL, 15 for the
-           circular array (the issue's single CANSIM run was still improving fast when the FOA sets' budget ended;
-           the learning curves of this scale are to be read off each run's metrics.csv and the budgets revised).
-           ESTIMATE, not a measurement of the whole table: one cell (ANSIM ov1, 2 epochs) was measured on a 2-core
-           machine shared with five other jobs (load average 9-10): synthesis 70 s, extraction 36 s, 8 training
-           batches of 16 x 512 frames per epoch at about 37 s per batch (335 s per epoch with validation). The README's
-           unloaded runs of the same machine type train at about 0.5 s per batch of 16 x 128 frames, i.e. about 2 s
-           per 16 x 512 batch and about 21 s per epoch here; the default plan has 8 x 10 + 6 x 15 + 12 x 10 = 290
-           epochs (about 100 min), plus synthesis (RESIM and CRESIM dominate; about 20 min), extraction (about 7 min)
-           and MUSIC (6 cells x 20 clips of 30 s; measured 17-23 s per clip under that load, so up to 40 min; less
-           unloaded): about 2.2-2.5 hours unloaded; on a loaded day several times more. Not measured as a whole.
+``cpu``    30 + 10 clips of 30 s synthesized at 16 kHz (the features' rate, as the ``embedded`` task): 24 train /
+           6 validation / 10 test and 10 unseen-DOA test clips. Two CPU-budget changes to the paper's training, the
+           same for every cell and method: half the filters (``nb_cnn2d_filt=32``: 407,052 parameters on FOA, about half
+           the time per frame) and 2048 frames per batch (``batch_size`` 4 at the sequence length 512, 8 at 256:
+           the ``embedded`` task's frames per step, 22 steps per epoch here), because on 2 cores the paper's batch
+           of 16 x 512 frames leaves too few updates (measured: after 16 of them at 4 s each, F 0.06). Sequence
+           lengths are the paper's. Epoch budgets: 14 for the FOA sets and REAL (308 steps: the ``embedded`` main
+           job's validation SELD score was 0.2-0.37 after 290-460 such steps), 20 for the circular array (440
+           steps: the issue's CANSIM run was still improving fast when the FOA budget ended). How the budgets
+           turned out is read off each run's ``metrics.csv`` (README, "Reproducing the paper").
 ``paper``  240 + 60 clips of 30 s at 44.1 kHz, features at 44.1 kHz, up to 1000 epochs, patience 100 (for a GPU).
 
 Resume: each finished (cell, method) is ``<out>/results/<cell>__<method>.json`` (written atomically) and is not run
@@ -100,15 +98,16 @@ COLUMNS = ('ER', 'F', 'DOA', 'FR', 'SELD', 'unseen_DOA', 'azimuth', 'ele_floor',
 
 # Scales. ``synth``: synthesize_dataset.py keys; ``epochs``: per dataset (each dataset's own budget); ``params``:
 # parameter.py overrides for every run (tiny: a tiny model); ``fs``: feature rate (None: the dataset's).
+# ``frames_per_batch``: batch_size = frames_per_batch // sequence_length (the same frames per step at every length).
 SCALES: dict[str, dict[str, Any]] = {
     # every cell and method end to end in a couple of minutes: 5 + 2 clips of 5 s, 1 epoch, a tiny model
     'tiny': dict(synth=dict(nb_train=5, nb_test=2, clip_len_s=5.0, fs=16000, n_jobs=1),
                  epochs=dict(ansim=1, resim=1, cansim=1, cresim=1, real=1), patience=1, fs=16000,
                  params=dict(nb_cnn2d_filt=4, rnn_size=[8], fnn_size=[8])),
-    # what 2 CPU cores should finish in about 2 hours for the default plan (ESTIMATED, module docstring "Scales")
-    'cpu': dict(synth=dict(nb_train=40, nb_test=10, clip_len_s=30.0, fs=16000, n_jobs=-1),
-                epochs=dict(ansim=10, resim=10, cansim=15, cresim=15, real=10), patience=None, fs=16000,
-                params={}),
+    # what 2 CPU cores finish in about 2 hours for the default plan (module docstring "Scales")
+    'cpu': dict(synth=dict(nb_train=30, nb_test=10, clip_len_s=30.0, fs=16000, n_jobs=-1),
+                epochs=dict(ansim=14, resim=14, cansim=20, cresim=20, real=14), patience=None, fs=16000,
+                params=dict(nb_cnn2d_filt=32), frames_per_batch=2048),
     # the paper's: 240 + 60 clips of 30 s at 44.1 kHz per split, up to 1000 epochs, patience 100 (for a GPU)
     'paper': dict(synth=dict(nb_train=240, nb_test=60, clip_len_s=30.0, fs=44100, n_jobs=-1),
                   epochs=dict(ansim=1000, resim=1000, cansim=1000, cresim=1000, real=1000), patience=100, fs=None,
@@ -221,6 +220,8 @@ def cell_params(cell: Cell, method: str, *, scale: str, out: str, dataset_dir: s
         feat_label_dir=os.path.join(out, 'features'), model_dir=os.path.join(out, 'runs'), unseen_doa_dir=unseen_dir,
         sequence_length=sequence_length, nb_epochs=sc['epochs'][cell.dataset],
         patience=sc['patience'], fs=sc['fs'], synthesize=False, **sc['params'])
+    if 'frames_per_batch' in sc:  # the same frames per training step at every sequence length
+        over['batch_size'] = max(1, sc['frames_per_batch'] // sequence_length)
     if method == 'sed_only':
         over.update(loss_weights=[1.0, 0.0], early_stop_metric='sed_loss')
     elif method == 'doa_only':
