@@ -86,6 +86,13 @@ DEFAULTS: dict[str, Any] = dict(
     lr_schedule='constant',  # constant (the paper's) | cosine: linear warm-up over lr_warmup_epochs, then a half cosine
                              # to 0 at nb_epochs (keras_model.learning_rate)
     lr_warmup_epochs=0.0,    # epochs (may be fractional) of linear warm-up of lr_schedule=cosine
+    output='seldnet',        # seldnet (the paper's SED + DOA heads) | the DCASE baselines' single output (keras_model.py):
+                             # accdoa (2021) | multi_accdoa (2022-23: 3 tracks, ADPIT) | multi_accddoa (2024: with distance)
+    t_pool_size=None,        # list of int: time max-pooling per conv block (DCASE 2020+: [5, 1, 1], 20 ms frames to the
+                             # 100 ms label rate); None = none (SELDnet: one output per feature frame)
+    nb_self_attn_layers=0,   # multi-head self-attention layers after the GRUs (DCASE 2023+: 2)
+    nb_heads=8,              # heads of each self-attention layer
+    thresh_unify=15.0,       # degrees: Multi-ACCDOA tracks of one class closer than this are one event (the baselines')
     azi_only=False,          # estimate azimuth only: DOA output is (x, y) per class instead of (x, y, z)
     augment=False,           # bool: label-exact spatial augmentation of the training sequences: one of the 16 rotations /
                              # reflections of the scene per sequence and epoch (8 for the tetrahedral array; augmentation.py)
@@ -144,12 +151,13 @@ TASKS: dict[str, dict[str, Any]] = {
 
 #: Types of the keys whose default is None (the others are typed like their default).
 TYPES: dict[str, Any] = dict(patience=int, fs=int, nfft=int, hop_len_s=float, channels=[int], format=str,
-                             early_stop_metric=str, synthesize=bool, unseen_doa_dir=str)
+                             early_stop_metric=str, synthesize=bool, unseen_doa_dir=str, t_pool_size=[int])
 CHOICES = dict(gru_type=('cudnn', 'original'), lr_schedule=('constant', 'cosine'), jit_compile=('auto', True, False),
                fused_batchnorm=('auto', True, False),
                distribute=('none', 'mirrored', 'multiworker', 'dataparallel'),
                mixed_precision=('none', 'mixed_bfloat16', 'mixed_float16'),
-               stage=('all', 'stats', 'features'), features=dcase_features.FEATURES)
+               stage=('all', 'stats', 'features'), features=dcase_features.FEATURES,
+               output=('seldnet', 'accdoa', 'multi_accdoa', 'multi_accddoa'))
 _TRUE, _FALSE = ('1', 'true', 'yes', 'on'), ('0', 'false', 'no', 'off')
 #: Largest FFT size accepted (2**16 samples: 1.4 s at 48 kHz).
 MAX_NFFT = 65536
@@ -158,7 +166,7 @@ INT_RANGES: dict[str, tuple[int, int | None]] = dict(
     seed=(0, 2**32 - 1), synth_seed=(0, 2**32 - 1), overlap=(1, None), split=(1, None), db=(0, None),
     fs=(1000, 384000), nfft=(16, MAX_NFFT), nb_shards=(1, None), shard_index=(0, None), synth_nb_train=(1, None),
     synth_nb_test=(1, None), sequence_length=(1, None), batch_size=(1, None), nb_cnn2d_filt=(1, None),
-    nb_epochs=(1, None), patience=(1, None))
+    nb_epochs=(1, None), patience=(1, None), nb_self_attn_layers=(0, None), nb_heads=(1, None))
 #: Number rules: key -> (rule text, test); every number must also be finite.
 FLOAT_RULES: dict[str, tuple[str, Any]] = dict(
     val_fraction=('must be in [0, 1)', lambda v: 0 <= v < 1),
@@ -168,7 +176,8 @@ FLOAT_RULES: dict[str, tuple[str, Any]] = dict(
     learning_rate=('must be > 0', lambda v: v > 0),
     lr_warmup_epochs=('must be >= 0', lambda v: v >= 0),
     bn_momentum=('must be in [0, 1)', lambda v: 0 <= v < 1),
-    sed_threshold=('must be strictly between 0 and 1', lambda v: 0 < v < 1))
+    sed_threshold=('must be strictly between 0 and 1', lambda v: 0 < v < 1),
+    thresh_unify=('must be in [0, 180] degrees', lambda v: 0 <= v <= 180))
 
 
 def _fail(key: str, value: Any, rule: str) -> SELDError:
