@@ -60,11 +60,13 @@ Scales
            - ``bn_momentum=0.9`` (the ``embedded`` task's), so that the BatchNorm statistics follow a short training;
            - ``learning_rate=2e-3``: at 1e-3 and 4096 frames per step the SED head predicted nothing for 108 of
              its first 120 steps (validation SELD 0.94 for 9 epochs, then 0.70; measured on ANSIM ov1 here).
-           Epoch budgets: 10 for the FOA sets and REAL (160 steps), 14 for the circular array (224 steps: the
-           issue's CANSIM run was still improving fast when the FOA budget ended). That is what 2 cores finish in
-           about 2 hours for the default plan (32 runs); the models are far from converged (the ``embedded`` main
-           job needs ~460 steps for a validation SELD score of 0.2). How the budgets turned out is read off each
-           run's ``metrics.csv`` (README, "Reproducing the paper").
+           Epoch budgets: 20 for the FOA sets and REAL (320 steps), 28 for the circular array (448 steps: the
+           issue's CANSIM run was still improving fast when the FOA budget ended). Why so many: at 10 epochs (160
+           steps) the SED head of ANSIM ov1 had detected nothing on validation for 7 epochs and more, and the
+           ``embedded`` main job needs 290-460 steps for a validation SELD score of 0.37-0.2. The plan is 9,088
+           steps (568 epochs with validation); a 2048-frame step took 1.1-1.8 s on the 2-core machine of this
+           project on 2026-12-06 (a slow day), so the whole table takes hours there; the measured time is in the
+           README ("Reproducing the paper"). How the budgets turned out is read off each run's ``metrics.csv``.
 ``paper``  240 + 60 clips of 30 s at 44.1 kHz, features at 44.1 kHz, up to 1000 epochs, patience 100 (for a GPU).
 
 Resume: each finished (cell, method) is ``<out>/results/<cell>__<method>.json`` (written atomically) and is not run
@@ -109,9 +111,9 @@ SCALES: dict[str, dict[str, Any]] = {
     'tiny': dict(synth=dict(nb_train=5, nb_test=2, clip_len_s=5.0, fs=16000, n_jobs=1),
                  epochs=dict(ansim=1, resim=1, cansim=1, cresim=1, real=1), patience=1, fs=16000,
                  params=dict(nb_cnn2d_filt=4, rnn_size=[8], fnn_size=[8])),
-    # what 2 CPU cores finish in about 2 hours for the default plan (module docstring "Scales")
+    # sized for 2 CPU cores (module docstring "Scales": the measured time is in the README)
     'cpu': dict(synth=dict(nb_train=20, nb_test=10, clip_len_s=30.0, fs=16000, n_jobs=-1),
-                epochs=dict(ansim=10, resim=10, cansim=14, cresim=14, real=10), patience=None, fs=16000,
+                epochs=dict(ansim=20, resim=20, cansim=28, cresim=28, real=20), patience=None, fs=16000,
                 params=dict(nb_cnn2d_filt=32, bn_momentum=0.9, learning_rate=2e-3), frames_per_batch=2048),
     # the paper's: 240 + 60 clips of 30 s at 44.1 kHz per split, up to 1000 epochs, patience 100 (for a GPU)
     'paper': dict(synth=dict(nb_train=240, nb_test=60, clip_len_s=30.0, fs=44100, n_jobs=-1),
