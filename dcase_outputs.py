@@ -40,14 +40,22 @@ Unification (the loop of ``test_epoch`` / ``get_output_dict_format_multi_accdoa`
       vectors ``(v_i + v_j) / 2`` and distances;
     - two or three similar pairs (then all three tracks are active): ONE instance, the mean of the three tracks'
       vectors ``(v_0 + v_1 + v_2) / 3`` and distances (even where tracks 0 and 2 are not similar themselves).
-    The rule is symmetric under any permutation of the tracks except for the order of the rows and the track
-    numbers written.
+    The rule is symmetric under any permutation of the tracks, but for the order of the rows, the track numbers
+    written and the rounding of the three-track sum.
 
 The arithmetic is the official's, in the output's precision: a float32 output (a model's) is decoded in float32
 with the official expressions in the official order (NumPy 2 keeps float32 scalars float32), so activity and
 similarity decisions fall alike at their thresholds; ``benchmarks/compare_official_outputs.py`` checks it against
 the official functions. The vectors are NOT normalized, as the official writes them: every consumer (the metrics,
 :func:`write_instances`' polar form, :func:`label_frames.instances_to_matrices`) normalizes.
+
+Use, per recording (``out``: the model's output at the label rate, 100-ms frames)::
+
+    inst = decode(out, output='multi_accddoa', nb_classes=13, thresh_unify=15.0)
+    scorer.add_instances(stem, ref, inst, duration_s=duration_s, nb_frames=len(out))  # scoring.SELDScorer
+    write_instances(path, inst, fmt='dcase2024')
+
+Class-wise matrices of the instances (plots): :func:`label_frames.instances_to_matrices`.
 """
 from __future__ import annotations
 

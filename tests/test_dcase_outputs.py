@@ -261,10 +261,12 @@ def test_one_active_track_per_class_is_never_unified(seed):
 # Errors
 # ==================================================================================================
 @pytest.mark.parametrize('pred, kw, match', [
-    (np.zeros((4, 10)), dict(output='multi_accdoa', nb_classes=2), r'\(frames, 3 tracks x 3 elements x 2 classes = 18\)'),
+    (np.zeros((4, 10)), dict(output='multi_accdoa', nb_classes=2),
+     r'\(frames, 3 tracks x 3 elements x 2 classes = 18\)'),
     (np.zeros((4, 6)), dict(output='seldnet', nb_classes=2), 'seldnet has two outputs'),
     (np.full((1, 3), np.nan), dict(output='accdoa', nb_classes=1), 'finite'),
-    (np.zeros((1, 9)), dict(output='multi_accdoa', nb_classes=1, thresh_unify=200), r'thresh_unify=200 must be in \[0, 180\]'),
+    (np.zeros((1, 9)), dict(output='multi_accdoa', nb_classes=1, thresh_unify=200),
+     r'thresh_unify=200 must be in \[0, 180\]'),
     (np.zeros((1, 3)), dict(output='accdoa', nb_classes=1, threshold=-1), 'threshold=-1 must be'),
 ])
 def test_bad_input_is_named(pred, kw, match):
