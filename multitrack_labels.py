@@ -49,8 +49,6 @@ import numpy as np
 import label_frames
 from utils import SELDError
 
-#: The outputs of the DCASE baselines (parameter ``output``), whose targets are not SELDnet's labels.
-TARGET_OUTPUTS = ('accdoa', 'multi_accdoa', 'multi_accddoa')
 #: Relative tolerance of a whole ratio of frame rates (``fs / hop`` round-off).
 RATE_TOL = 1e-6
 
