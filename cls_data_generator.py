@@ -18,6 +18,24 @@ exactly the batches the uninterrupted run saw. seld.py sets the epoch from a cal
 
 The weights of a batch's real frames are all ``frames / real frames`` of the batch, so that Keras' loss (a weighted
 sum over every frame, divided by their number) is the mean over the real frames, the validation loss's quantity.
+
+Outputs at a pooled rate, and the DCASE baselines' outputs
+----------------------------------------------------------
+With ``t_pool_size`` (``p = prod(t_pool_size)`` feature frames per output frame) or an ``output`` other than
+``seldnet``, the targets are the extraction's ``target/`` files at the output rate
+(:attr:`cls_feature_class.FeatureClass.output_layout`), ``sequence_length`` must be a multiple of ``p``, and a
+sequence of features starting at frame ``s`` has the targets of output frames ``s / p`` on (the last partial
+sequence: ``ceil(n / p)`` real output frames, the one that ends in padding included). The sequences, their order
+and transforms are those of the feature frames, as above. Batches are
+
+* ``output='seldnet'``: ``(x, {'sed_out', 'doa_out'}, weights)`` as without pooling, ``T / p`` frames each;
+* ``accdoa``, ``multi_accdoa``, ``multi_accddoa``: ``(x, target, weight)`` with ``target`` [shape=(batch, T / p) +
+  target shape] (``multitrack_labels.target_shape``) and ``weight`` [shape=(batch, T / p)].
+
+Augmentation stays label-exact for every layout: the transform ``R`` of a sequence acts on each (x, y, z) of the
+target (each class's of ``seldnet``/``accdoa``, each dummy track's of the multi-track targets), and the activity and
+the distance do not change under a rotation or reflection about the array centre; the tracks need no reordering
+(ADPIT tries every assignment).
 """
 from __future__ import annotations
 
@@ -30,6 +48,7 @@ import numpy as np
 import augmentation
 from cls_feature_class import FeatureClass, load_scaler, split_label
 from file_checks import NpyFile, load_npy, npy_header
+from multitrack_labels import NB_DUMMY_TRACKS
 from utils import SELDError
 
 _MASK64 = (1 << 64) - 1  # numpy's SeedSequence takes non-negative integers: a negative seed as its two's complement
@@ -46,7 +65,8 @@ def augmentation_layout(fc: FeatureClass) -> str:
 
 
 class DataGenerator(keras.utils.PyDataset):
-    """Batches ``(x, {'sed_out', 'doa_out'}, {'sed_out', 'doa_out'} sample weights)``.
+    """Batches ``(x, {'sed_out', 'doa_out'}, {'sed_out', 'doa_out'} sample weights)``, or ``(x, target, weight)`` for
+    the DCASE baselines' outputs (module docstring).
 
     Parameters
     ----------
@@ -64,7 +84,9 @@ class DataGenerator(keras.utils.PyDataset):
 
     Notes
     -----
-    ``x`` has shape (batch, sequence_length, nfft/2, 2*channels), float32 (channels_last).
+    ``x`` has shape (batch, sequence_length, nfft/2, 2*channels), float32 (channels_last) (or the (bins, maps) of
+    another ``features=``). ``output``, ``frames_per_output`` and ``output_rate`` are those of the features'
+    :attr:`cls_feature_class.FeatureClass.output_layout`.
     """
 
     def __init__(self, params: dict[str, Any], *, split: str, shuffle: bool | None = None,
@@ -86,6 +108,14 @@ class DataGenerator(keras.utils.PyDataset):
         self.shuffle = (split == 'train') if shuffle is None else shuffle
         self.seed = int(params['seed'])
         self.augment = bool(params.get('augment')) and split == 'train'
+        out = self.fc.output_layout
+        self.output, self.frames_per_output, self.output_rate = out.output, out.frames_per_output, out.output_rate
+        self.has_target = self.fc.has_target
+        if self.seq_len % self.frames_per_output:
+            raise SELDError(f'sequence_length={self.seq_len}: must be a multiple of prod(t_pool_size)='
+                            f'{self.frames_per_output} (feature frames per output frame)')
+        if self.azi_only and self.output != 'seldnet':
+            raise SELDError(f'azi_only=true: output={self.output} estimates x, y, z; azi_only needs output=seldnet')
         if self.augment:
             self._transforms = augmentation.transforms_for(augmentation_layout(self.fc), nb_channels=self.fc.nb_channels)
             self._scaler = load_scaler(self.fc.scaler_file)
@@ -97,17 +127,20 @@ class DataGenerator(keras.utils.PyDataset):
         self.recordings = self.fc.dataset.part(split)
         self.stems = [r.stem for r in self.recordings]
         self._references: dict[str, tuple[dict[str, Any], Any]] | None = None
-        self._feat, self._label = [], []
+        self._feat, self._label = [], []  # _label: the labels (frames, 4*classes), or the targets at the output rate
         for s in self.stems:
             p = self.fc.paths(s)
             if not os.path.exists(p['feat']) or not os.path.exists(p['label']):
                 raise SELDError(f'{p["feat"]}: normalized features or labels missing; run batch_feature_extraction.py '
                                 f'again with the same parameters')
             feat = npy_header(p['feat'], dtype=np.float32, ndim=3)  # shape and offset only: no open file kept
-            label = load_npy(p['label'], ndim=2)  # small: (frames, 4*classes), kept in memory
-            if feat.shape[0] != label.shape[0] or label.shape[1] != 4 * self.nb_classes:
-                raise SELDError(f'{p["feat"]}: features {feat.shape} and labels {label.shape} do not match '
-                                f'({self.nb_classes} classes); re-run batch_feature_extraction.py')
+            if self.has_target:
+                label = self._load_target(p['target'], feat.shape[0], params)
+            else:
+                label = load_npy(p['label'], ndim=2)  # small: (frames, 4*classes), kept in memory
+                if feat.shape[0] != label.shape[0] or label.shape[1] != 4 * self.nb_classes:
+                    raise SELDError(f'{p["feat"]}: features {feat.shape} and labels {label.shape} do not match '
+                                    f'({self.nb_classes} classes); re-run batch_feature_extraction.py')
             self._feat.append(feat)
             self._label.append(label)
         self.feat_shape = self._feat[0].shape[1:]  # (bins, 2*channels)
@@ -123,6 +156,20 @@ class DataGenerator(keras.utils.PyDataset):
             self._nb_batches = min(self._nb_batches, int(max_batches))
         self.set_epoch(0)
 
+    def _load_target(self, path: str, nb_frames: int, params: dict[str, Any]) -> np.ndarray:
+        """One recording's target at the output rate, checked against its features' frames."""
+        out = self.fc.output_layout
+        how = (f'run `python batch_feature_extraction.py {params.get("task_id", "1")}` with the same parameters '
+               f'(output={out.output}, t_pool_size={params.get("t_pool_size")})')
+        if not os.path.exists(path):
+            raise SELDError(f'{path}: no target for output={out.output}; {how}')
+        target = load_npy(path, dtype=np.float32)
+        shape = (out.nb_frames(nb_frames),) + out.target_shape
+        if target.shape != shape:
+            raise SELDError(f'{path}: target of shape {target.shape}, expected {shape} for {nb_frames} feature frames; '
+                            f'{how}')
+        return target
+
     # ---- PyDataset API -------------------------------------------------------------------------
     def __len__(self) -> int:
         return self._nb_batches
@@ -132,6 +179,8 @@ class DataGenerator(keras.utils.PyDataset):
             raise IndexError(b)
         order, transform_ids = self._plan  # one read: a concurrent set_epoch never mixes two epochs in a batch
         rows = order[b * self.batch_size:(b + 1) * self.batch_size]
+        if self.has_target:
+            return self._target_batch(rows, transform_ids)
         B, T, C = self.batch_size, self.seq_len, self.nb_classes
         x = np.zeros((B, T) + self.feat_shape, dtype=np.float32)
         label = np.zeros((B, T, 4 * C), dtype=np.float32)
@@ -151,6 +200,51 @@ class DataGenerator(keras.utils.PyDataset):
         # and split between replicas alike (each replica divides by its share of the batch, and Keras by the replicas).
         weight *= np.float32(weight.size / weight.sum())
         return x, {'sed_out': sed, 'doa_out': doa}, {'sed_out': weight, 'doa_out': weight}
+
+    def _target_batch(self, rows: np.ndarray, transform_ids: np.ndarray | None) -> tuple:
+        """:meth:`__getitem__` with targets at the output rate (module docstring)."""
+        B, T, p = self.batch_size, self.seq_len, self.frames_per_output
+        x = np.zeros((B, T) + self.feat_shape, dtype=np.float32)
+        target = np.zeros((B, T // p) + self.fc.output_layout.target_shape, dtype=np.float32)
+        weight = np.zeros((B, T // p), dtype=np.float32)
+        for k, (f, start, n) in enumerate(self.index[rows]):
+            x[k, :n] = self._read(self._feat[f], start, n)
+            m = -(-n // p)
+            target[k, :m] = self._label[f][start // p:start // p + m]
+            weight[k, :m] = 1.0
+        if self.augment:
+            ids = np.zeros(B, np.int64)
+            ids[:len(rows)] = transform_ids[rows]
+            valid = np.zeros((B, T), bool)
+            valid[:len(rows)] = np.arange(T) < self.index[rows, 2][:, None]
+            x, target = self._augment_targets(x, target, ids, valid)
+        weight *= np.float32(weight.size / weight.sum())  # as in __getitem__
+        if self.output != 'seldnet':
+            return x, target, weight
+        sed, doa = split_label(target, nb_classes=self.nb_classes, azi_only=self.azi_only)
+        return x, {'sed_out': sed, 'doa_out': doa}, {'sed_out': weight, 'doa_out': weight}
+
+    def _augment_targets(self, x: np.ndarray, target: np.ndarray, ids: np.ndarray,
+                         valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The transform ``ids[k]`` applied to sequence ``k``'s features (padding, outside ``valid``, stays 0) and to
+        every (x, y, z) of its target (module docstring)."""
+        C = self.nb_classes
+        x, target = x.copy(), target.copy()
+        for t in np.unique(ids):
+            transform = self._transforms[int(t)]
+            if transform.is_identity:
+                continue
+            rows = np.flatnonzero(ids == t)
+            x[rows] = augmentation.apply_to_features(x[rows], transform, mean=self._scaler[0], scale=self._scaler[1])
+            if self.output in ('seldnet', 'accdoa'):  # (..., 4C): SED then x, y, z; (..., 3C): x, y, z
+                target[rows, ..., -3 * C:] = augmentation.apply_to_doa(target[rows, ..., -3 * C:], transform,
+                                                                       nb_classes=C)
+            else:  # (..., 6, 1 + values, C): x, y, z are values 1..3 of each dummy track
+                vec = target[rows, :, :, 1:4, :].reshape(len(rows), -1, NB_DUMMY_TRACKS, 3 * C)
+                target[rows, :, :, 1:4, :] = augmentation.apply_to_doa(vec, transform, nb_classes=C).reshape(
+                    len(rows), -1, NB_DUMMY_TRACKS, 3, C)
+        x[~valid] = 0.0
+        return x, target
 
     @staticmethod
     def _read(arr: NpyFile, start: int, n: int) -> np.ndarray:
@@ -208,12 +302,14 @@ class DataGenerator(keras.utils.PyDataset):
         return self._plan[1]
 
     # ---- helpers for evaluation ----------------------------------------------------------------
-    def get_data_sizes(self) -> tuple[tuple[int, ...], dict[str, tuple[int, ...]]]:
-        """Input shape and output shapes of one batch."""
-        C = self.nb_classes
-        return ((self.batch_size, self.seq_len) + tuple(self.feat_shape),
-                {'sed_out': (self.batch_size, self.seq_len, C),
-                 'doa_out': (self.batch_size, self.seq_len, (2 if self.azi_only else 3) * C)})
+    def get_data_sizes(self) -> tuple[tuple[int, ...], Any]:
+        """Input shape and output shape(s) of one batch: ``{'sed_out', 'doa_out'}`` shapes (``output='seldnet'``),
+        or the target's shape, at the output rate (``sequence_length / prod(t_pool_size)`` frames)."""
+        C, B, To = self.nb_classes, self.batch_size, self.seq_len // self.frames_per_output
+        x = (B, self.seq_len) + tuple(self.feat_shape)
+        if self.output != 'seldnet':
+            return x, (B, To) + self.fc.output_layout.target_shape
+        return x, {'sed_out': (B, To, C), 'doa_out': (B, To, (2 if self.azi_only else 3) * C)}
 
     def nb_sequences_used(self) -> int:
         return min(len(self.index), self._nb_batches * self.batch_size)
@@ -221,7 +317,8 @@ class DataGenerator(keras.utils.PyDataset):
     def references(self) -> dict[str, tuple[dict[str, Any], Any]]:
         """Per stem: the recording's info (``duration_s``, ``nb_frames`` ...) and the dataset's reference
         (:meth:`datasets.Dataset.read_reference`), read on first use and kept: a validation split is scored
-        every epoch."""
+        every epoch. The reference is the metadata's, whatever the output (every instance, at the label rate or in
+        seconds); ``nb_frames`` counts feature frames (output frames: :meth:`FeatureClass.output_layout.nb_frames`)."""
         if self._references is None:
             refs = {}
             for r in self.recordings:
@@ -231,40 +328,55 @@ class DataGenerator(keras.utils.PyDataset):
         return self._references
 
     def get_labels(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
-        """Ground truth per file, in file order: ``(stem, sed (frames, C), doa (frames, 3C or 2C))``.
+        """Ground truth per file, in file order: ``(stem, sed (frames, C), doa (frames, 3C or 2C))``, at the output
+        rate (``output='seldnet'``; the others: :meth:`get_targets`).
 
         Requires an unshuffled generator; with ``max_batches`` only the frames covered are returned.
         """
+        if self.output != 'seldnet':
+            raise SELDError(f'output={self.output}: per-file SED/DOA labels are for output=seldnet; use get_targets()')
+        return [(stem, *split_label(target, nb_classes=self.nb_classes, azi_only=self.azi_only))
+                for stem, target in self.get_targets()]
+
+    def get_targets(self) -> list[tuple[str, np.ndarray]]:
+        """The stored target of each file, in file order: ``(stem, target)`` [shape=(output frames,) + target shape]
+        (``output='seldnet'`` without pooling: the label, (frames, 4C)).
+
+        Requires an unshuffled generator; with ``max_batches`` only the output frames covered are returned.
+        """
         self._check_ordered()
-        out = []
-        for f, frames in self._frames_used().items():
-            sed, doa = split_label(self._label[f][:frames], nb_classes=self.nb_classes,
-                                   azi_only=self.azi_only)
-            out.append((self.stems[f], sed, doa))
-        return out
+        p = self.frames_per_output
+        return [(self.stems[f], self._label[f][:-(-frames // p)]) for f, frames in self._frames_used().items()]
 
     def split_predictions(self, pred: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray, np.ndarray]]:
-        """Cut ``model.predict(self)`` output back into per-file arrays, padding removed.
+        """Cut ``model.predict(self)`` output back into per-file arrays, padding removed (``output='seldnet'``).
 
         Parameters
         ----------
         pred : dict
-            ``sed_out`` [shape=(batches*batch_size, T, C)] and ``doa_out`` as returned by predict.
+            ``sed_out`` [shape=(batches*batch_size, T, C)] and ``doa_out`` as returned by predict, ``T`` frames at
+            the output rate.
 
         Returns
         -------
         list of ``(stem, sed_prob (frames, C), doa (frames, 3C or 2C))`` in the order of :meth:`get_labels`.
         """
+        sed, doa = self.split_outputs(pred['sed_out']), self.split_outputs(pred['doa_out'])
+        return [(stem, s, d) for (stem, s), (_, d) in zip(sed, doa)]
+
+    def split_outputs(self, pred: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        """Cut one output of ``model.predict(self)`` [shape=(batches*batch_size, T, ...)] back into per-file arrays
+        ``(stem, output (frames, ...))`` at the output rate, padding removed, in the order of :meth:`get_targets`."""
         self._check_ordered()
         n_seq = self.nb_sequences_used()
-        if pred['sed_out'].shape[0] < n_seq:
-            raise SELDError(f'{pred["sed_out"].shape[0]} predicted sequences, expected at least {n_seq}')
+        if pred.shape[0] < n_seq:
+            raise SELDError(f'{pred.shape[0]} predicted sequences, expected at least {n_seq}')
+        p = self.frames_per_output
         out = []
         for f, frames in self._frames_used().items():
             rows = np.flatnonzero(self.index[:n_seq, 0] == f)
-            sed = np.concatenate([pred['sed_out'][r, :self.index[r, 2]] for r in rows])[:frames]
-            doa = np.concatenate([pred['doa_out'][r, :self.index[r, 2]] for r in rows])[:frames]
-            out.append((self.stems[f], sed, doa))
+            out.append((self.stems[f], np.concatenate([pred[r, :-(-self.index[r, 2] // p)]
+                                                       for r in rows])[:-(-frames // p)]))
         return out
 
     def _frames_used(self) -> dict[int, int]:

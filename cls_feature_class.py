@@ -8,6 +8,9 @@ Layout written, one folder per dataset and feature setting (:attr:`FeatureClass.
                                standardized with the train-part scaler (unnormalized = x * scale + mean)
         label/{stem}.npy       float32 [shape=(frames, 4*classes)]: SED, then x, y, z blocks per class, at the
                                model frame rate
+        target/{stem}.npy      float32 [shape=(ceil(frames / prod(t_pool_size)),) + target shape]: the target of
+                               ``output`` at the output rate (multitrack_labels.output_target), written when
+                               ``output`` is not seldnet or ``t_pool_size`` pools time (:attr:`FeatureClass.has_target`)
         info/{stem}.json       the recording's part, fold, samples, rate, duration and frame count
         stats/{stem}.npz       per train file: count, mean and M2 of its features (the scaler merges them)
         scaler.npz             mean, scale [shape=(nfft/2, 2*channels)] fitted on the train part only
@@ -55,6 +58,7 @@ import soundfile as sf
 import datasets
 import dcase_features
 import label_frames
+import multitrack_labels
 import utils
 from file_checks import REDO, check_wav_complete, is_valid_npy, read_npz, writing
 from utils import SELDError
@@ -555,6 +559,11 @@ class FeatureClass:
     classes : list of str
     feat_label_dir : str
         Where this dataset's features go.
+    output_layout : multitrack_labels.OutputLayout
+        ``output``, ``frames_per_output`` (``prod(t_pool_size)``), ``output_rate``, ``target_shape``.
+    has_target : bool
+        ``target/`` is written (:func:`multitrack_labels.output_target`): an output other than ``seldnet``, or time
+        pooling; otherwise the files are those of SELDnet alone.
     """
 
     def __init__(self, params: dict[str, Any], *, unseen_doa: bool = False):
@@ -600,6 +609,14 @@ class FeatureClass:
         self.stats_dir = os.path.join(self.feat_label_dir, 'stats')
         self.scaler_file = main.scaler_file if unseen_doa else os.path.join(self.feat_label_dir, 'scaler.npz')
         self.manifest_file = os.path.join(self.feat_label_dir, 'extraction.json')
+        self.target_dir = os.path.join(self.feat_label_dir, 'target')
+        self.output_layout = multitrack_labels.output_layout(
+            output=params.get('output', 'seldnet'), t_pool_size=params.get('t_pool_size'),
+            frame_rate=self.frame_rate, nb_classes=self.nb_classes, label_rate=self.label_rate)
+        self.has_target = self.output_layout.has_target
+        if self.output_layout.output == 'multi_accddoa' and d.spec.meta_format == 'dcase2020':
+            raise SELDError(f'output=multi_accddoa: dataset {d.name} has no distances in its metadata; use one '
+                            f'with distances (starss23 with the DCASE 2024 labels, or events in seconds)')
 
     # ---- files ---------------------------------------------------------------------------------
     def recordings(self) -> list[datasets.Recording]:
@@ -609,7 +626,8 @@ class FeatureClass:
     def paths(self, stem: str) -> dict[str, str]:
         """The output files of one recording."""
         return dict(label=os.path.join(self.label_dir, stem + '.npy'), info=os.path.join(self.info_dir, stem + '.json'),
-                    stats=os.path.join(self.stats_dir, stem + '.npz'), feat=os.path.join(self.feat_dir_norm, stem + '.npy'))
+                    stats=os.path.join(self.stats_dir, stem + '.npz'), feat=os.path.join(self.feat_dir_norm, stem + '.npy'),
+                    target=os.path.join(self.target_dir, stem + '.npy'))  # (written with has_target only)
 
     def load_audio(self, path: str) -> np.ndarray:
         """A recording at :attr:`fs` with :attr:`nb_channels` channels (:func:`read_audio`); a file at another rate
@@ -621,16 +639,20 @@ class FeatureClass:
         """What the features and labels depend on; a change invalidates existing ones."""
         layout = '[magnitude x channels, phase x channels]' if self.features == 'magphase' else dict(
             features=self.features, nb_bins=self.nb_bins, maps=self.maps)
-        return dict(feature_version=FEATURE_VERSION, dataset=self.dataset.name, format=self.dataset.audio_format,
-                    classes=self.classes, nb_channels=self.nb_channels, channels=self.channels,
-                    label_rate=self.label_rate, feature_layout=layout, **self.framing.describe())
+        config = dict(feature_version=FEATURE_VERSION, dataset=self.dataset.name, format=self.dataset.audio_format,
+                      classes=self.classes, nb_channels=self.nb_channels, channels=self.channels,
+                      label_rate=self.label_rate, feature_layout=layout, **self.framing.describe())
+        if self.has_target:  # SELDnet without time pooling keeps its manifest as it was
+            config['target'] = self.output_layout.describe()
+        return config
 
     def feature_info(self) -> dict[str, Any]:
         """What a model needs to know about the features (saved into every run's params.json)."""
         return dict(classes=self.classes, nb_classes=self.nb_classes, nb_channels=self.nb_channels,
                     label_rate=self.label_rate, feat_label_dir=self.feat_label_dir, dataset=self.dataset.name,
                     format=self.dataset.audio_format, features=self.features, feature_shape=list(self.feat_shape),
-                    feature_maps=self.maps, **self.framing.describe())
+                    feature_maps=self.maps, **self.framing.describe(),
+                    **(self.output_layout.describe() if self.has_target else {}))
 
     def compute_features(self, audio: np.ndarray, *, mean: np.ndarray | None = None,
                          scale: np.ndarray | None = None) -> np.ndarray:
@@ -660,6 +682,10 @@ class FeatureClass:
         else:
             label = instances_to_labels(ref, nb_classes=self.nb_classes, nb_frames=nb_frames,
                                         frame_rate=self.frame_rate, label_rate=self.label_rate)
+        out = self.output_layout
+        target = None if not self.has_target else multitrack_labels.output_target(
+            ref, output=out.output, nb_classes=self.nb_classes, nb_frames=out.nb_frames(nb_frames),
+            frame_rate=out.output_rate, label_rate=self.label_rate, where=rec.meta)
         if rec.part == 'train':
             n, mean, m2 = audio_feature_stats(audio, framing=self.framing, nb_frames=nb_frames) \
                 if self.features == 'magphase' else feature_stats(self.compute_features(audio))
@@ -669,14 +695,17 @@ class FeatureClass:
             utils.write_json(p['info'], dict(stem=rec.stem, part=rec.part, fold=rec.fold,
                                              nb_samples=int(audio.shape[0]), fs=self.fs, duration_s=duration,
                                              nb_frames=nb_frames, wav=rec.wav, meta=rec.meta))
+        if target is not None:
+            with writing(p['target']):
+                utils.save_npy(p['target'], target)
         with writing(p['label']):
             utils.save_npy(p['label'], label)
 
     def is_analyzed(self, rec: datasets.Recording) -> bool:
         """Label and info (and, for a train recording, statistics) exist, are newer than the wav and metadata, were
         made for the recording's current part, and are complete: the label a ``.npy`` of (frames, 4*classes) float32
-        whose size matches its header, the info valid JSON, the statistics a readable archive. A damaged file is
-        redone."""
+        whose size matches its header, the info valid JSON, the statistics a readable archive; with
+        :attr:`has_target`, the target a ``.npy`` of its shape. A damaged file is redone."""
         p = self.paths(rec.stem)
         need = ('label', 'info', 'stats') if rec.part == 'train' else ('label', 'info')
         if not all(os.path.exists(p[k]) for k in need):
@@ -689,6 +718,10 @@ class FeatureClass:
                 read_npz(p['stats'], ('n', 'mean', 'm2'), what='statistics file')
         except SELDError:
             return False
+        out = self.output_layout
+        if self.has_target and not is_valid_npy(p['target'], shape=(out.nb_frames(info['nb_frames']),)
+                                                + out.target_shape, dtype=np.float32):
+            return False  # (written just before the label: as recent as it)
         return info.get('part') == rec.part and is_valid_npy(
             p['label'], shape=(info.get('nb_frames'), 4 * self.nb_classes), dtype=np.float32)
 
