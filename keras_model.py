@@ -46,7 +46,11 @@ Each year's official model is SELDnet with these changes (parameter.TASKS ``dcas
   and their product), then ``nb_self_attn_layers`` x [``MultiHeadAttention`` (``nb_heads``, attention dropout) ->
   add its input -> ``LayerNormalization``] (2023+, ``torch.nn.MultiheadAttention`` + ``nn.LayerNorm``), and dense
   layers without dropout or activation before the output layer. Default: ``'dcase2022'`` for the ``multi_*``
-  outputs, SELDnet's layers otherwise (2020's two heads, 2021's ACCDOA: Keras 2 code, ``gru_type='original'``).
+  outputs, SELDnet's layers otherwise.
+* ``crnn='dcase2020'``: SELDnet's layers as the 2020 and 2021 Keras 2 code builds them (with
+  ``gru_type='original'``): its maps are ``channels_first`` and its ``BatchNormalization()`` keeps Keras' default
+  ``axis=-1``, so each normalizes the frequency bins (4 weights per bin of its input, 64, 16, 4 with pooling 4, 4,
+  2), not the filters: ``BatchNormalization(axis=2)`` here.
 
 =================  ==========================================  =========================================  ========
 ``output``         ``accdoa_out`` ``(batch, out_frames, n)``   activation                                 loss
@@ -83,7 +87,7 @@ from utils import SELDError
 GRU_TYPES = ('cudnn', 'original')
 PRECISIONS = ('none', 'mixed_bfloat16', 'mixed_float16')
 OUTPUTS = ('seldnet', 'accdoa', 'multi_accdoa', 'multi_accddoa')
-CRNNS = ('seldnet', 'dcase2022')
+CRNNS = ('seldnet', 'dcase2020', 'dcase2022')
 #: Output tracks of the Multi-ACCDOA outputs.
 NB_TRACKS = 3
 
@@ -161,7 +165,7 @@ def get_model(*, nb_frames: int | None, nb_bins: int, nb_channels: int, nb_class
     nb_self_attn_layers, nb_heads : int
         Self-attention layers after the GRUs (``crnn='dcase2022'`` only) and their heads; ``nb_heads`` must divide
         ``rnn_size[-1]``.
-    crnn : {'seldnet', 'dcase2022'} or None
+    crnn : {'seldnet', 'dcase2020', 'dcase2022'} or None
         The layers between input and output (module docstring); None = ``'dcase2022'`` for the ``multi_*``
         outputs, else ``'seldnet'``.
 
@@ -182,7 +186,7 @@ def get_model(*, nb_frames: int | None, nb_bins: int, nb_channels: int, nb_class
     if gru_type not in GRU_TYPES:
         raise SELDError(f'gru_type={gru_type!r}: must be one of {", ".join(GRU_TYPES)}')
     prod = math.prod(int(p) for p in pool_size)
-    if crnn == 'seldnet' and nb_bins % prod:
+    if crnn != 'dcase2022' and nb_bins % prod:
         raise SELDError(f'pool_size={list(pool_size)}: product {prod} must divide nb_bins={nb_bins}')
     if prod > nb_bins:
         raise SELDError(f'pool_size={list(pool_size)}: product {prod} must be at most nb_bins={nb_bins}')
@@ -199,12 +203,13 @@ def get_model(*, nb_frames: int | None, nb_bins: int, nb_channels: int, nb_class
         raise SELDError(f'nb_heads={nb_heads}: must divide the last GRU size {int(rnn_size[-1])}')
     torch_like = crnn == 'dcase2022'
     out_frames = None if nb_frames is None else nb_frames // t_prod
+    bn_axis = 2 if crnn == 'dcase2020' else -1  # the frequency axis of (batch, frames, bins, maps)
     with precision(mixed_precision):
         spec_start = keras.Input(shape=(nb_frames, nb_bins, nb_maps or 2 * nb_channels), name='spec')
         x = spec_start
         for i, (t, p) in enumerate(zip(t_pool, pool_size)):
             x = layers.Conv2D(nb_cnn2d_filt, (3, 3), padding='same', name=f'conv{i + 1}')(x)
-            x = layers.BatchNormalization(momentum=bn_momentum, epsilon=1e-5 if torch_like else 1e-3,
+            x = layers.BatchNormalization(axis=bn_axis, momentum=bn_momentum, epsilon=1e-5 if torch_like else 1e-3,
                                           synchronized=sync_batchnorm, name=f'bn{i + 1}')(x)
             # The paper's order is ReLU, then max-pooling. relu(maxpool(x)) == maxpool(relu(x)) exactly (ReLU is
             # monotonic, so it commutes with max), and here the ReLU and its gradient run on the p-times smaller

@@ -298,14 +298,16 @@ def compare_losses(folder: str, year: int, *, seed: int) -> list[tuple[str, floa
     elif year == 2025:
         mod = import_file(os.path.join(folder, 'loss.py'), 'official_loss_2025')
         official = mod.SELDLossADPIT(dict(modality='audio'))
-        values, elements = 4, 3  # targets (act, x, y, dist, on-screen), outputs (x, y, dist)
+        values, elements = 4, 3  # our targets (act, x, y, dist, on-screen), outputs (x, y, dist); the official
+        # audio loss takes (act, x, y, dist): the on-screen value is left out of its targets, ours ignores it
     else:
         return [('loss: Keras 2 mse (2020: masked, 2021: ACCDOA), no official PyTorch loss', math.nan, math.nan)]
     C = 13
     for b, t in ((4, 50), (2, 10)):
         target = random_multitrack(rng, batch=b, frames=t, classes=C, values=values)
         output = rng.uniform(-1, 1, size=(b, t, 3 * elements * C)).astype(np.float32)
-        ref = float(official(torch.from_numpy(output), torch.from_numpy(target)))
+        official_target = target[:, :, :, :4] if year == 2025 else target
+        ref = float(official(torch.from_numpy(output), torch.from_numpy(np.ascontiguousarray(official_target))))
         mine = float(ops.convert_to_numpy(ops.mean(losses.adpit_mse(target, output, nb_elements=elements))))
         rows.append((f'ADPIT loss, batch {b} x {t} frames', abs(ref - mine), abs(ref)))
     y, o = rng.uniform(-1, 1, size=(2, 2, 50, 3 * C)).astype(np.float32)
@@ -313,6 +315,109 @@ def compare_losses(folder: str, year: int, *, seed: int) -> list[tuple[str, floa
     mine = float(ops.convert_to_numpy(ops.mean(losses.accdoa_mse(y, o))))
     rows.append(('ACCDOA loss (torch.nn.MSELoss)', abs(ref - mine), abs(ref)))
     return rows
+
+
+# ==================================================================================================
+# Parameter counts
+# ==================================================================================================
+#: The official model inputs (maps, feature frames, bands) and outputs of each year's baseline (FOA log-mel +
+#: intensity; 2025: stereo log-mel), as its parameters.py / data generator give them.
+OFFICIAL_SHAPES = {2020: ((7, 300, 64), 14), 2021: ((7, 300, 64), 12), 2022: ((7, 250, 64), 13),
+                   2023: ((7, 250, 64), 13), 2024: ((7, 250, 64), 13), 2025: ((2, 251, 64), 13)}
+
+
+def keras2_count(folder: str, year: int) -> tuple[int, int]:
+    """The official Keras 2 ``get_model`` (2020: SED + DOA with ``masked_mse``; 2021: ACCDOA) built under Keras 3:
+    its statement runs with Keras 3's layers under the Keras 2 names it imports, ``channels_first`` as its module
+    sets, and Keras 2.2.4/2.3.1's GRU defaults (``reset_after=False``, hard-sigmoid gates; Keras 3's defaults have
+    a second bias). Returns (all weights, trainable)."""
+    import functools
+
+    import keras
+    from keras import layers
+
+    names = {'get_model', 'masked_mse'}
+    ns = exec_parts(os.path.join(folder, 'keras_model.py'), names, dict(
+        np=np, keras=keras, Model=keras.Model, Adam=keras.optimizers.Adam, load_model=keras.saving.load_model,
+        GRU=functools.partial(layers.GRU, reset_after=False, recurrent_activation='hard_sigmoid'),
+        **{n: getattr(layers, n) for n in ('Bidirectional', 'Conv2D', 'MaxPooling2D', 'Input', 'Concatenate', 'Dense',
+                                           'Activation', 'Dropout', 'Reshape', 'Permute', 'BatchNormalization',
+                                           'TimeDistributed')}))
+    p = official_params(folder, year)
+    (maps, frames, bands), classes = OFFICIAL_SHAPES[year]
+    res = int(p['label_hop_len_s'] // p['hop_len_s'])
+    data_in = (p['batch_size'], maps, frames, bands)
+    labels = frames // res
+    data_out = (p['batch_size'], labels, 3 * classes) if year == 2021 else \
+        [(p['batch_size'], labels, classes), (p['batch_size'], labels, 3 * classes)]
+    kw = dict(data_in=data_in, data_out=data_out, dropout_rate=p['dropout_rate'], nb_cnn2d_filt=p['nb_cnn2d_filt'],
+              f_pool_size=p['f_pool_size'], t_pool_size=[res, 1, 1], rnn_size=p['rnn_size'], fnn_size=p['fnn_size'],
+              weights=p['loss_weights'], doa_objective=p['doa_objective'])
+    if year == 2021:
+        kw['is_accdoa'] = p['is_accdoa']
+    old = keras.config.image_data_format()
+    keras.config.set_image_data_format('channels_first')
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            model = ns['get_model'](**kw)
+    finally:
+        keras.config.set_image_data_format(old)
+    return model.count_params(), sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def torch_count(folder: str, year: int) -> tuple[int, int]:
+    """The official PyTorch model (2022 ``CRNN``, 2023/2024 ``SeldModel``: task 3, FOA + Multi-ACCDOA/ACCDDOA, as
+    ``train_seldnet.py`` builds it; 2025 ``SELDModel``, audio). Returns (parameters + BatchNorm running mean and
+    variance, parameters): Keras counts the running statistics as (non-trainable) weights."""
+    (maps, frames, bands), classes = OFFICIAL_SHAPES[year]
+    if year == 2025:
+        with legacy_environment():
+            mod = import_file(os.path.join(folder, 'model.py'), 'official_model_2025')
+        net = mod.SELDModel(dict(official_params(folder, 2025), modality='audio', multiACCDOA=True))
+    else:
+        with legacy_environment(), contextlib.redirect_stdout(io.StringIO()):
+            mod = import_file(os.path.join(folder, 'seldnet_model.py'), f'official_model_{year}')
+            p = import_file(os.path.join(folder, 'parameters.py'), f'official_params_{year}_3').get_params('3')
+        p['unique_classes'] = classes
+        out = 3 * (4 if year == 2024 else 3) * classes
+        net = getattr(mod, 'CRNN' if year == 2022 else 'SeldModel')((1, maps, frames, bands), (1, frames // 5, out), p)
+    params = sum(t.numel() for t in net.parameters())
+    stats = sum(t.numel() for name, t in net.named_buffers() if name.endswith(('running_mean', 'running_var')))
+    return params + stats, params
+
+
+def ours_count(year: int) -> tuple[int, int]:
+    """``keras_model.get_model`` with the parameters of task-id ``dcase{year}_baseline``; 2020/2021 with
+    ``crnn='dcase2020'`` (the official code's BatchNorm over frequency bins), which parameter.py has no key for yet."""
+    import datasets
+    import keras_model
+    import parameter
+
+    p = parameter.get_params(f'dcase{year}_baseline')
+    spec = datasets.SPECS[p['dataset']]
+    nb_channels = len(p['channels']) if p['channels'] else spec.nb_channels
+    nb_bins, maps = dcf.layout(p['features'], nb_channels=nb_channels, audio_format=p['format'], fs=spec.fs,
+                               nfft=1024)
+    model = keras_model.get_model(
+        nb_frames=p['sequence_length'], nb_bins=nb_bins, nb_channels=nb_channels, nb_maps=len(maps),
+        nb_classes=len(spec.classes), azi_only=p['azi_only'], dropout_rate=p['dropout_rate'],
+        nb_cnn2d_filt=p['nb_cnn2d_filt'], pool_size=p['pool_size'], rnn_size=p['rnn_size'], fnn_size=p['fnn_size'],
+        gru_type=p['gru_type'], output=p['output'], t_pool_size=p['t_pool_size'],
+        nb_self_attn_layers=p['nb_self_attn_layers'], nb_heads=p['nb_heads'],
+        crnn=p.get('crnn') or ('dcase2020' if year <= 2021 else None), compile=False)
+    return model.count_params(), sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def compare_parameters(folder: str, year: int, has_torch: bool) -> list[tuple[str, float, float]]:
+    if year >= 2022 and not has_torch:
+        return [('parameters: skipped (PyTorch is not installed)', math.nan, math.nan)]
+    off = keras2_count(folder, year) if year <= 2021 else torch_count(folder, year)
+    mine = ours_count(year)
+    how = 'Keras 2 code under Keras 3' if year <= 2021 else 'PyTorch'
+    task = f'dcase{year}_baseline' + (' + crnn=dcase2020' if year <= 2021 else '')
+    return [(f'parameters ({how}): official {off[0]:,} ({off[1]:,} trainable), ours {task} '
+             f'{mine[0]:,} ({mine[1]:,} trainable)', float(abs(off[0] - mine[0]) + abs(off[1] - mine[1])),
+             float(off[0]))]
 
 
 # ==================================================================================================
@@ -340,7 +445,8 @@ def main(argv: list[str] | None = None) -> int:
             rows: list[tuple[str, float, float]] = []
             for what, compare in (('features', lambda: compare_features(folder, year, wavs)),
                                   ('labels', lambda: compare_labels(folder, year, seed=args.seed)),
-                                  ('loss', lambda: compare_losses(folder, year, seed=args.seed))):
+                                  ('loss', lambda: compare_losses(folder, year, seed=args.seed)),
+                                  ('parameters', lambda: compare_parameters(folder, year, has_torch))):
                 if what == 'loss' and not has_torch:
                     rows.append(('loss: skipped (PyTorch is not installed)', math.nan, math.nan))
                     continue

@@ -3,8 +3,9 @@ official models' layer shapes, output shapes and layouts, time pooling, the loss
 training step, safe-mode loading, and bad options.
 
 The totals stated per year are the official models' counts, measured by benchmarks/compare_official_baselines.py
-(2022-2025: the PyTorch parameters, plus the 4 x 64 x 3 ... BatchNorm running statistics Keras counts as weights;
-2020/2021: the official Keras code built under Keras 3 with Keras 2's GRU defaults).
+(2022-2025: the PyTorch parameters plus the BatchNorm running statistics, which Keras counts as weights; 2020/2021:
+the official Keras 2 code built under Keras 3 with Keras 2's GRU defaults: its BatchNormalization normalizes the
+frequency bins, keras_model's crnn='dcase2020').
 """
 from __future__ import annotations
 
@@ -29,12 +30,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 YEARS = range(2020, 2026)
 #: Each year's official model: Keras count_params() of 2020/2021; PyTorch parameters + BatchNorm running mean and
 #: variance (384 = 3 blocks x 64 filters x 2) of 2022-2025 (module docstring).
-OFFICIAL_TOTALS = {2020: 513_720, 2021: 494_628, 2022: 604_533 + 384, 2023: 737_141 + 384, 2024: 742_172 + 384,
+#: Their BatchNorm running statistics (Keras: moving mean and variance): 2020/2021 per frequency bin, 2 x (64 + 16 + 4).
+BN_STATS = {2020: 168, 2021: 168, 2022: 384, 2023: 384, 2024: 384, 2025: 384}
+OFFICIAL_TOTALS = {2020: 513_288, 2021: 494_196, 2022: 604_533 + 384, 2023: 737_141 + 384, 2024: 742_172 + 384,
                    2025: 734_261 + 384}
 
 
 def model_kwargs(params: dict) -> dict:
-    """get_model's keywords for a task's parameters (the shapes from the dataset and its features)."""
+    """get_model's keywords for a task's parameters (the shapes from the dataset and its features). 2020/2021:
+    ``crnn='dcase2020'``, which parameter.py has no key for yet."""
     spec = datasets.SPECS[params['dataset']]
     nb_channels = len(params['channels']) if params['channels'] else spec.nb_channels
     nb_bins, maps = dcase_features.layout(params['features'], nb_channels=nb_channels,
@@ -44,18 +48,20 @@ def model_kwargs(params: dict) -> dict:
                 nb_cnn2d_filt=params['nb_cnn2d_filt'], pool_size=params['pool_size'], rnn_size=params['rnn_size'],
                 fnn_size=params['fnn_size'], gru_type=params['gru_type'], bn_momentum=params['bn_momentum'],
                 output=params['output'], t_pool_size=params['t_pool_size'],
-                nb_self_attn_layers=params['nb_self_attn_layers'], nb_heads=params['nb_heads'])
+                nb_self_attn_layers=params['nb_self_attn_layers'], nb_heads=params['nb_heads'],
+                crnn='dcase2020' if params['task_id'] in ('dcase2020_baseline', 'dcase2021_baseline') else None)
 
 
 def hand_count(*, maps: int, bins: int, classes: int, pool=(4, 4, 2), filters: int = 64, rnn=(128, 128),
-               fnn=(128,), torch_gru: bool, attention: int = 0, heads: int = 8, output: str,
+               fnn=(128,), torch_gru: bool, bn_per_bin: bool = False, attention: int = 0, heads: int = 8, output: str,
                azi_only: bool = False) -> dict[str, int]:
     """Parameters per layer, written out from the layer shapes of the official models."""
-    out, cin = {}, maps
+    out, cin, b = {}, maps, bins
     for i in range(len(pool)):
         out[f'conv{i + 1}'] = 3 * 3 * cin * filters + filters  # 3x3 kernel + bias
-        out[f'bn{i + 1}'] = 4 * filters  # gamma, beta, moving mean and variance
-        cin = filters
+        # gamma, beta, moving mean and variance per filter, or (2020/2021's Keras 2 code) per bin of the block
+        out[f'bn{i + 1}'] = 4 * (b if bn_per_bin else filters)
+        cin, b = filters, b // pool[i]
     feat = bins // int(np.prod(pool)) * filters
     for i, u in enumerate(rnn):
         if torch_gru:  # torch.nn.GRU: W_ih (3u, in), W_hh (3u, u), b_ih and b_hh (3u each), two directions; the
@@ -87,8 +93,8 @@ def hand_count(*, maps: int, bins: int, classes: int, pool=(4, 4, 2), filters: i
 #: The hand counts of each year's official configuration (each official parameters.py): FOA log-mel + intensity
 #: (7 maps x 64 bands) for 2020-2024, the stereo log-mel (2 x 64) for 2025.
 HAND = {
-    2020: hand_count(maps=7, bins=64, classes=14, torch_gru=False, output='seldnet'),
-    2021: hand_count(maps=7, bins=64, classes=12, torch_gru=False, output='accdoa'),
+    2020: hand_count(maps=7, bins=64, classes=14, torch_gru=False, bn_per_bin=True, output='seldnet'),
+    2021: hand_count(maps=7, bins=64, classes=12, torch_gru=False, bn_per_bin=True, output='accdoa'),
     2022: hand_count(maps=7, bins=64, classes=13, torch_gru=True, output='multi_accdoa'),
     2023: hand_count(maps=7, bins=64, classes=13, torch_gru=True, attention=2, output='multi_accdoa'),
     2024: hand_count(maps=7, bins=64, classes=13, torch_gru=True, attention=2, output='multi_accddoa'),
@@ -109,7 +115,7 @@ def test_parameter_count_of_each_baseline_by_hand(year):
     assert model.count_params() == sum(HAND[year].values()) == OFFICIAL_TOTALS[year]
     # trainable: all but the BatchNorm moving statistics (PyTorch's parameters() for 2022-2025)
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    assert trainable == OFFICIAL_TOTALS[year] - 3 * 2 * 64
+    assert trainable == OFFICIAL_TOTALS[year] - BN_STATS[year]
 
 
 @pytest.mark.parametrize('year, shapes', [
@@ -286,7 +292,7 @@ def test_multi_accdoa_trains_on_jax():
     (dict(t_pool_size=[5, 0]), r't_pool_size=\[5, 0\]: must have one entry >= 1'),
     (dict(t_pool_size=[3, 1]), r't_pool_size=\[3, 1\]: product 3 must divide nb_frames=10'),
     (dict(output='doa'), r"output='doa': must be one of seldnet, accdoa, multi_accdoa, multi_accddoa"),
-    (dict(crnn='torch'), r"crnn='torch': must be one of seldnet, dcase2022"),
+    (dict(crnn='torch'), r"crnn='torch': must be one of seldnet, dcase2020, dcase2022"),
     (dict(nb_self_attn_layers=1, nb_heads=3, output='multi_accdoa'), r'nb_heads=3: must divide the last GRU size 8'),
     (dict(nb_self_attn_layers=1, output='accdoa'), r"nb_self_attn_layers=1: needs crnn='dcase2022'"),
     (dict(pool_size=[4, 4], output='multi_accdoa'), r'pool_size=\[4, 4\]: product 16 must be at most nb_bins=8'),
