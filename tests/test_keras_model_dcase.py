@@ -153,8 +153,9 @@ def test_time_pooling_takes_the_maximum_of_each_block_of_frames():
     diff = np.abs(ops.convert_to_numpy(probe(x)) - ops.convert_to_numpy(probe(zero))).max(axis=-1)[0]
     assert diff.shape == (2,) and diff[0] == 0 and diff[1] > 0
     assert tuple(tiny(output='accdoa')(x)['accdoa_out'].shape) == (1, 2, 9)
-    assert tuple(tiny(output='accdoa', nb_frames=None)(np.zeros((1, 15, 8, 7), np.float32))['accdoa_out'].shape) \
-        == (1, 3, 9)
+    for output, azi_only, n in (('accdoa', False, 9), ('multi_accddoa', True, 27)):  # variable length
+        m = tiny(output=output, azi_only=azi_only, nb_frames=None)
+        assert tuple(m(np.zeros((1, 15, 8, 7), np.float32))['accdoa_out'].shape) == (1, 3, n)
 
 
 def test_output_activations_and_layout():
