@@ -1,6 +1,9 @@
-"""The SELDnet architecture (Adavanne et al., IEEE JSTSP 2019) in Keras 3: Functional API, channels_last, stock
-layers only, so that a saved ``model.keras`` loads with plain Keras in safe mode on TensorFlow, JAX and PyTorch.
+"""The SELDnet architecture (Adavanne et al., IEEE JSTSP 2019) in Keras 3, and the DCASE Task 3 baselines that grew
+from it (2020-2025), as options: Functional API, channels_last, stock layers only, so that a saved ``model.keras``
+loads with plain Keras in safe mode on TensorFlow, JAX and PyTorch.
 
+SELDnet (the defaults)
+----------------------
 ::
 
     spec (batch, frames, bins, 2*channels)   magnitude and phase maps of every channel
@@ -25,11 +28,50 @@ The recurrent layers (``gru_type``):
   kernel, recurrent kernel and bias multiplied by 1.2 (tests/test_keras_model.py checks this against a numpy
   Keras 2.2.4 GRU). Trained from scratch, the two differ only by that scale at initialization (the gates start
   1.2x less steep here).
+
+The DCASE baselines (options of :func:`get_model`)
+--------------------------------------------------
+Each year's official model is SELDnet with these changes (parameter.TASKS ``dcase2020_baseline`` ...
+``dcase2025_baseline`` set them; tests/test_keras_model_dcase.py counts their parameters by hand):
+
+* ``nb_maps``: the input feature maps of the DCASE features (7 for log-mel + intensity vectors, 10 with GCC-PHAT,
+  2 for the 2025 stereo log-mel), ``nb_bins`` their mel bands.
+* ``t_pool_size``: max-pooling over time in each conv block as well (``[5, 1, 1]``: 20-ms feature frames to the
+  100-ms label frames), so the outputs have ``frames / prod(t_pool_size)`` frames.
+* ``output``: one output ``accdoa_out`` instead of the two heads (below).
+* ``crnn='dcase2022'``: the PyTorch CRNN of 2022-2025 instead of the Keras SELDnet layers of 2019-2021:
+  ``SpatialDropout2D`` after each conv block (``torch.nn.Dropout2d``: whole feature maps), BatchNormalization with
+  PyTorch's epsilon 1e-5, the GRU layers stacked as ``torch.nn.GRU(num_layers, bidirectional=True)`` does (both
+  directions concatenated between layers, with dropout between them; after the last, ``tanh`` of each direction
+  and their product), then ``nb_self_attn_layers`` x [``MultiHeadAttention`` (``nb_heads``, attention dropout) ->
+  add its input -> ``LayerNormalization``] (2023+, ``torch.nn.MultiheadAttention`` + ``nn.LayerNorm``), and dense
+  layers without dropout or activation before the output layer. Default: ``'dcase2022'`` for the ``multi_*``
+  outputs, SELDnet's layers otherwise.
+* ``crnn='dcase2020'``: SELDnet's layers as the 2020 and 2021 Keras 2 code builds them (with
+  ``gru_type='original'``): its maps are ``channels_first`` and its ``BatchNormalization()`` keeps Keras' default
+  ``axis=-1``, so each normalizes the frequency bins (4 weights per bin of its input, 64, 16, 4 with pooling 4, 4,
+  2), not the filters: ``BatchNormalization(axis=2)`` here.
+
+=================  ==========================================  =========================================  ========
+``output``         ``accdoa_out`` ``(batch, out_frames, n)``   activation                                 loss
+=================  ==========================================  =========================================  ========
+``seldnet``        (two outputs: ``sed_out``, ``doa_out``)     sigmoid, tanh                              BCE, MSE
+``accdoa``         n = 3 x classes: x block, y, z (2021)       tanh                                       accdoa_mse
+``multi_accdoa``   n = 3 tracks x 3 (x, y, z) x classes        tanh (2022, 2023)                          adpit_mse
+``multi_accddoa``  n = 3 tracks x 4 (x, y, z, distance) x C    none: linear (2024's official model)       adpit_mse
+  + ``azi_only``   n = 3 tracks x 3 (x, y, distance) x C       tanh on x, y; ReLU on the distance (2025)  adpit_mse
+=================  ==========================================  =========================================  ========
+
+The layout is element-major, as the official linear layer's: ``accdoa_out[..., (track * elements + element) *
+classes + class]`` (one track for ``accdoa``; ``azi_only`` drops z from ``accdoa`` and ``multi_accdoa`` too). Each
+element of an active class's track is ``activity * value`` (the distance in metres). The model's name is its
+``output``, which :func:`compile_model` reads to pick the loss (:mod:`losses`).
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -38,11 +80,16 @@ from typing import Any, Iterator, Sequence
 import keras
 from keras import layers
 
+import losses
 import utils
 from utils import SELDError
 
 GRU_TYPES = ('cudnn', 'original')
 PRECISIONS = ('none', 'mixed_bfloat16', 'mixed_float16')
+OUTPUTS = ('seldnet', 'accdoa', 'multi_accdoa', 'multi_accddoa')
+CRNNS = ('seldnet', 'dcase2020', 'dcase2022')
+#: Output tracks of the Multi-ACCDOA outputs.
+NB_TRACKS = 3
 
 
 @contextlib.contextmanager
@@ -69,23 +116,27 @@ def get_model(*, nb_frames: int | None, nb_bins: int, nb_channels: int, nb_class
               bn_momentum: float = 0.99, sync_batchnorm: bool = False, mixed_precision: str = 'none',
               loss_weights: Sequence[float] = (1.0, 50.0),
               learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3,
-              jit_compile: bool | str = 'auto', compile: bool = True) -> keras.Model:
-    """Build (and compile) SELDnet.
+              jit_compile: bool | str = 'auto', compile: bool = True, nb_maps: int | None = None,
+              output: str = 'seldnet', t_pool_size: Sequence[int] | None = None, nb_self_attn_layers: int = 0,
+              nb_heads: int = 8, crnn: str | None = None) -> keras.Model:
+    """Build (and compile) SELDnet, or a DCASE baseline's model (module docstring).
 
     Parameters
     ----------
     nb_frames : int or None
-        Sequence length in frames (None for variable length).
+        Sequence length in (feature) frames (None for variable length).
     nb_bins : int
-        Frequency bins (nfft / 2); must be divisible by ``prod(pool_size)``.
+        Frequency bins (nfft / 2) or mel bands; ``prod(pool_size)`` must divide them (``crnn='seldnet'``) or be at
+        most their number (``'dcase2022'``: the pooling drops the remainder, as the official model's).
     nb_channels : int
-        Audio channels; the input has ``2 * nb_channels`` feature maps (magnitude and phase).
+        Audio channels; with ``nb_maps=None`` the input has ``2 * nb_channels`` feature maps (magnitude and phase).
     nb_classes : int
     azi_only : bool
-        DOA output of 2 (x, y) instead of 3 (x, y, z) values per class.
+        DOA of 2 values (x, y) instead of 3 (x, y, z) per class and track.
     dropout_rate : float
-        Dropout after every conv block and dense layer, on the GRU inputs, and (``gru_type='original'``) on the
-        GRU states.
+        SELDnet: dropout after every conv block and dense layer, on the GRU inputs, and (``gru_type='original'``)
+        on the GRU states. ``crnn='dcase2022'``: after every conv block (whole maps), between the GRU layers and on
+        the attention weights.
     nb_cnn2d_filt, pool_size, rnn_size, fnn_size
         Filters of every Conv2D; frequency pooling per conv block; units per bidirectional GRU layer; units per
         dense layer before each output.
@@ -93,7 +144,8 @@ def get_model(*, nb_frames: int | None, nb_bins: int, nb_channels: int, nb_class
         See the module docstring.
     bn_momentum : float
         Momentum of the BatchNormalization moving statistics (0.99: Keras' default, in Keras 2.2.4 too, so the
-        paper's): each training step moves them ``1 - bn_momentum`` of the way to the batch's statistics.
+        paper's; PyTorch's ``momentum=0.1`` is 0.9 here): each training step moves them ``1 - bn_momentum`` of the
+        way to the batch's statistics.
     sync_batchnorm : bool
         BatchNormalization with ``synchronized=True``: under a ``tf.distribute`` strategy the batch statistics are
         those of the global batch, not of each replica's share (TensorFlow backend only; seld.py sets it for
@@ -103,53 +155,111 @@ def get_model(*, nb_frames: int | None, nb_bins: int, nb_channels: int, nb_class
     loss_weights, learning_rate, jit_compile
         Passed to :func:`compile_model` (``learning_rate``: a number or a schedule, :func:`learning_rate`).
     compile : bool
+    nb_maps : int or None
+        Input feature maps; None = ``2 * nb_channels``.
+    output : {'seldnet', 'accdoa', 'multi_accdoa', 'multi_accddoa'}
+        The output(s), their activations and loss (module docstring).
+    t_pool_size : sequence of int or None
+        Time max-pooling per conv block (one entry per ``pool_size`` entry); its product must divide ``nb_frames``.
+        None = no time pooling.
+    nb_self_attn_layers, nb_heads : int
+        Self-attention layers after the GRUs (``crnn='dcase2022'`` only) and their heads; ``nb_heads`` must divide
+        ``rnn_size[-1]``.
+    crnn : {'seldnet', 'dcase2020', 'dcase2022'} or None
+        The layers between input and output (module docstring); None = ``'dcase2022'`` for the ``multi_*``
+        outputs, else ``'seldnet'``.
 
     Returns
     -------
     model : keras.Model
-        Input ``spec`` ``(batch, frames, bins, 2*channels)``; outputs ``sed_out`` ``(batch, frames, classes)``
-        and ``doa_out`` ``(batch, frames, 3*classes)`` laid out as [x..., y..., z...] (``2*classes`` with
-        ``azi_only``).
+        Named ``output``. Input ``spec`` ``(batch, frames, bins, maps)``; with ``out_frames = frames /
+        prod(t_pool_size)``: ``output='seldnet'``: outputs ``sed_out`` ``(batch, out_frames, classes)`` and
+        ``doa_out`` ``(batch, out_frames, 3*classes)`` laid out as [x..., y..., z...] (``2*classes`` with
+        ``azi_only``); otherwise the one output ``accdoa_out`` ``(batch, out_frames, tracks*elements*classes)``
+        (module docstring).
     """
-    prod = 1
-    for p in pool_size:
-        prod *= int(p)
-    if nb_bins % prod:
-        raise SELDError(f'pool_size={list(pool_size)}: product {prod} must divide nb_bins={nb_bins}')
+    if output not in OUTPUTS:
+        raise SELDError(f'output={output!r}: must be one of {", ".join(OUTPUTS)}')
+    crnn = crnn or ('dcase2022' if output.startswith('multi') else 'seldnet')
+    if crnn not in CRNNS:
+        raise SELDError(f'crnn={crnn!r}: must be one of {", ".join(CRNNS)}')
     if gru_type not in GRU_TYPES:
         raise SELDError(f'gru_type={gru_type!r}: must be one of {", ".join(GRU_TYPES)}')
+    prod = math.prod(int(p) for p in pool_size)
+    if crnn != 'dcase2022' and nb_bins % prod:
+        raise SELDError(f'pool_size={list(pool_size)}: product {prod} must divide nb_bins={nb_bins}')
+    if prod > nb_bins:
+        raise SELDError(f'pool_size={list(pool_size)}: product {prod} must be at most nb_bins={nb_bins}')
+    t_pool = [1] * len(pool_size) if t_pool_size is None else [int(t) for t in t_pool_size]
+    if len(t_pool) != len(pool_size) or min(t_pool) < 1:
+        raise SELDError(f't_pool_size={list(t_pool)}: must have one entry >= 1 per pool_size entry '
+                        f'(pool_size={list(pool_size)})')
+    t_prod = math.prod(t_pool)
+    if nb_frames is not None and nb_frames % t_prod:
+        raise SELDError(f't_pool_size={t_pool}: product {t_prod} must divide nb_frames={nb_frames}')
+    if nb_self_attn_layers and crnn != 'dcase2022':
+        raise SELDError(f"nb_self_attn_layers={nb_self_attn_layers}: needs crnn='dcase2022' (the 2023+ baselines)")
+    if nb_self_attn_layers and int(rnn_size[-1]) % nb_heads:
+        raise SELDError(f'nb_heads={nb_heads}: must divide the last GRU size {int(rnn_size[-1])}')
+    torch_like = crnn == 'dcase2022'
+    out_frames = None if nb_frames is None else nb_frames // t_prod
+    bn_axis = 2 if crnn == 'dcase2020' else -1  # the frequency axis of (batch, frames, bins, maps)
     with precision(mixed_precision):
-        spec_start = keras.Input(shape=(nb_frames, nb_bins, 2 * nb_channels), name='spec')
+        spec_start = keras.Input(shape=(nb_frames, nb_bins, nb_maps or 2 * nb_channels), name='spec')
         x = spec_start
-        for i, p in enumerate(pool_size):
+        for i, (t, p) in enumerate(zip(t_pool, pool_size)):
             x = layers.Conv2D(nb_cnn2d_filt, (3, 3), padding='same', name=f'conv{i + 1}')(x)
-            x = layers.BatchNormalization(momentum=bn_momentum, synchronized=sync_batchnorm, name=f'bn{i + 1}')(x)
+            x = layers.BatchNormalization(axis=bn_axis, momentum=bn_momentum, epsilon=1e-5 if torch_like else 1e-3,
+                                          synchronized=sync_batchnorm, name=f'bn{i + 1}')(x)
             # The paper's order is ReLU, then max-pooling. relu(maxpool(x)) == maxpool(relu(x)) exactly (ReLU is
             # monotonic, so it commutes with max), and here the ReLU and its gradient run on the p-times smaller
             # pooled map: 1.59 -> 1.38 s per training step on 2 CPU cores (benchmarks/README.md).
-            x = layers.MaxPooling2D(pool_size=(1, int(p)), name=f'pool{i + 1}')(x)
+            x = layers.MaxPooling2D(pool_size=(t, int(p)), name=f'pool{i + 1}')(x)
             x = layers.Activation('relu', name=f'relu{i + 1}')(x)
-            x = layers.Dropout(dropout_rate, name=f'drop{i + 1}')(x)
-        x = layers.Reshape((-1 if nb_frames is None else nb_frames, (nb_bins // prod) * nb_cnn2d_filt),
+            x = (layers.SpatialDropout2D if torch_like else layers.Dropout)(dropout_rate, name=f'drop{i + 1}')(x)
+        x = layers.Reshape((-1 if out_frames is None else out_frames, (nb_bins // prod) * nb_cnn2d_filt),
                            name='to_sequence')(x)
-        for i, units in enumerate(rnn_size):
-            x = layers.Bidirectional(_gru(int(units), dropout_rate, gru_type), merge_mode='mul',
-                                     name=f'bigru{i + 1}')(x)
+        if torch_like:
+            x = _torch_gru_stack(x, rnn_size, dropout_rate, gru_type)
+            for i in range(nb_self_attn_layers):
+                units = int(rnn_size[-1])
+                attn = layers.MultiHeadAttention(nb_heads, units // nb_heads, dropout=dropout_rate,
+                                                 name=f'mhsa{i + 1}')(x, x)
+                x = layers.Add(name=f'mhsa{i + 1}_residual')([attn, x])
+                x = layers.LayerNormalization(epsilon=1e-5, name=f'mhsa{i + 1}_norm')(x)
+        else:
+            for i, units in enumerate(rnn_size):
+                x = layers.Bidirectional(_gru(int(units), dropout_rate, gru_type), merge_mode='mul',
+                                         name=f'bigru{i + 1}')(x)
 
-        def head(name: str, nb_out: int, activation: str) -> keras.KerasTensor:
+        def dense_stack(name: str, nb_out: int) -> keras.KerasTensor:
             h = x
             for j, units in enumerate(fnn_size):
                 # Dense on (batch, time, features) is the paper's TimeDistributed(Dense): the same weights and
                 # math. Keras 3's TimeDistributed unrolls a static time axis into one Dense call per frame
                 # (512 matmuls per layer), which took most of the 52 s to the first training step.
                 h = layers.Dense(units, name=f'{name}_fc{j + 1}')(h)
-                h = layers.Dropout(dropout_rate, name=f'{name}_drop{j + 1}')(h)
-            h = layers.Dense(nb_out, name=f'{name}_fc_out')(h)
-            return layers.Activation(activation, name=f'{name}_out', dtype='float32')(h)  # float32 under any policy
+                if not torch_like:
+                    h = layers.Dropout(dropout_rate, name=f'{name}_drop{j + 1}')(h)
+            return layers.Dense(nb_out, name=f'{name}_fc_out')(h)
 
-        doa = head('doa', (2 if azi_only else 3) * nb_classes, 'tanh')
-        sed = head('sed', nb_classes, 'sigmoid')
-        model = keras.Model(inputs=spec_start, outputs={'sed_out': sed, 'doa_out': doa}, name='seldnet')
+        def activation(h: keras.KerasTensor, name: str, kind: str) -> keras.KerasTensor:
+            return layers.Activation(kind, name=name, dtype='float32')(h)  # float32 under any policy
+
+        nb_doa = 2 if azi_only else 3
+        if output == 'seldnet':
+            doa = activation(dense_stack('doa', nb_doa * nb_classes), 'doa_out', 'tanh')
+            sed = activation(dense_stack('sed', nb_classes), 'sed_out', 'sigmoid')
+            outputs = {'sed_out': sed, 'doa_out': doa}
+        elif output == 'multi_accddoa' and azi_only:  # 2025: tanh on (x, y), ReLU on the distance, per track
+            h = dense_stack('accdoa', NB_TRACKS * 3 * nb_classes)
+            outputs = {'accdoa_out': _xy_tanh_distance_relu(h, out_frames, nb_classes)}
+        else:
+            tracks = 1 if output == 'accdoa' else NB_TRACKS
+            elements = nb_doa + (output == 'multi_accddoa')
+            h = dense_stack('accdoa', tracks * elements * nb_classes)
+            outputs = {'accdoa_out': activation(h, 'accdoa_out', 'linear' if output == 'multi_accddoa' else 'tanh')}
+        model = keras.Model(inputs=spec_start, outputs=outputs, name=output)
         if compile:
             compile_model(model, loss_weights=loss_weights, learning_rate=learning_rate, jit_compile=jit_compile)
     return model
@@ -162,6 +272,37 @@ def _gru(units: int, dropout_rate: float, gru_type: str) -> layers.GRU:
                           dropout=dropout_rate, recurrent_dropout=dropout_rate, return_sequences=True)
     return layers.GRU(units, activation='tanh', recurrent_activation='sigmoid', reset_after=True,
                       dropout=dropout_rate, recurrent_dropout=0.0, return_sequences=True)
+
+
+def _torch_gru_stack(x: keras.KerasTensor, rnn_size: Sequence[int], dropout_rate: float,
+                     gru_type: str) -> keras.KerasTensor:
+    """``torch.nn.GRU(bidirectional=True, num_layers=len(rnn_size), dropout=dropout_rate)``, then the baselines'
+    ``tanh`` and product of the two directions: ``(batch, frames, rnn_size[-1])``. PyTorch's GRU is Keras'
+    ``reset_after=True`` one (``gru_type='cudnn'``)."""
+    for i, units in enumerate(rnn_size):
+        last = i == len(rnn_size) - 1
+        bi = layers.Bidirectional(_gru(int(units), 0.0, gru_type), merge_mode=None if last else 'concat',
+                                  name=f'bigru{i + 1}')(x)
+        if not last:
+            x = layers.Dropout(dropout_rate, name=f'bigru{i + 1}_drop')(bi)
+    forward = layers.Activation('tanh', name='bigru_tanh_forward')(bi[0])
+    backward = layers.Activation('tanh', name='bigru_tanh_backward')(bi[1])
+    return layers.Multiply(name='bigru_product')([forward, backward])
+
+
+def _xy_tanh_distance_relu(h: keras.KerasTensor, out_frames: int | None, nb_classes: int) -> keras.KerasTensor:
+    """2025's output activations on ``h`` ``(batch, frames, 3 tracks * 3 * classes)``: tanh on the x and y blocks of
+    each track, ReLU on its distance block (stock layers: the (frame, track) pairs as rows, the 3 elements as
+    columns, the classes as channels, and ``Cropping2D`` to take the columns)."""
+    rows = -1 if out_frames is None else out_frames * NB_TRACKS
+    grid = layers.Reshape((rows, 3, nb_classes), name='accdoa_tracks')(h)
+    xy = layers.Activation('tanh', name='accdoa_xy')(layers.Cropping2D(((0, 0), (0, 1)), name='accdoa_crop_xy')(grid))
+    dist = layers.Activation('relu', name='accdoa_distance')(
+        layers.Cropping2D(((0, 0), (2, 0)), name='accdoa_crop_distance')(grid))
+    both = layers.Concatenate(axis=2, name='accdoa_concat')([xy, dist])
+    flat = layers.Reshape((-1 if out_frames is None else out_frames, NB_TRACKS * 3 * nb_classes),
+                          name='accdoa_flat')(both)
+    return layers.Activation('linear', name='accdoa_out', dtype='float32')(flat)
 
 
 LR_SCHEDULES = ('constant', 'cosine')
@@ -190,8 +331,11 @@ def learning_rate(lr_schedule: str = 'constant', *, peak: float = 1e-3, total_st
 def compile_model(model: keras.Model, *, loss_weights: Sequence[float] = (1.0, 50.0),
                   learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3,
                   jit_compile: bool | str = 'auto', optimizer: keras.optimizers.Optimizer | None = None) -> None:
-    """Adam (or ``optimizer``, e.g. a loaded model's, with its state); binary cross-entropy for ``sed_out`` and mean
-    squared error for ``doa_out``.
+    """Adam (or ``optimizer``, e.g. a loaded model's, with its state) and the loss of the model's output, which
+    :func:`get_model` gives as the model's name: ``seldnet``: binary cross-entropy for ``sed_out`` and mean squared
+    error for ``doa_out``, weighted by ``loss_weights``; ``accdoa``: :func:`losses.accdoa_mse`; ``multi_accdoa``,
+    ``multi_accddoa``: :func:`losses.adpit_mse` on the values per track that the output has (``loss_weights`` is
+    then unused).
 
     Keras' default reduction divides the weighted sum of the per-frame losses by every frame of the batch; the
     generator's sample weights (0 for padding, ``frames / real frames`` for a real frame) make that the mean over the
@@ -202,7 +346,12 @@ def compile_model(model: keras.Model, *, loss_weights: Sequence[float] = (1.0, 5
     ``jit_compile='auto'`` is Keras' choice per backend: XLA on JAX (always) and on a TensorFlow GPU (unless a
     layer runs cuDNN), none on a TensorFlow CPU, eager PyTorch.
     """
-    model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate=learning_rate),
+    optimizer = optimizer or keras.optimizers.Adam(learning_rate=learning_rate)
+    if model.name in ('accdoa', 'multi_accdoa', 'multi_accddoa'):
+        loss = losses.accdoa_mse if model.name == 'accdoa' else losses.adpit_mse
+        model.compile(optimizer=optimizer, loss={'accdoa_out': loss}, jit_compile=jit_compile)
+        return
+    model.compile(optimizer=optimizer,
                   loss={'sed_out': 'binary_crossentropy', 'doa_out': 'mse'},
                   loss_weights={'sed_out': float(loss_weights[0]), 'doa_out': float(loss_weights[1])},
                   jit_compile=jit_compile)

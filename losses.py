@@ -15,14 +15,22 @@
   B0 B0 B1, C0 C1 C2) as padding: one group is active per frame and class, so the patterns of the two inactive
   groups become the active group's standard pattern instead of all-zero targets. The loss is the mean over frames
   and classes of the smallest of the 13 mean squared errors (over the 3 x elements values); the gradient flows
-  through the first pattern that reaches it, as the official ``torch.min(...).indices`` selects.
+  through the first pattern that reaches it, as the official ``torch.min(...).indices`` selects. ``elements`` is
+  the output's values per track (``y_pred.shape[-1] / (3 * classes)``) unless given.
+
+Both Keras losses are registered as ``seld>accdoa_mse`` and ``seld>adpit_mse``: a saved model compiled with them
+loads in safe mode, with its optimizer, where this module is imported (keras_model.py imports it); plain Keras loads
+it with ``compile=False``.
 
 Output layout (the baselines' linear layer): ``y_pred[..., (track * elements + element) * classes + class]``,
 i.e. (batch, frames, 3 * elements * classes).
 """
 from __future__ import annotations
 
+import keras
 from keras import ops
+
+from utils import SELDError
 
 #: The 13 target patterns as indices of the 6 dummy tracks (A0, B0, B1, C0, C1, C2), and each one's group.
 PATTERNS = ((0, 0, 0),
@@ -32,6 +40,7 @@ GROUPS = (0,) + (1,) * 6 + (2,) * 6
 NB_TRACKS = 3
 
 
+@keras.saving.register_keras_serializable(package='seld')
 def accdoa_mse(y_true, y_pred):
     """Single-ACCDOA loss: ``mean((y_pred - y_true) ** 2)`` over the last axis.
 
@@ -74,29 +83,39 @@ def adpit_targets(y_true, *, nb_elements: int | None = None):
     return ops.stack([pattern(p) + pads[g] for p, g in zip(PATTERNS, GROUPS)], axis=0)
 
 
-def adpit_mse(y_true, y_pred, *, nb_elements: int | None = None):
-    """Multi-ACCDOA / Multi-ACCDDOA loss with ADPIT (module docstring).
+def adpit_per_class(y_true, y_pred, *, nb_elements: int | None = None):
+    """Multi-ACCDOA / Multi-ACCDDOA loss with ADPIT (module docstring), per frame and class.
 
     Parameters
     ----------
     y_true : tensor [shape=(batch, frames, 6, 1 + values, classes)]
     y_pred : tensor [shape=(batch, frames, 3 * outputs * classes)]
-        3 tracks of ``outputs >= elements`` values per class; the first ``elements`` of each track are compared.
+        3 tracks of ``outputs`` values per class; the first ``elements`` of each track are compared.
     nb_elements : int, optional
-        Default: every value of ``y_true`` after the activity (3 for x, y, z; 4 with the distance).
+        Values compared per track; default ``outputs``, the output's (3 for x, y, z; 4 with the distance; 2025:
+        3 for x, y, distance against targets x, y, distance, on-screen). At most ``values`` and ``outputs``.
 
     Returns
     -------
     loss : tensor [shape=(batch, frames, classes)]
-        The smallest pattern's mean squared error per frame and class; its mean (Keras' default reduction) is the
-        official loss.
+        The smallest pattern's mean squared error per frame and class.
     """
     C = int(y_true.shape[-1])
-    E = int(y_true.shape[3]) - 1 if nb_elements is None else nb_elements
-    targets = adpit_targets(ops.cast(y_true, y_pred.dtype), nb_elements=E)
     per_track = int(y_pred.shape[-1]) // (NB_TRACKS * C)
+    E = per_track if nb_elements is None else nb_elements
+    if per_track * NB_TRACKS * C != int(y_pred.shape[-1]) or not 1 <= E <= min(per_track, int(y_true.shape[3]) - 1):
+        raise SELDError(f'adpit_mse: output of {y_pred.shape[-1]} values is not 3 tracks x {E} or more elements x '
+                         f'{C} classes of targets of shape {tuple(y_true.shape)}')
+    targets = adpit_targets(ops.cast(y_true, y_pred.dtype), nb_elements=E)
     out = ops.reshape(y_pred, (ops.shape(y_pred)[0], ops.shape(y_pred)[1], NB_TRACKS, per_track, C))[:, :, :, :E]
     out = ops.reshape(out, (ops.shape(y_pred)[0], ops.shape(y_pred)[1], NB_TRACKS * E, C))
     each = ops.mean(ops.square(out[None] - targets), axis=3)  # (13, B, T, C)
     first_min = ops.one_hot(ops.argmin(each, axis=0), len(PATTERNS), axis=0, dtype=each.dtype)
     return ops.sum(each * ops.stop_gradient(first_min), axis=0)
+
+
+@keras.saving.register_keras_serializable(package='seld')
+def adpit_mse(y_true, y_pred, *, nb_elements: int | None = None):
+    """:func:`adpit_per_class` averaged over the classes: ``(batch, frames)``, the shape of the generator's sample
+    weights; its mean (Keras' default reduction) is the official loss (``MSELoss_ADPIT``, ``SELDLossADPIT``)."""
+    return ops.mean(adpit_per_class(y_true, y_pred, nb_elements=nb_elements), axis=-1)

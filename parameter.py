@@ -146,6 +146,39 @@ TASKS: dict[str, dict[str, Any]] = {
                      patience=100),
     'starss23': dict(dataset='starss23', sequence_length=250, dropout_rate=0.05, nb_epochs=100,  # DCASE 2023/2024
                      patience=100),
+    # The DCASE Task 3 baselines (keras_model.py: their models; each official parameters.py: their settings). 20-ms
+    # feature frames pooled in time to 100-ms labels; sequence_length counts feature frames; patience = nb_epochs as
+    # the official code. 2020/2021 were Keras 2 code: its GRU (gru_type=original) and BatchNorm; 2022+ PyTorch:
+    # bn_momentum=0.9 is torch's momentum=0.1. Not reproduced: 2020's masked DOA loss (plain MSE here) and 2024's
+    # fine-tuning from the 2023 model (trained from scratch here); 2024's early stopping uses the dataset's metric.
+    'dcase2020_baseline': dict(dataset='tau2020sse_nigens', features='logmel_iv2020', output='seldnet',  # DCASE 2020 baseline: SELDnet heads, FOA
+                               t_pool_size=[5, 1, 1], pool_size=[4, 4, 2], nb_cnn2d_filt=64, rnn_size=[128, 128],
+                               fnn_size=[128], gru_type='original', dropout_rate=0.0, loss_weights=[1.0, 1000.0],
+                               sequence_length=300, batch_size=256, nb_epochs=50, patience=50, learning_rate=0.001),
+    'dcase2021_baseline': dict(dataset='tau2021sse_nigens', features='logmel_iv2021', output='accdoa',  # DCASE 2021 baseline: ACCDOA, FOA
+                               t_pool_size=[5, 1, 1], pool_size=[4, 4, 2], nb_cnn2d_filt=64, rnn_size=[128, 128],
+                               fnn_size=[128], gru_type='original', dropout_rate=0.05,
+                               sequence_length=300, batch_size=256, nb_epochs=50, patience=50, learning_rate=0.001),
+    'dcase2022_baseline': dict(dataset='starss22', features='logmel_iv', output='multi_accdoa',  # DCASE 2022 baseline: Multi-ACCDOA, FOA
+                               t_pool_size=[5, 1, 1], pool_size=[4, 4, 2], nb_cnn2d_filt=64, rnn_size=[128, 128],
+                               fnn_size=[128], nb_self_attn_layers=0, nb_heads=4, dropout_rate=0.05, bn_momentum=0.9,
+                               sequence_length=250, batch_size=128, nb_epochs=100, patience=100, learning_rate=0.001),
+    'dcase2023_baseline': dict(dataset='starss23', features='logmel_iv', output='multi_accdoa',  # DCASE 2023 baseline: + self-attention
+                               t_pool_size=[5, 1, 1], pool_size=[4, 4, 2], nb_cnn2d_filt=64, rnn_size=[128, 128],
+                               fnn_size=[128], nb_self_attn_layers=2, nb_heads=8, dropout_rate=0.05, bn_momentum=0.9,
+                               sequence_length=250, batch_size=128, nb_epochs=100, patience=100, learning_rate=0.001),
+    'dcase2024_baseline': dict(dataset='starss23', features='logmel_iv', output='multi_accddoa',  # DCASE 2024 baseline: Multi-ACCDDOA (distances)
+                               t_pool_size=[5, 1, 1], pool_size=[4, 4, 2], nb_cnn2d_filt=64, rnn_size=[128, 128],
+                               fnn_size=[128], nb_self_attn_layers=2, nb_heads=8, dropout_rate=0.05, bn_momentum=0.9,
+                               sequence_length=250, batch_size=128, nb_epochs=250, patience=250, learning_rate=0.001),
+    # 2025 trains on the stereo STARSS23 set, which datasets.py does not have yet: until it does, this entry takes 2
+    # capsules of the STARSS23 tetrahedral array (format=mic, channels 0 and 1) as the stereo pair. The official
+    # model reads 251 frames per 5-s chunk (its pooling drops the last); 250 here.
+    'dcase2025_baseline': dict(dataset='starss23', format='mic', channels=[0, 1], features='logmel_stereo',  # DCASE 2025 baseline: stereo, (x, y, distance) per track
+                               output='multi_accddoa', azi_only=True, t_pool_size=[5, 1, 1], pool_size=[4, 4, 2],
+                               nb_cnn2d_filt=64, rnn_size=[128, 128], fnn_size=[128], nb_self_attn_layers=2,
+                               nb_heads=8, dropout_rate=0.05, bn_momentum=0.9, sequence_length=250, batch_size=256,
+                               nb_epochs=200, patience=200, learning_rate=0.001),
     '999': dict(quick_test=True, nb_epochs=2),                # quick test: 2 epochs on 2 batches
 }
 

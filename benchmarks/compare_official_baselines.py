@@ -46,13 +46,28 @@ With PyTorch installed: on seeded random outputs and multi-track targets (up to 
 frame), ``losses.adpit_mse`` against ``MSELoss_ADPIT`` (``seldnet_model.py``, 2022-2024; 2024 with distances) and
 ``SELDLossADPIT`` (``loss.py``, 2025, audio), and ``losses.accdoa_mse`` against ``torch.nn.MSELoss``.
 
+Parameters and model outputs
+----------------------------
+The parameter count of each year's official model against ``keras_model.get_model`` with the parameters of task-id
+``dcase{year}_baseline`` (2020/2021 with ``crnn='dcase2020'``, which parameter.py has no key for yet): all weights
+and the trainable ones. 2022-2025: the PyTorch model as the official training script builds it (FOA +
+Multi-ACCDOA/ACCDDOA, task 3; 2025: audio), its ``parameters()`` (= our trainable weights) plus its BatchNorm running
+mean and variance (Keras counts them as weights). 2020/2021 (Keras 2.2.4/2.3.1 code): the official ``get_model``
+statement run under Keras 3 with Keras 3's layers under the Keras 2 names it imports, ``channels_first`` as its
+module sets, and a GRU with Keras 2's defaults (``reset_after=False``, hard sigmoid). With PyTorch, the 2022-2025
+official model's initial weights (and random BatchNorm statistics) are copied into ours and both run in inference
+mode on the same random features: the largest difference of their outputs.
+
 Measured (2026-12-06; seld-dcase2020 384ad9b, 2021 f8e09db, 2022 c8adb1d, 2023 24d14c9, DCASE2024 0b07887, DCASE2025
 42a48b6; librosa 0.11, NumPy 2.4; the synthesized 1-s excerpts, seed 0): largest differences 7.8e-4 dB in the
 log-mel maps of 2020-2024 (this project's float32 STFT against the official float64 one; 4.7e-6 dB with float64
 frames), 1.8e-6 in the intensity maps, 2.4e-6 in GCC-PHAT, 5.6e-4 dB and 5.3e-5 m in SALSA-Lite, 7.6e-6 dB in the
 2025 log-mel maps (the official 2025 extraction has one frame more when the length is a whole number of hops:
 librosa's ``1 + n // hop``); multi-track labels equal to float32 rounding (3.0e-8; 2.3e-7 with distances in m).
-The losses were not compared: PyTorch is not installed on that machine.
+With PyTorch 2.14.1 (2026-12-06, same clones and excerpts): the ADPIT losses within 6.0e-8 of
+``MSELoss_ADPIT`` (2022-2024) and ``SELDLossADPIT`` (2025), ACCDOA within 6.0e-8 of ``torch.nn.MSELoss``; every
+year's parameter count equal (2020 513,288, 2021 494,196, 2022 604,917, 2023 737,525, 2024 742,556, 2025 734,645
+weights); the 2022-2025 outputs with the official weights within 9e-7.
 
 Output: one line per comparison (year, what, the largest absolute difference, the largest official value for
 scale) and, per year, the largest difference. Exit status 2 if no official repository was found.
@@ -70,7 +85,7 @@ import sys
 import tempfile
 import warnings
 import wave
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -82,7 +97,22 @@ from cls_feature_class import _frames, framing_for, read_audio  # noqa: E402
 from multitrack_labels import adpit_labels  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare_official_metrics import import_file, legacy_environment  # noqa: E402  (np.int & co., IPython stub)
+from compare_official_metrics import import_file, legacy_environment  # noqa: E402  (np.float & co., IPython stub)
+
+@contextlib.contextmanager
+def legacy_numpy() -> Iterator[None]:
+    """compare_official_metrics.legacy_environment plus ``np.int`` (removed in NumPy 2), which the 2022-2024
+    ``FeatureClass.__init__`` uses (the shared helper sets ``np.float`` and ``np.NaN`` only)."""
+    added = 'int' not in vars(np)
+    if added:
+        np.int = int
+    try:
+        with legacy_environment():
+            yield
+    finally:
+        if added:
+            del np.int
+
 
 REPOS = {2020: 'seld-dcase2020', 2021: 'seld-dcase2021', 2022: 'seld-dcase2022', 2023: 'seld-dcase2023',
          2024: 'DCASE2024_seld_baseline', 2025: 'DCASE2025_seld_baseline'}
@@ -217,7 +247,7 @@ def groups(features: str, nb_maps: int) -> list[tuple[str, slice]]:
 def compare_features(folder: str, year: int, wavs: dict[str, str]) -> list[tuple[str, float, float]]:
     rows = []
     for fmt, salsa, features in FEATURES[year]:
-        with legacy_environment():
+        with legacy_numpy():
             off = official_2025(folder, wavs[fmt]) if year == 2025 else \
                 official_2020_2024(folder, year, wavs[fmt], fmt, salsa)
         mine = ours(wavs[fmt], features, fmt)
@@ -298,14 +328,16 @@ def compare_losses(folder: str, year: int, *, seed: int) -> list[tuple[str, floa
     elif year == 2025:
         mod = import_file(os.path.join(folder, 'loss.py'), 'official_loss_2025')
         official = mod.SELDLossADPIT(dict(modality='audio'))
-        values, elements = 4, 3  # targets (act, x, y, dist, on-screen), outputs (x, y, dist)
+        values, elements = 4, 3  # our targets (act, x, y, dist, on-screen), outputs (x, y, dist); the official
+        # audio loss takes (act, x, y, dist): the on-screen value is left out of its targets, ours ignores it
     else:
         return [('loss: Keras 2 mse (2020: masked, 2021: ACCDOA), no official PyTorch loss', math.nan, math.nan)]
     C = 13
     for b, t in ((4, 50), (2, 10)):
         target = random_multitrack(rng, batch=b, frames=t, classes=C, values=values)
         output = rng.uniform(-1, 1, size=(b, t, 3 * elements * C)).astype(np.float32)
-        ref = float(official(torch.from_numpy(output), torch.from_numpy(target)))
+        official_target = target[:, :, :, :4] if year == 2025 else target
+        ref = float(official(torch.from_numpy(output), torch.from_numpy(np.ascontiguousarray(official_target))))
         mine = float(ops.convert_to_numpy(ops.mean(losses.adpit_mse(target, output, nb_elements=elements))))
         rows.append((f'ADPIT loss, batch {b} x {t} frames', abs(ref - mine), abs(ref)))
     y, o = rng.uniform(-1, 1, size=(2, 2, 50, 3 * C)).astype(np.float32)
@@ -313,6 +345,196 @@ def compare_losses(folder: str, year: int, *, seed: int) -> list[tuple[str, floa
     mine = float(ops.convert_to_numpy(ops.mean(losses.accdoa_mse(y, o))))
     rows.append(('ACCDOA loss (torch.nn.MSELoss)', abs(ref - mine), abs(ref)))
     return rows
+
+
+# ==================================================================================================
+# Parameter counts
+# ==================================================================================================
+#: The official model inputs (maps, feature frames, bands) and outputs of each year's baseline (FOA log-mel +
+#: intensity; 2025: stereo log-mel), as its parameters.py / data generator give them.
+OFFICIAL_SHAPES = {2020: ((7, 300, 64), 14), 2021: ((7, 300, 64), 12), 2022: ((7, 250, 64), 13),
+                   2023: ((7, 250, 64), 13), 2024: ((7, 250, 64), 13), 2025: ((2, 251, 64), 13)}
+
+
+def keras2_count(folder: str, year: int) -> tuple[int, int]:
+    """The official Keras 2 ``get_model`` (2020: SED + DOA with ``masked_mse``; 2021: ACCDOA) built under Keras 3:
+    its statement runs with Keras 3's layers under the Keras 2 names it imports, ``channels_first`` as its module
+    sets, and Keras 2.2.4/2.3.1's GRU defaults (``reset_after=False``, hard-sigmoid gates; Keras 3's defaults have
+    a second bias). Returns (all weights, trainable)."""
+    import functools
+
+    import keras
+    from keras import layers
+
+    names = {'get_model', 'masked_mse'}
+    ns = exec_parts(os.path.join(folder, 'keras_model.py'), names, dict(
+        np=np, keras=keras, Model=keras.Model, Adam=keras.optimizers.Adam, load_model=keras.saving.load_model,
+        GRU=functools.partial(layers.GRU, reset_after=False, recurrent_activation='hard_sigmoid'),
+        **{n: getattr(layers, n) for n in ('Bidirectional', 'Conv2D', 'MaxPooling2D', 'Input', 'Concatenate', 'Dense',
+                                           'Activation', 'Dropout', 'Reshape', 'Permute', 'BatchNormalization',
+                                           'TimeDistributed')}))
+    p = official_params(folder, year)
+    (maps, frames, bands), classes = OFFICIAL_SHAPES[year]
+    res = int(p['label_hop_len_s'] // p['hop_len_s'])
+    data_in = (p['batch_size'], maps, frames, bands)
+    labels = frames // res
+    data_out = (p['batch_size'], labels, 3 * classes) if year == 2021 else \
+        [(p['batch_size'], labels, classes), (p['batch_size'], labels, 3 * classes)]
+    kw = dict(data_in=data_in, data_out=data_out, dropout_rate=p['dropout_rate'], nb_cnn2d_filt=p['nb_cnn2d_filt'],
+              f_pool_size=p['f_pool_size'], t_pool_size=[res, 1, 1], rnn_size=p['rnn_size'], fnn_size=p['fnn_size'],
+              weights=p['loss_weights'], doa_objective=p['doa_objective'])
+    if year == 2021:
+        kw['is_accdoa'] = p['is_accdoa']
+    old = keras.config.image_data_format()
+    keras.config.set_image_data_format('channels_first')
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            model = ns['get_model'](**kw)
+    finally:
+        keras.config.set_image_data_format(old)
+    return model.count_params(), sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def torch_model(folder: str, year: int) -> Any:
+    """The official PyTorch model (2022 ``CRNN``, 2023/2024 ``SeldModel``: task 3, FOA + Multi-ACCDOA/ACCDDOA, as
+    ``train_seldnet.py`` builds it; 2025 ``SELDModel``, audio)."""
+    (maps, frames, bands), classes = OFFICIAL_SHAPES[year]
+    if year == 2025:
+        with legacy_environment():
+            mod = import_file(os.path.join(folder, 'model.py'), 'official_model_2025')
+        net = mod.SELDModel(dict(official_params(folder, 2025), modality='audio', multiACCDOA=True))
+    else:
+        with legacy_environment(), contextlib.redirect_stdout(io.StringIO()):
+            mod = import_file(os.path.join(folder, 'seldnet_model.py'), f'official_model_{year}')
+            p = import_file(os.path.join(folder, 'parameters.py'), f'official_params_{year}_3').get_params('3')
+        p['unique_classes'] = classes
+        out = 3 * (4 if year == 2024 else 3) * classes
+        net = getattr(mod, 'CRNN' if year == 2022 else 'SeldModel')((1, maps, frames, bands), (1, frames // 5, out), p)
+    return net
+
+
+def torch_count(folder: str, year: int) -> tuple[int, int]:
+    """The official PyTorch model's (parameters + BatchNorm running mean and variance, parameters): Keras counts the
+    running statistics as (non-trainable) weights."""
+    net = torch_model(folder, year)
+    params = sum(t.numel() for t in net.parameters())
+    stats = sum(t.numel() for name, t in net.named_buffers() if name.endswith(('running_mean', 'running_var')))
+    return params + stats, params
+
+
+def ours_model(year: int) -> Any:
+    """``keras_model.get_model`` (uncompiled) with the parameters of task-id ``dcase{year}_baseline``; 2020/2021 with
+    ``crnn='dcase2020'`` (the official code's BatchNorm over frequency bins), which parameter.py has no key for yet."""
+    import datasets
+    import keras_model
+    import parameter
+
+    p = parameter.get_params(f'dcase{year}_baseline')
+    spec = datasets.SPECS[p['dataset']]
+    nb_channels = len(p['channels']) if p['channels'] else spec.nb_channels
+    nb_bins, maps = dcf.layout(p['features'], nb_channels=nb_channels, audio_format=p['format'], fs=spec.fs,
+                               nfft=1024)
+    model = keras_model.get_model(
+        nb_frames=p['sequence_length'], nb_bins=nb_bins, nb_channels=nb_channels, nb_maps=len(maps),
+        nb_classes=len(spec.classes), azi_only=p['azi_only'], dropout_rate=p['dropout_rate'],
+        nb_cnn2d_filt=p['nb_cnn2d_filt'], pool_size=p['pool_size'], rnn_size=p['rnn_size'], fnn_size=p['fnn_size'],
+        gru_type=p['gru_type'], output=p['output'], t_pool_size=p['t_pool_size'],
+        nb_self_attn_layers=p['nb_self_attn_layers'], nb_heads=p['nb_heads'],
+        crnn=p.get('crnn') or ('dcase2020' if year <= 2021 else None), compile=False)
+    return model
+
+
+def ours_count(year: int) -> tuple[int, int]:
+    model = ours_model(year)
+    return model.count_params(), sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def compare_parameters(folder: str, year: int, has_torch: bool) -> list[tuple[str, float, float]]:
+    if year >= 2022 and not has_torch:
+        return [('parameters: skipped (PyTorch is not installed)', math.nan, math.nan)]
+    off = keras2_count(folder, year) if year <= 2021 else torch_count(folder, year)
+    mine = ours_count(year)
+    how = 'Keras 2 code under Keras 3' if year <= 2021 else 'PyTorch'
+    task = f'dcase{year}_baseline' + (' + crnn=dcase2020' if year <= 2021 else '')
+    return [(f'parameters ({how}): official {off[0]:,} ({off[1]:,} trainable), ours {task} '
+             f'{mine[0]:,} ({mine[1]:,} trainable)', float(abs(off[0] - mine[0]) + abs(off[1] - mine[1])),
+             float(off[0]))]
+
+
+def copy_torch_weights(net: Any, model: Any) -> None:
+    """Set the Keras model's weights to the PyTorch model's (both in their layouts: NCHW and gates r, z, n there;
+    NHWC and gates z, r, h here; the first GRU reads (bands, filters) here, (filters, bands) there)."""
+    sd = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    convs = sorted({k.rsplit('.', 2)[0] for k in sd if k.endswith('conv.weight')}, key=lambda c: int(c.split('.')[1]))
+    for i, c in enumerate(convs):
+        kernel = sd[c + '.conv.weight'].transpose(2, 3, 1, 0)  # (out, in, kt, kf) -> (kt, kf, in, out)
+        model.get_layer(f'conv{i + 1}').set_weights([kernel, sd[c + '.conv.bias']])
+        model.get_layer(f'bn{i + 1}').set_weights([sd[c + '.bn.' + n] for n in ('weight', 'bias', 'running_mean',
+                                                                                'running_var')])
+
+    def zrh(w: np.ndarray) -> np.ndarray:  # torch's (3u, ...) gate blocks r, z, n -> Keras' z, r, h
+        r, z, n = np.split(w, 3, axis=0)
+        return np.concatenate([z, r, n], axis=0)
+
+    filters = model.get_layer('conv1').filters
+    bands = model.get_layer('to_sequence').output.shape[-1] // filters
+    for layer in range(len([k for k in sd if k.startswith('gru.weight_ih_l') and not k.endswith('reverse')])):
+        weights = []
+        for suffix in ('', '_reverse'):
+            w_ih, w_hh = sd[f'gru.weight_ih_l{layer}{suffix}'], sd[f'gru.weight_hh_l{layer}{suffix}']
+            if layer == 0:  # torch input index filter * bands + band; ours band * filters + filter
+                w_ih = w_ih.reshape(-1, filters, bands).transpose(0, 2, 1).reshape(w_ih.shape[0], -1)
+            weights += [zrh(w_ih).T, zrh(w_hh).T, np.stack([zrh(sd[f'gru.bias_ih_l{layer}{suffix}']),
+                                                            zrh(sd[f'gru.bias_hh_l{layer}{suffix}'])])]
+        model.get_layer(f'bigru{layer + 1}').set_weights(weights)
+    mhsa = sorted({k.split('.')[1] for k in sd if k.startswith(('mhsa_block_list.', 'mhsa_layers.'))})
+    for i, j in enumerate(mhsa):
+        prefix = 'mhsa_block_list' if f'mhsa_block_list.{j}.in_proj_weight' in sd else 'mhsa_layers'
+        norm = 'layer_norm_list' if prefix == 'mhsa_block_list' else 'layer_norms'
+        layer = model.get_layer(f'mhsa{i + 1}')
+        heads, dim = layer.num_heads, layer.key_dim
+        w, b = sd[f'{prefix}.{j}.in_proj_weight'], sd[f'{prefix}.{j}.in_proj_bias']
+        E = w.shape[1]
+        qkv = []
+        for k in range(3):
+            qkv += [w[k * E:(k + 1) * E].T.reshape(E, heads, dim), b[k * E:(k + 1) * E].reshape(heads, dim)]
+        qkv += [sd[f'{prefix}.{j}.out_proj.weight'].T.reshape(heads, dim, E), sd[f'{prefix}.{j}.out_proj.bias']]
+        layer.set_weights(qkv)
+        model.get_layer(f'mhsa{i + 1}_norm').set_weights([sd[f'{norm}.{j}.weight'], sd[f'{norm}.{j}.bias']])
+    fc = sorted({k.split('.')[1] for k in sd if k.startswith('fnn_list.')}, key=int)
+    names = [f'accdoa_fc{i + 1}' for i in range(len(fc) - 1)] + ['accdoa_fc_out']
+    for name, j in zip(names, fc):
+        model.get_layer(name).set_weights([sd[f'fnn_list.{j}.weight'].T, sd[f'fnn_list.{j}.bias']])
+
+
+def compare_outputs(folder: str, year: int, *, seed: int) -> list[tuple[str, float, float]]:
+    """The official PyTorch model and ours (task-id ``dcase{year}_baseline``) with the same weights (the official
+    model's at initialization, BatchNorm running statistics drawn at random), in inference mode, on the same random
+    features."""
+    if year <= 2021:
+        return []
+    import torch
+    from keras import ops
+
+    torch.manual_seed(seed)
+    net = torch_model(folder, year).eval()
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        for name, buf in net.named_buffers():
+            if name.endswith('running_mean'):
+                buf.copy_(torch.from_numpy(rng.normal(0, 0.5, buf.shape).astype(np.float32)))
+            elif name.endswith('running_var'):
+                buf.copy_(torch.from_numpy(rng.uniform(0.5, 2, buf.shape).astype(np.float32)))
+    model = ours_model(year)
+    copy_torch_weights(net, model)
+    (maps, _, bands), _ = OFFICIAL_SHAPES[year]
+    frames = model.input.shape[1]
+    x = rng.standard_normal((2, maps, frames, bands)).astype(np.float32)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    mine = ops.convert_to_numpy(model(x.transpose(0, 2, 3, 1), training=False)['accdoa_out'])
+    return [(f'model output, official weights, 2 x {frames} random frames (inference)', float(np.abs(ref - mine).max()),
+             float(np.abs(ref).max()))]
 
 
 # ==================================================================================================
@@ -340,9 +562,11 @@ def main(argv: list[str] | None = None) -> int:
             rows: list[tuple[str, float, float]] = []
             for what, compare in (('features', lambda: compare_features(folder, year, wavs)),
                                   ('labels', lambda: compare_labels(folder, year, seed=args.seed)),
-                                  ('loss', lambda: compare_losses(folder, year, seed=args.seed))):
-                if what == 'loss' and not has_torch:
-                    rows.append(('loss: skipped (PyTorch is not installed)', math.nan, math.nan))
+                                  ('loss', lambda: compare_losses(folder, year, seed=args.seed)),
+                                  ('parameters', lambda: compare_parameters(folder, year, has_torch)),
+                                  ('outputs', lambda: compare_outputs(folder, year, seed=args.seed))):
+                if what in ('loss', 'outputs') and not has_torch:
+                    rows.append((f'{what}: skipped (PyTorch is not installed)', math.nan, math.nan))
                     continue
                 try:
                     rows += compare()

@@ -31,7 +31,7 @@ def output(*tracks: tuple) -> np.ndarray:
 
 
 def adpit(t, o, **kw) -> np.ndarray:
-    return ops.convert_to_numpy(losses.adpit_mse(ops.convert_to_tensor(t), ops.convert_to_tensor(o), **kw))
+    return ops.convert_to_numpy(losses.adpit_per_class(ops.convert_to_tensor(t), ops.convert_to_tensor(o), **kw))
 
 
 def test_accdoa_is_the_mean_squared_error():
@@ -115,6 +115,22 @@ def test_adpit_equals_a_brute_force_reference_on_random_frames(nb_values):
     o = rng.normal(size=(B, T, 3 * nb_values * C)).astype(np.float32)
     np.testing.assert_allclose(adpit(t, o).mean(), brute_force_adpit(t, o), rtol=1e-5)
     assert len(losses.PATTERNS) == 13
+    # the Keras loss: per frame (the sample weights' shape), the mean over the classes
+    per_frame = ops.convert_to_numpy(losses.adpit_mse(t, o))
+    assert per_frame.shape == (B, T)
+    np.testing.assert_allclose(per_frame, adpit(t, o).mean(axis=-1), rtol=1e-6)
+
+
+def test_adpit_compares_the_values_the_output_has():
+    """Targets of 4 values (2025: x, y, distance, on-screen) against an output of 3 per track: the first 3 are
+    compared by default; an output whose size is not 3 tracks x elements x classes is an error."""
+    t = target({0: (0.6, 0.8, 1.5, 1.0)}, nb_values=4)
+    o = output((0.6, 0.8, 1.5), (0.6, 0.8, 1.5), (0.6, 0.8, 1.0))
+    np.testing.assert_allclose(adpit(t, o), adpit(t, o, nb_elements=3), rtol=0)
+    with pytest.raises(SELDError, match='not 3 tracks'):
+        adpit(t, o[..., :8])
+    with pytest.raises(SELDError, match='not 3 tracks'):
+        adpit(t, o, nb_elements=4)
 
 
 @pytest.mark.skipif(keras.backend.backend() != 'tensorflow', reason='gradient via tf.GradientTape')
