@@ -92,6 +92,9 @@ DEFAULTS: dict[str, Any] = dict(
                              # 100 ms label rate); None = none (SELDnet: one output per feature frame)
     nb_self_attn_layers=0,   # multi-head self-attention layers after the GRUs (DCASE 2023+: 2)
     nb_heads=8,              # heads of each self-attention layer
+    crnn=None,               # layer recipe (keras_model.py): seldnet (the paper's) | dcase2020 (the 2020/2021 Keras 2 code's:
+                             # BatchNorm per frequency bin) | dcase2022 (the 2022-25 PyTorch CRNN); None = dcase2022 for
+                             # multi_accdoa / multi_accddoa, seldnet otherwise
     thresh_unify=15.0,       # degrees: Multi-ACCDOA tracks of one class closer than this are one event (the baselines')
     azi_only=False,          # estimate azimuth only: DOA output is (x, y) per class instead of (x, y, z)
     augment=False,           # bool: label-exact spatial augmentation of the training sequences: one of the 16 rotations /
@@ -151,11 +154,11 @@ TASKS: dict[str, dict[str, Any]] = {
     # the official code. 2020/2021 were Keras 2 code: its GRU (gru_type=original) and BatchNorm; 2022+ PyTorch:
     # bn_momentum=0.9 is torch's momentum=0.1. Not reproduced: 2020's masked DOA loss (plain MSE here) and 2024's
     # fine-tuning from the 2023 model (trained from scratch here); 2024's early stopping uses the dataset's metric.
-    'dcase2020_baseline': dict(dataset='tau2020sse_nigens', features='logmel_iv2020', output='seldnet',  # DCASE 2020 baseline: SELDnet heads, FOA
+    'dcase2020_baseline': dict(dataset='tau2020sse_nigens', features='logmel_iv2020', output='seldnet', crnn='dcase2020',  # DCASE 2020 baseline: SELDnet heads, FOA
                                t_pool_size=[5, 1, 1], pool_size=[4, 4, 2], nb_cnn2d_filt=64, rnn_size=[128, 128],
                                fnn_size=[128], gru_type='original', dropout_rate=0.0, loss_weights=[1.0, 1000.0],
                                sequence_length=300, batch_size=256, nb_epochs=50, patience=50, learning_rate=0.001),
-    'dcase2021_baseline': dict(dataset='tau2021sse_nigens', features='logmel_iv2021', output='accdoa',  # DCASE 2021 baseline: ACCDOA, FOA
+    'dcase2021_baseline': dict(dataset='tau2021sse_nigens', features='logmel_iv2021', output='accdoa', crnn='dcase2020',  # DCASE 2021 baseline: ACCDOA, FOA
                                t_pool_size=[5, 1, 1], pool_size=[4, 4, 2], nb_cnn2d_filt=64, rnn_size=[128, 128],
                                fnn_size=[128], gru_type='original', dropout_rate=0.05,
                                sequence_length=300, batch_size=256, nb_epochs=50, patience=50, learning_rate=0.001),
@@ -184,13 +187,13 @@ TASKS: dict[str, dict[str, Any]] = {
 
 #: Types of the keys whose default is None (the others are typed like their default).
 TYPES: dict[str, Any] = dict(patience=int, fs=int, nfft=int, hop_len_s=float, channels=[int], format=str,
-                             early_stop_metric=str, synthesize=bool, unseen_doa_dir=str, t_pool_size=[int])
+                             early_stop_metric=str, synthesize=bool, unseen_doa_dir=str, t_pool_size=[int], crnn=str)
 CHOICES = dict(gru_type=('cudnn', 'original'), lr_schedule=('constant', 'cosine'), jit_compile=('auto', True, False),
                fused_batchnorm=('auto', True, False),
                distribute=('none', 'mirrored', 'multiworker', 'dataparallel'),
                mixed_precision=('none', 'mixed_bfloat16', 'mixed_float16'),
                stage=('all', 'stats', 'features'), features=dcase_features.FEATURES,
-               output=('seldnet', 'accdoa', 'multi_accdoa', 'multi_accddoa'))
+               output=('seldnet', 'accdoa', 'multi_accdoa', 'multi_accddoa'), crnn=(None, 'seldnet', 'dcase2020', 'dcase2022'))
 _TRUE, _FALSE = ('1', 'true', 'yes', 'on'), ('0', 'false', 'no', 'off')
 #: Largest FFT size accepted (2**16 samples: 1.4 s at 48 kHz).
 MAX_NFFT = 65536

@@ -162,6 +162,11 @@ def read_run_settings(run_folder: str | os.PathLike) -> dict[str, Any]:
     except (KeyError, TypeError, ValueError, OverflowError) as err:
         raise SELDError(f'{params_file}: missing or invalid entry {err} (expected the "params" and "features" '
                         f'written by seld.py)') from err
+    kind = (p.get('features', 'magphase'), p.get('output', 'seldnet'), p.get('t_pool_size'))
+    if kind != ('magphase', 'seldnet', None):
+        raise SELDError(f'{params_file}: features={kind[0]}, output={kind[1]}, t_pool_size={kind[2]}: predict.py runs '
+                        f'SELDnet models (features=magphase, output=seldnet, no time pooling); a DCASE baseline '
+                        f"run's predictions are the files seld.py wrote in its predictions/ folder")
     rules = [('features.fs', framing.fs, framing.fs >= 1000, 'must be a sample rate in Hz >= 1000'),
              ('features.hop_len', framing.hop_len, 1 <= framing.hop_len <= framing.nfft, 'must be in 1 .. nfft'),
              ('features.win_len', framing.win_len, 1 <= framing.win_len <= framing.nfft, 'must be in 1 .. nfft'),

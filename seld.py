@@ -97,12 +97,17 @@ def scoring_info(fc: Any, params: dict[str, Any]) -> dict[str, Any]:
     2020+ data (``frame,class,track,azi,ele``; model frames converted by ``label_frames.resample_matrices``, majority).
     """
     spec = fc.dataset.spec
-    return dict(format=spec.output_format,
-                frame_rate=fc.frame_rate if spec.label_rate is None else spec.label_rate,
-                classes=list(fc.classes), dataset=spec.name, model_frame_rate=fc.frame_rate,
+    out = fc.output_layout
+    if out.output != 'seldnet' and spec.label_rate is None:
+        raise SELDError(f"output={out.output}: the DCASE baselines' outputs are scored on datasets with 100 ms frame "
+                        f"metadata (DCASE 2020+ layouts); dataset={spec.name} has events in seconds")
+    metrics, fmt = list(metric_definitions.DEFAULT_DEFINITIONS), spec.output_format
+    if out.output == 'multi_accddoa' and spec.meta_format == 'dcase2024':  # predictions with distances
+        metrics, fmt = metrics + ['dcase2024'], 'dcase2024'
+    return dict(format=fmt, frame_rate=out.output_rate if spec.label_rate is None else spec.label_rate,
+                classes=list(fc.classes), dataset=spec.name, model_frame_rate=out.output_rate,
                 reference=dict(format=spec.meta_format, naming=fc.dataset.naming, frame_rate=spec.label_rate),
-                metrics=list(metric_definitions.DEFAULT_DEFINITIONS), doa_threshold=20.0, segment_len_s=1.0,
-                sed_threshold=params['sed_threshold'])
+                metrics=metrics, doa_threshold=20.0, segment_len_s=1.0, sed_threshold=params['sed_threshold'])
 
 
 def evaluate_split(model: Any, gen: Any, params: dict[str, Any]) -> tuple[dict[str, Any], list, dict[str, Any]]:
@@ -123,6 +128,8 @@ def evaluate_split(model: Any, gen: Any, params: dict[str, Any]) -> tuple[dict[s
     fc = gen.fc
     info = scoring_info(fc, params)
     scorer = scoring.SELDScorer.from_format(info)
+    if gen.output != 'seldnet':
+        return _evaluate_accdoa(model, gen, params, info, scorer)
     outputs = gen.split_predictions(model.predict(gen, verbose=0))
     labels = gen.get_labels()
     references = gen.references()
@@ -131,11 +138,12 @@ def evaluate_split(model: Any, gen: Any, params: dict[str, Any]) -> tuple[dict[s
         outputs_doa = doa
         file_info, ref = references[stem]
         n = len(sed_prob)
-        duration = file_info['duration_s'] if n == file_info['nb_frames'] else n / fc.frame_rate  # quick test
+        full = n == fc.output_layout.nb_frames(file_info['nb_frames'])
+        duration = file_info['duration_s'] if full else n / gen.output_rate  # quick test
         sed = (sed_prob > params['sed_threshold']).astype(np.float32)
-        if info['frame_rate'] != fc.frame_rate:  # DCASE 2020+: the model's 20 ms frames to 100 ms label frames
+        if info['frame_rate'] != gen.output_rate:  # DCASE 2020+: the model's 20 ms frames to 100 ms label frames
             n = label_frames.nb_frames_at(duration, frame_rate=info['frame_rate'])
-            sed, doa = label_frames.resample_matrices(sed, doa, frame_rate=fc.frame_rate,
+            sed, doa = label_frames.resample_matrices(sed, doa, frame_rate=gen.output_rate,
                                                       out_frame_rate=info['frame_rate'], rule='majority',
                                                       nb_frames_out=n)
         scorer.add(stem, _cut(ref, duration, fc.label_rate), sed, doa, duration_s=duration, nb_frames=n)
@@ -150,6 +158,36 @@ def evaluate_split(model: Any, gen: Any, params: dict[str, Any]) -> tuple[dict[s
     doa_loss = float(np.mean(keras.ops.convert_to_numpy(keras.losses.mean_squared_error(doa_true, doa_pred))))
     scores = dict(loss=w[0] * sed_loss + w[1] * doa_loss, sed_loss=sed_loss, doa_loss=doa_loss, **scorer.results())
     return scores, predictions, info
+
+
+def _evaluate_accdoa(model: Any, gen: Any, params: dict[str, Any], info: dict[str, Any],
+                     scorer: Any) -> tuple[dict[str, Any], list, dict[str, Any]]:
+    """:func:`evaluate_split` of an ACCDOA-family output (``output=accdoa|multi_accdoa|multi_accddoa``): each
+    recording's output, at the label rate, decoded into instances as the baselines do
+    (:func:`dcase_outputs.decode`, ``thresh_unify``) and scored as an instance list; the loss is the model's."""
+    import dcase_outputs
+    import losses
+
+    fc = gen.fc
+    pred = model.predict(gen, verbose=0)
+    outputs = gen.split_outputs(pred['accdoa_out'] if isinstance(pred, dict) else pred)
+    targets = gen.get_targets()
+    references = gen.references()
+    predictions = []
+    for (stem, out), (_, target) in zip(outputs, targets):
+        file_info, ref = references[stem]
+        n = len(out)
+        full = n == fc.output_layout.nb_frames(file_info['nb_frames'])
+        duration = file_info['duration_s'] if full else n / gen.output_rate  # quick test
+        inst = dcase_outputs.decode(out, output=gen.output, nb_classes=fc.nb_classes, azi_only=params['azi_only'],
+                                    thresh_unify=params['thresh_unify'])
+        scorer.add_instances(stem, _cut(ref, duration, fc.label_rate), inst, duration_s=duration, nb_frames=n)
+        predictions.append(dict(stem=stem, instances=inst, nb_frames=n, duration_s=duration, output=out))
+    y_true = np.concatenate([t for _, t in targets])[None]
+    y_pred = np.concatenate([o for _, o in outputs])[None]
+    loss_fn = losses.accdoa_mse if gen.output == 'accdoa' else losses.adpit_mse
+    loss = float(np.mean(keras.ops.convert_to_numpy(loss_fn(y_true, y_pred))))
+    return dict(loss=loss, **scorer.results()), predictions, info
 
 
 def _cut(ref: Any, duration_s: float, label_rate: float | None) -> Any:
@@ -312,10 +350,6 @@ def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
     The run folder is locked for the whole job (:func:`utils.lock_folder`): a second process on it is refused."""
     from cls_feature_class import FeatureClass
 
-    if params['features'] != 'magphase':
-        raise SELDError(f"features={params['features']}: seld.py trains SELDnet on features=magphase (the paper's); "
-                        f"the DCASE baselines' models that take the other features are not part of it yet "
-                        f"(batch_feature_extraction.py extracts them)")
     fc = FeatureClass(params)
     if not os.path.exists(fc.scaler_file):
         raise SELDError(f'{fc.feat_label_dir}: no features for these parameters; run '
@@ -450,7 +484,9 @@ def evaluate_test(params: dict[str, Any], run_dir: str, test_gen: Any, *, unseen
     scores, predictions, info = evaluate_split(model, test_gen, params)
     write_predictions(os.path.join(run_dir, 'predictions'), predictions, info)
     mean, scale = load_scaler(fc.scaler_file)
-    for (stem, ref_sed, ref_doa), p in list(zip(test_gen.get_labels(), predictions))[:3]:
+    seldnet_frames = test_gen.output == 'seldnet' and test_gen.frames_per_output == 1  # matrices at the feature rate
+    figures = list(zip(test_gen.get_labels(), predictions))[:3] if seldnet_frames else []
+    for (stem, ref_sed, ref_doa), p in figures:
         # magnitude map of channel 0, un-standardized (the features are stored normalized only)
         spec = np.load(fc.paths(stem)['feat'], mmap_mode='r')[:len(ref_sed), :, 0] * scale[:, 0] + mean[:, 0]
         figure = os.path.join(run_dir, 'figures', stem + '.png')
@@ -498,8 +534,14 @@ def write_predictions(pred_dir: str, predictions: list[dict[str, Any]], info: di
         raise SELDError(f'{pred_dir}: cannot write ({err.strerror or err})') from err
     try:
         for p in predictions:
-            formats.write_csv(os.path.join(tmp, p['stem'] + '.csv'), p['sed'], p['doa'], fmt=info['format'],
-                              frame_rate=info['frame_rate'])
+            if 'instances' in p:  # an ACCDOA-family output: several instances of a class per frame
+                import dcase_outputs
+
+                dcase_outputs.write_instances(os.path.join(tmp, p['stem'] + '.csv'), p['instances'],
+                                              fmt=info['format'])
+            else:
+                formats.write_csv(os.path.join(tmp, p['stem'] + '.csv'), p['sed'], p['doa'], fmt=info['format'],
+                                  frame_rate=info['frame_rate'])
         files = {p['stem']: dict(nb_frames=p['nb_frames'], duration_s=p['duration_s']) for p in predictions}
         formats.write_format_file(tmp, fmt=info['format'], files=files,
                                   **{k: v for k, v in info.items() if k != 'format'})
@@ -549,7 +591,9 @@ def _build_or_resume(params: dict[str, Any], run_dir: str, fc: Any, *, steps_per
               f'epoch {state["best_epoch"]})')
     else:
         model = keras_model.get_model(
-            nb_frames=params['sequence_length'], nb_bins=fc.framing.nb_bins, nb_channels=fc.nb_channels,
+            nb_frames=params['sequence_length'], nb_bins=fc.feat_shape[0], nb_maps=fc.feat_shape[1],
+            nb_channels=fc.nb_channels, output=params['output'], t_pool_size=params['t_pool_size'],
+            nb_self_attn_layers=params['nb_self_attn_layers'], nb_heads=params['nb_heads'], crnn=params['crnn'],
             nb_classes=fc.nb_classes, azi_only=params['azi_only'], dropout_rate=params['dropout_rate'],
             nb_cnn2d_filt=params['nb_cnn2d_filt'], pool_size=params['pool_size'], rnn_size=params['rnn_size'],
             fnn_size=params['fnn_size'], gru_type=params['gru_type'], bn_momentum=params['bn_momentum'],
