@@ -596,6 +596,15 @@ class FeatureClass:
             name += f'_fs{self.fs}'
         if self.features != 'magphase':
             name += f'_{self.features}'
+        self.output_layout = multitrack_labels.output_layout(
+            output=params.get('output', 'seldnet'), t_pool_size=params.get('t_pool_size'),
+            frame_rate=self.frame_rate, nb_classes=self.nb_classes, label_rate=self.label_rate)
+        self.has_target = self.output_layout.has_target
+        if self.output_layout.output == 'multi_accddoa' and d.spec.meta_format == 'dcase2020':
+            raise SELDError(f'output=multi_accddoa: dataset {d.name} has no distances in its metadata; use one '
+                            f'with distances (starss23 with the DCASE 2024 labels, or events in seconds)')
+        if self.has_target:  # one folder per target layout, so that two outputs' runs keep their own targets
+            name += f'_{self.output_layout.output}_x{self.output_layout.frames_per_output}'
         self.feat_label_dir = os.path.join(params['feat_label_dir'], name)
         if unseen_doa:
             self.feat_label_dir = main.feat_label_dir + '_unseen_doa'
@@ -610,13 +619,6 @@ class FeatureClass:
         self.scaler_file = main.scaler_file if unseen_doa else os.path.join(self.feat_label_dir, 'scaler.npz')
         self.manifest_file = os.path.join(self.feat_label_dir, 'extraction.json')
         self.target_dir = os.path.join(self.feat_label_dir, 'target')
-        self.output_layout = multitrack_labels.output_layout(
-            output=params.get('output', 'seldnet'), t_pool_size=params.get('t_pool_size'),
-            frame_rate=self.frame_rate, nb_classes=self.nb_classes, label_rate=self.label_rate)
-        self.has_target = self.output_layout.has_target
-        if self.output_layout.output == 'multi_accddoa' and d.spec.meta_format == 'dcase2020':
-            raise SELDError(f'output=multi_accddoa: dataset {d.name} has no distances in its metadata; use one '
-                            f'with distances (starss23 with the DCASE 2024 labels, or events in seconds)')
 
     # ---- files ---------------------------------------------------------------------------------
     def recordings(self) -> list[datasets.Recording]:

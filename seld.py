@@ -499,7 +499,7 @@ def evaluate_test(params: dict[str, Any], run_dir: str, test_gen: Any, *, unseen
     results = dict(best_epoch=best['epoch'], early_stop_metric=metric, select_on_test=params['select_on_test'],
                    validation=_nest(validation), test=scores, nb_test_files=len(predictions),
                    prediction_format=info['format'], prediction_frame_rate=info['frame_rate'],
-                   model_frame_rate=fc.frame_rate, grids=scoring.SELDScorer.from_format(info).grids())
+                   model_frame_rate=test_gen.output_rate, grids=scoring.SELDScorer.from_format(info).grids())
     if unseen_gen is not None:
         unseen, _, _ = evaluate_split(model, unseen_gen, params)
         results['test_unseen_doa'] = dict(unseen, dataset_dir=params['unseen_doa_dir'],

@@ -49,7 +49,7 @@ frame), ``losses.adpit_mse`` against ``MSELoss_ADPIT`` (``seldnet_model.py``, 20
 Parameters and model outputs
 ----------------------------
 The parameter count of each year's official model against ``keras_model.get_model`` with the parameters of task-id
-``dcase{year}_baseline`` (2020/2021 with ``crnn='dcase2020'``, which parameter.py has no key for yet): all weights
+``dcase{year}_baseline`` (2020/2021 set ``crnn='dcase2020'``): all weights
 and the trainable ones. 2022-2025: the PyTorch model as the official training script builds it (FOA +
 Multi-ACCDOA/ACCDDOA, task 3; 2025: audio), its ``parameters()`` (= our trainable weights) plus its BatchNorm running
 mean and variance (Keras counts them as weights). 2020/2021 (Keras 2.2.4/2.3.1 code): the official ``get_model``
@@ -423,8 +423,8 @@ def torch_count(folder: str, year: int) -> tuple[int, int]:
 
 
 def ours_model(year: int) -> Any:
-    """``keras_model.get_model`` (uncompiled) with the parameters of task-id ``dcase{year}_baseline``; 2020/2021 with
-    ``crnn='dcase2020'`` (the official code's BatchNorm over frequency bins), which parameter.py has no key for yet."""
+    """``keras_model.get_model`` (uncompiled) with the parameters of task-id ``dcase{year}_baseline`` (2020/2021:
+    ``crnn='dcase2020'``, the official code's BatchNorm over frequency bins)."""
     import datasets
     import keras_model
     import parameter
@@ -440,7 +440,7 @@ def ours_model(year: int) -> Any:
         nb_cnn2d_filt=p['nb_cnn2d_filt'], pool_size=p['pool_size'], rnn_size=p['rnn_size'], fnn_size=p['fnn_size'],
         gru_type=p['gru_type'], output=p['output'], t_pool_size=p['t_pool_size'],
         nb_self_attn_layers=p['nb_self_attn_layers'], nb_heads=p['nb_heads'],
-        crnn=p.get('crnn') or ('dcase2020' if year <= 2021 else None), compile=False)
+        crnn=p['crnn'], compile=False)
     return model
 
 
@@ -455,7 +455,7 @@ def compare_parameters(folder: str, year: int, has_torch: bool) -> list[tuple[st
     off = keras2_count(folder, year) if year <= 2021 else torch_count(folder, year)
     mine = ours_count(year)
     how = 'Keras 2 code under Keras 3' if year <= 2021 else 'PyTorch'
-    task = f'dcase{year}_baseline' + (' + crnn=dcase2020' if year <= 2021 else '')
+    task = f'dcase{year}_baseline'
     return [(f'parameters ({how}): official {off[0]:,} ({off[1]:,} trainable), ours {task} '
              f'{mine[0]:,} ({mine[1]:,} trainable)', float(abs(off[0] - mine[0]) + abs(off[1] - mine[1])),
              float(off[0]))]

@@ -49,7 +49,7 @@ def model_kwargs(params: dict) -> dict:
                 fnn_size=params['fnn_size'], gru_type=params['gru_type'], bn_momentum=params['bn_momentum'],
                 output=params['output'], t_pool_size=params['t_pool_size'],
                 nb_self_attn_layers=params['nb_self_attn_layers'], nb_heads=params['nb_heads'],
-                crnn='dcase2020' if params['task_id'] in ('dcase2020_baseline', 'dcase2021_baseline') else None)
+                crnn=params['crnn'])
 
 
 def hand_count(*, maps: int, bins: int, classes: int, pool=(4, 4, 2), filters: int = 64, rnn=(128, 128),
