@@ -128,5 +128,7 @@ def test_a_baseline_trains_writes_its_format_and_the_scoring_command_agrees(data
     for name, values in scored.items():
         for key, value in values.items():
             expected = results['test'][name][key]
-            assert (value is None and np.isnan(expected)) or value == pytest.approx(expected, rel=1e-12, abs=1e-12), \
+            # (to 1e-9: dcase2024's angles from the file's decimals differ from those of the float32 arrays in the
+            # last digits, 4e-11 relative measured)
+            assert (value is None and np.isnan(expected)) or value == pytest.approx(expected, rel=1e-9, abs=1e-12), \
                 (name, key)
