@@ -351,6 +351,8 @@ class SELDScorer:
         C = len(self.classes)
         try:
             pred = check_instances(pred, nb_frames=nb_frames, nb_classes=C, name='prediction')
+            if pred.vec.shape[1] == 2:  # azimuth-only (the 2025 output): elevation 0, as written to a file
+                pred = pred._replace(vec=np.concatenate([pred.vec, np.zeros((pred.vec.shape[0], 1))], axis=1))
             inputs = []  # every grid's input first, so that a bad file leaves the accumulators as they were
             for rate, metrics in self._grids:
                 T = nb_frames if rate is None else nb_frames_at(duration_s, frame_rate=rate)
