@@ -349,6 +349,27 @@ def _read_dcase2025(path: str | os.PathLike, *, nb_classes: int, nb_frames: int 
                      arr[:, 4] / 100.0, arr[:, 5].astype(np.int64))
 
 
+def as_dcase2025(inst: Instances) -> Instances:
+    """Instances as a ``dcase2025`` file holds them once written (``dcase_outputs.write_instances``) and read back
+    (:func:`read_instances`): the azimuth ``atan2(y, x)`` rounded to whole degrees (halves to even), the distance to
+    whole cm, on-screen 0 where not given. The 2025 baseline scores its written files, so a run scores these.
+
+    Parameters
+    ----------
+    inst : Instances, 2-D or 3-D vectors, ``dist`` in metres
+
+    Returns
+    -------
+    inst : Instances with vectors ``(cos azi, sin azi, 0)``, ``dist`` in metres, ``onscreen``
+    """
+    vec = np.asarray(inst.vec, dtype=np.float64)
+    azi = np.deg2rad(np.round(np.rad2deg(np.arctan2(vec[:, 1], vec[:, 0]))))
+    dist = None if inst.dist is None else np.round(np.asarray(inst.dist, dtype=np.float64) * 100) / 100.0
+    onscreen = np.zeros(vec.shape[0], np.int64) if inst.onscreen is None else np.asarray(inst.onscreen, np.int64)
+    return inst._replace(vec=np.stack([np.cos(azi), np.sin(azi), np.zeros_like(azi)], axis=1), dist=dist,
+                         onscreen=onscreen)
+
+
 #: Field counts of each DCASE format's rows (see :func:`read_instances`).
 FIELD_COUNTS = {'dcase2019': (4,), 'dcase2020': (5, 6), 'dcase2024': (5, 6, 7)}
 

@@ -183,6 +183,8 @@ def _evaluate_accdoa(model: Any, gen: Any, params: dict[str, Any], info: dict[st
         duration = file_info['duration_s'] if full else n / gen.output_rate  # quick test
         inst = dcase_outputs.decode(out, output=gen.output, nb_classes=fc.nb_classes, azi_only=params['azi_only'],
                                     thresh_unify=params['thresh_unify'])
+        if info['format'] == 'dcase2025':  # scored as written (whole degrees and cm), as the 2025 baseline scores
+            inst = formats.as_dcase2025(inst)
         scorer.add_instances(stem, _cut(ref, duration, fc.label_rate), inst, duration_s=duration, nb_frames=n)
         predictions.append(dict(stem=stem, instances=inst, nb_frames=n, duration_s=duration, output=out))
     y_true = np.concatenate([t for _, t in targets])[None]
