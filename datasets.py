@@ -238,8 +238,9 @@ def no_data_message(name: str, dataset_dir: str) -> str:
                 f'RESIM, CANSIM, CRESIM or REAL; https://zenodo.org/communities/dcase) and unzip them so that '
                 f'{dataset_dir} holds the wav_ov*_split*_*db/ and desc_ov*_split*/ folders; then pass '
                 f'dataset_dir=<that folder>.')
+    audio = 'stereo_dev/' if name == 'dcase25_task3' else 'foa_dev/ (or mic_dev/)'
     return (f'No dataset at {dataset_dir}. Download the {name} development set (README.md, section "Datasets") '
-            f'and unzip it so that {dataset_dir} holds {"stereo_dev/" if name == "dcase25_task3" else "foa_dev/ (or mic_dev/)"} and metadata_dev/; then pass '
+            f'and unzip it so that {dataset_dir} holds {audio} and metadata_dev/; then pass '
             f'dataset_dir=<that folder>, or synthesize a look-alike with `python synthesize_dataset.py '
             f'dataset={name} dataset_dir={dataset_dir}`.')
 
@@ -363,7 +364,8 @@ class Dataset:
                 for stem, (wav, meta, fold) in sorted(found.items())]
         train = [r.stem for r in recs if r.part == 'train']
         holdout = set()
-        if not self.params.get('select_on_test') and (self.spec.is_tut or self.name in ('starss22', 'starss23', 'dcase25_task3')):
+        if not self.params.get('select_on_test') and (self.spec.is_tut
+                                                      or self.name in ('starss22', 'starss23', 'dcase25_task3')):
             holdout = held_out(train, fraction=float(self.params.get('val_fraction', 0.0)))
         recs = [r._replace(part='val') if r.stem in holdout else r for r in recs]
         for part in ('test',) if self.test_only else ('train', 'test'):

@@ -37,7 +37,8 @@ DEFAULTS: dict[str, Any] = dict(
 
     # ---- dataset ------------------------------------------------------------------------------
     dataset='ansim',         # TUT-2018: ansim | resim (FOA, 4 ch) | cansim | cresim (circular array, 8 ch) | real (FOA);
-                             # DCASE: tau2019sse | tau2020sse_nigens | tau2021sse_nigens | starss22 | starss23 | dcase25_task3 (datasets.py)
+                             # DCASE: tau2019sse | tau2020sse_nigens | tau2021sse_nigens | starss22 | starss23 (datasets.py);
+                             # the 2025 stereo set: dcase25_task3 (2 ch, format=stereo)
     format=None,             # foa | mic (DCASE sets: FOA or the tetrahedral array, 4 ch); None = the dataset's first (foa)
     overlap=1,               # TUT-2018: maximum number of overlapping sound events (folder name): 1, 2 or 3
     split=1,                 # TUT-2018: cross-validation split (folder name); tau2019sse: the test split 1-4; others: 1
@@ -176,7 +177,7 @@ TASKS: dict[str, dict[str, Any]] = {
                                sequence_length=250, batch_size=128, nb_epochs=250, patience=250, learning_rate=0.001),
     # 2025: the DCASE2025 Stereo SELD set (datasets.py: dcase25_task3). The official model reads 251 frames per 5-s
     # clip (its pooling drops the last); 250 here. It keeps the epoch of the best F (dcase2025/f_error = 1 - F).
-    'dcase2025_baseline': dict(dataset='dcase25_task3', features='logmel_stereo',  # DCASE 2025 baseline: stereo, (x, y, distance) per track
+    'dcase2025_baseline': dict(dataset='dcase25_task3', features='logmel_stereo',  # DCASE 2025: stereo, x, y, distance
                                output='multi_accddoa', azi_only=True, t_pool_size=[5, 1, 1], pool_size=[4, 4, 2],
                                nb_cnn2d_filt=64, rnn_size=[128, 128], fnn_size=[128], nb_self_attn_layers=2,
                                nb_heads=8, dropout_rate=0.05, bn_momentum=0.9, sequence_length=250, batch_size=256,

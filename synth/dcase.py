@@ -446,7 +446,8 @@ def synthesize(*, dataset: str, dataset_dir: str | os.PathLike = 'data/{dataset}
     def info(old: dict[str, Any] | None, nb_events: dict[str, int]) -> dict[str, Any]:
         out = {'synthetic': True, 'generator': 'synthesize_dataset.py (synth/dcase.py)',
                'generator_version': GENERATOR_VERSION, 'dataset': name, 'format': '+'.join(formats),
-               'formats': formats, 'fs': spec.fs, 'nb_channels': 2 if name == STEREO else 4, 'classes': list(spec.classes),
+               'formats': formats, 'fs': spec.fs, 'nb_channels': 2 if name == STEREO else 4,
+               'classes': list(spec.classes),
                'class_sounds': bank.describe(), 'sound_bank': bank.name, 'metadata_format': spec.meta_format,
                'label_rate': spec.label_rate, 'scene': scene, 'nb_recordings': len(plan),
                'nb_events': sum(nb_events.values()),
