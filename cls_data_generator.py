@@ -114,8 +114,12 @@ class DataGenerator(keras.utils.PyDataset):
         if self.seq_len % self.frames_per_output:
             raise SELDError(f'sequence_length={self.seq_len}: must be a multiple of prod(t_pool_size)='
                             f'{self.frames_per_output} (feature frames per output frame)')
-        if self.azi_only and self.output != 'seldnet':
-            raise SELDError(f'azi_only=true: output={self.output} estimates x, y, z; azi_only needs output=seldnet')
+        if self.azi_only and self.output not in ('seldnet', 'multi_accddoa'):
+            raise SELDError(f'azi_only=true: output={self.output} estimates x, y, z; azi_only needs output=seldnet '
+                            f'or multi_accddoa (2025)')
+        if self.azi_only and self.output == 'multi_accddoa' and self.augment:
+            raise SELDError('augment=true: the 2025 targets (x, y, distance, on-screen) are not augmented; use '
+                            'augment=false with output=multi_accddoa azi_only=true')
         if self.augment:
             self._transforms = augmentation.transforms_for(augmentation_layout(self.fc), nb_channels=self.fc.nb_channels)
             self._scaler = load_scaler(self.fc.scaler_file)

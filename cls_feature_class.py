@@ -603,8 +603,10 @@ class FeatureClass:
         if self.output_layout.output == 'multi_accddoa' and d.spec.meta_format == 'dcase2020':
             raise SELDError(f'output=multi_accddoa: dataset {d.name} has no distances in its metadata; use one '
                             f'with distances (starss23 with the DCASE 2024 labels, or events in seconds)')
+        # multi_accddoa with azi_only: the 2025 values (x, y, distance, on-screen; multitrack_labels.output_target)
+        self.azi_target = bool(params.get('azi_only')) and self.output_layout.output == 'multi_accddoa'
         if self.has_target:  # one folder per target layout, so that two outputs' runs keep their own targets
-            name += f'_{self.output_layout.output}_x{self.output_layout.frames_per_output}'
+            name += f'_{self.output_layout.output}_x{self.output_layout.frames_per_output}' + '_azi' * self.azi_target
         self.feat_label_dir = os.path.join(params['feat_label_dir'], name)
         if unseen_doa:
             self.feat_label_dir = main.feat_label_dir + '_unseen_doa'
@@ -687,7 +689,7 @@ class FeatureClass:
         out = self.output_layout
         target = None if not self.has_target else multitrack_labels.output_target(
             ref, output=out.output, nb_classes=self.nb_classes, nb_frames=out.nb_frames(nb_frames),
-            frame_rate=out.output_rate, label_rate=self.label_rate, where=rec.meta)
+            frame_rate=out.output_rate, label_rate=self.label_rate, where=rec.meta, azi_only=self.azi_target)
         if rec.part == 'train':
             n, mean, m2 = audio_feature_stats(audio, framing=self.framing, nb_frames=nb_frames) \
                 if self.features == 'magphase' else feature_stats(self.compute_features(audio))

@@ -26,6 +26,13 @@ TUT Sound Events 2018 (``ansim``, ``resim``, ``cansim``, ``cresim``, ``real``; 4
     rows ``frame,class,source,azi,ele`` at 100 ms; the DCASE 2024 release of STARSS23 adds a distance column
     (``dcase2024`` format; accepted). Recordings last from about 30 s to several minutes.
 
+``dcase25_task3`` (DCASE2025 Task3 Stereo SELD Dataset, from STARSS23; 24 kHz, 2 channels, 5-s clips)
+    ``stereo_dev/dev-{train,test}-{sony,tau}/fold{n}_<...>.wav`` (and ``dev-train-synth/`` for synthetic fold-1
+    clips, as its baseline's README places them) and the same under ``metadata_dev/``: the header
+    ``frame,class,source,azimuth,distance,onscreen``, then rows at 100 ms, azimuth only (front hemisphere),
+    distance in cm, on-screen flag (``dcase2025`` format). soundata has no loader for it; the name follows
+    soundata's ``dcase<yy>_task<n>`` names of DCASE task sets (``dcase23_task2`` ...). Its video is not read.
+
 ``mic`` is the tetrahedral array of the DCASE sets (4 channels). Files keep their own lengths.
 
 Folds (train / val / test), as each year's baseline defines them
@@ -39,6 +46,8 @@ Folds (train / val / test), as each year's baseline defines them
 * tau2021sse_nigens (seld-dcase2021): train dev-train (folds 1-4), validation dev-val (fold 5), test dev-test (6).
 * starss22 / starss23 (seld-dcase2022/2023): train dev-train-* (fold 3), test dev-test-* (fold 4). Their
   baselines validate on the test fold; here ``val_fraction`` of the train recordings is held out instead.
+* dcase25_task3 (DCASE2025_seld_baseline ``parameters.py``): train folds 1 (synthetic) and 3, test fold 4, from the
+  ``fold{n}`` prefix of the file name, as its data generator selects them; ``val_fraction`` held out as STARSS.
 
 ``select_on_test=True`` reproduces the original behaviour of selecting the model on the test split: the test files
 also serve as validation, a held-out share is not taken out of training (TUT-2018, STARSS) and validation folds
@@ -100,7 +109,7 @@ class DatasetSpec:
     output_format : str
         Format of the prediction files written for it.
     audio_formats : tuple of str
-        ``foa`` and/or ``mic``.
+        ``foa`` and/or ``mic``; ``stereo`` for dcase25_task3.
     hop_len_s : float or None
         Hop of its task-id (20 ms for the DCASE sets); None = the TUT-2018 framing from ``nfft``.
     """
@@ -121,8 +130,8 @@ class DatasetSpec:
 
     @property
     def nb_channels(self) -> int:
-        """Channels of its audio: 8 for the circular array, 4 otherwise (FOA, the tetrahedral array)."""
-        return 8 if self.name in CIRCULAR_DATASETS else 4
+        """Channels of its audio: 8 for the circular array, 2 for stereo, 4 otherwise (FOA, the tetrahedral array)."""
+        return 8 if self.name in CIRCULAR_DATASETS else 2 if self.audio_formats == ('stereo',) else 4
 
 
 TUT_DATASETS = ('ansim', 'resim', 'cansim', 'cresim', 'real')
@@ -150,6 +159,9 @@ SPECS: dict[str, DatasetSpec] = {
     'starss23': DatasetSpec('starss23', fs=24000, classes=STARSS_CLASSES, meta_format='dcase2024',
                             label_rate=10.0, naming='plain', metric='dcase2022', output_format='dcase2020',
                             hop_len_s=0.02),
+    'dcase25_task3': DatasetSpec('dcase25_task3', fs=24000, classes=STARSS_CLASSES, meta_format='dcase2025',
+                                 label_rate=10.0, naming='plain', metric='dcase2025', output_format='dcase2025',
+                                 audio_formats=('stereo',), hop_len_s=0.02),
 }
 DATASETS = tuple(SPECS)
 DCASE_DATASETS = tuple(n for n in DATASETS if n not in TUT_DATASETS)
@@ -185,6 +197,7 @@ STEM_PATTERNS = {
     'tau2021sse_nigens': re.compile(r'fold(?P<fold>\d+)_room\d+_mix\d+'),
     'starss22': re.compile(r'fold(?P<fold>\d+)_room\d+_mix\d+'),
     'starss23': re.compile(r'fold(?P<fold>\d+)_room\d+_mix\d+'),
+    'dcase25_task3': re.compile(r'fold(?P<fold>\d+)_[A-Za-z0-9_.-]+'),
 }
 SUBFOLDERS = {
     'tau2019sse': ('',),
@@ -192,7 +205,11 @@ SUBFOLDERS = {
     'tau2021sse_nigens': ('dev-train', 'dev-val', 'dev-test'),
     'starss22': ('dev-train-sony', 'dev-train-tau', 'dev-test-sony', 'dev-test-tau'),
     'starss23': ('dev-train-sony', 'dev-train-tau', 'dev-test-sony', 'dev-test-tau'),
+    'dcase25_task3': ('dev-train-sony', 'dev-train-tau', 'dev-train-synth', 'dev-test-sony', 'dev-test-tau'),
 }
+#: dcase25_task3: the part of each fold (DCASE2025_seld_baseline ``parameters.py``: dev_train_folds fold1 and
+#: fold3, dev_test_folds fold4).
+STEREO_FOLD_PARTS = {1: 'train', 3: 'train', 4: 'test'}
 LAYOUT_TEXT = {
     'tau2019sse': '{fmt}_dev/split{{1-4}}_ir{{r}}_ov{{1,2}}_{{n}}.wav and metadata_dev/<same stem>.csv',
     'tau2020sse_nigens': '{fmt}_dev/fold{{1-6}}_room{{r}}_mix{{nnn}}_ov{{1,2}}.wav and metadata_dev/<same stem>.csv',
@@ -202,6 +219,8 @@ LAYOUT_TEXT = {
                 'metadata_dev/',
 }
 LAYOUT_TEXT['starss23'] = LAYOUT_TEXT['starss22']
+LAYOUT_TEXT['dcase25_task3'] = ('stereo_dev/dev-{{train,test}}-{{sony,tau}}/fold{{1,3,4}}_<name>.wav (and '
+                                'dev-train-synth/) and the same under metadata_dev/')
 
 
 def tut_dirs(dataset_dir: str | os.PathLike, *, overlap: int, split: int, db: int) -> tuple[str, str]:
@@ -219,8 +238,9 @@ def no_data_message(name: str, dataset_dir: str) -> str:
                 f'RESIM, CANSIM, CRESIM or REAL; https://zenodo.org/communities/dcase) and unzip them so that '
                 f'{dataset_dir} holds the wav_ov*_split*_*db/ and desc_ov*_split*/ folders; then pass '
                 f'dataset_dir=<that folder>.')
+    audio = 'stereo_dev/' if name == 'dcase25_task3' else 'foa_dev/ (or mic_dev/)'
     return (f'No dataset at {dataset_dir}. Download the {name} development set (README.md, section "Datasets") '
-            f'and unzip it so that {dataset_dir} holds foa_dev/ (or mic_dev/) and metadata_dev/; then pass '
+            f'and unzip it so that {dataset_dir} holds {audio} and metadata_dev/; then pass '
             f'dataset_dir=<that folder>, or synthesize a look-alike with `python synthesize_dataset.py '
             f'dataset={name} dataset_dir={dataset_dir}`.')
 
@@ -344,7 +364,8 @@ class Dataset:
                 for stem, (wav, meta, fold) in sorted(found.items())]
         train = [r.stem for r in recs if r.part == 'train']
         holdout = set()
-        if not self.params.get('select_on_test') and (self.spec.is_tut or self.name in ('starss22', 'starss23')):
+        if not self.params.get('select_on_test') and (self.spec.is_tut
+                                                      or self.name in ('starss22', 'starss23', 'dcase25_task3')):
             holdout = held_out(train, fraction=float(self.params.get('val_fraction', 0.0)))
         recs = [r._replace(part='val') if r.stem in holdout else r for r in recs]
         for part in ('test',) if self.test_only else ('train', 'test'):
@@ -376,6 +397,8 @@ class Dataset:
             part = 'test' if k == 1 else 'val' if k == 2 else 'train'
         elif self.name == 'tau2021sse_nigens':
             part = {'dev-train': 'train', 'dev-val': 'val', 'dev-test': 'test'}[fold]
+        elif self.name == 'dcase25_task3':
+            part = STEREO_FOLD_PARTS[int(fold[len('fold'):])]
         else:
             part = 'test' if fold.startswith('dev-test') else 'train'
         if part == 'val' and self.params.get('select_on_test'):
@@ -420,6 +443,11 @@ class Dataset:
                 if stem in out:
                     raise SELDError(f'{os.path.join(aud, stem)}.wav: the same name is also in {out[stem][0]}')
                 fold = sub or f'{"split" if self.name == "tau2019sse" else "fold"}{m.group("fold")}'
+                if self.name == 'dcase25_task3':  # the fold of the name decides, as the baseline's generator
+                    fold = f'fold{int(m.group("fold"))}'
+                    if int(m.group('fold')) not in STEREO_FOLD_PARTS:
+                        raise SELDError(f'{os.path.join(aud, stem)}.wav: fold {m.group("fold")}; dataset={self.name} '
+                                        f'has folds 1, 3 (train) and 4 (test)')
                 out[stem] = (os.path.join(aud, stem + '.wav'), os.path.join(meta, stem + '.csv'), fold)
         if not out:
             found = sorted(os.listdir(aud_root))[:10]

@@ -21,8 +21,14 @@ Formats (``fmt``)
     frames: the STARSS23 metadata of DCASE 2024 (distance in cm in the metadata) and its output format. Six
     fields are polar with a distance here, whereas :data:`dcase2020` reads six fields as Cartesian: the
     format is never guessed from the number of fields alone.
+``dcase2025``
+    ``frame,class,source,azimuth,distance,onscreen`` WITH that header line, 100 ms frames: the DCASE 2025 Stereo
+    SELD metadata and output format (DCASE2025_seld_baseline ``utils.py``: ``load_labels``,
+    ``write_to_dcase_output_format``). Azimuth only, in degrees (the elevation is 0: the vectors read are
+    ``(cos azi, sin azi, 0)``); the distance in cm in both the metadata and the predictions (read as metres here:
+    divided by 100); ``onscreen`` 0 or 1. The header decides the format (:func:`infer_dcase_format`).
 
-A DCASE file has no header; a header line (first field not an integer) is skipped. The pipeline writes its
+A DCASE file up to 2024 has no header; a header line (first field not an integer) is skipped. The pipeline writes its
 predictions headerless, as the official scoring code expects, with a side file :data:`FORMAT_FILE` in the same
 folder that names the format, the frame rate, the classes and every file's length (:func:`write_format_file`).
 """
@@ -43,9 +49,11 @@ from utils import SELDError, cart2sph, read_json, sph2cart, write_json, write_te
 
 
 DESC_HEADER = ['sound_event_recording', 'start_time', 'end_time', 'ele', 'azi', 'dist']
-FORMATS = ('tut2018', 'dcase2019', 'dcase2020', 'dcase2024')
+FORMATS = ('tut2018', 'dcase2019', 'dcase2020', 'dcase2024', 'dcase2025')
 #: Frames per second of each DCASE format's files: 20 ms and 100 ms frames.
-FORMAT_FRAME_RATE = {'dcase2019': 50.0, 'dcase2020': 10.0, 'dcase2024': 10.0}
+FORMAT_FRAME_RATE = {'dcase2019': 50.0, 'dcase2020': 10.0, 'dcase2024': 10.0, 'dcase2025': 10.0}
+#: Header line of a ``dcase2025`` file (its fields).
+DCASE2025_HEADER = ['frame', 'class', 'source', 'azimuth', 'distance', 'onscreen']
 #: Side file of a prediction folder (see :func:`write_format_file`).
 FORMAT_FILE = 'format.json'
 #: Class naming of description files: recording name with 3 digits (TUT simulated sets, ``cough066.wav``), the
@@ -195,7 +203,7 @@ def read_instances(path: str | os.PathLike, *, fmt: str, nb_classes: int | None 
     Parameters
     ----------
     path : str
-    fmt : {'tut2018', 'dcase2019', 'dcase2020', 'dcase2024'}
+    fmt : {'tut2018', 'dcase2019', 'dcase2020', 'dcase2024', 'dcase2025'}
         See the module docstring. ``tut2018`` events become one instance per frame of ``frame_rate``
         (:func:`label_frames.events_to_instances`).
     nb_classes : int
@@ -215,7 +223,8 @@ def read_instances(path: str | os.PathLike, *, fmt: str, nb_classes: int | None 
     Returns
     -------
     inst : Instances, frames at the file's rate (tut2018: ``frame_rate``), unit vectors; ``dist`` for
-        ``dcase2024`` rows with a distance (as written: cm in STARSS23) and for ``tut2018`` (metres), else None.
+        ``dcase2024`` rows with a distance (as written: cm in STARSS23), for ``tut2018`` (metres) and for
+        ``dcase2025`` (its cm divided by 100: metres), else None; ``onscreen`` for ``dcase2025``.
 
     Raises
     ------
@@ -235,6 +244,8 @@ def read_instances(path: str | os.PathLike, *, fmt: str, nb_classes: int | None 
         raise ValueError(f'fmt={fmt!r} must be one of {FORMATS}')
     if nb_classes is None or int(nb_classes) < 1:
         raise ValueError(f'nb_classes={nb_classes} must be given (>= 1) for the {fmt} format')
+    if fmt == 'dcase2025':
+        return _read_dcase2025(path, nb_classes=int(nb_classes), nb_frames=nb_frames, max_track=max_track)
     layouts = {'dcase2019': {4: 'polar'}, 'dcase2020': {5: 'polar', 6: 'cartesian'},
                'dcase2024': {5: 'polar', 6: 'polar+dist', 7: 'cartesian+dist'}}[fmt]
     names = {'dcase2019': 'frame,class,azi,ele', 'dcase2020': 'frame,class,track,azi,ele or frame,class,track,x,y,z',
@@ -291,6 +302,74 @@ def read_instances(path: str | os.PathLike, *, fmt: str, nb_classes: int | None 
                      np.array(tracks, dtype=np.int64), np.array(vecs, dtype=np.float64), dist)
 
 
+def _read_dcase2025(path: str | os.PathLike, *, nb_classes: int, nb_frames: int | None,
+                    max_track: int | None) -> Instances:
+    """A ``dcase2025`` file (module docstring) as instances: vectors ``(cos azi, sin azi, 0)``, ``dist`` in metres
+    (the file's cm / 100), ``onscreen``. The checks and messages of :func:`read_instances`."""
+    lines = _read_rows(path)
+    if not lines or lines[0][1] != DCASE2025_HEADER:
+        raise SELDError(f'{path}:1: header {lines[0][1] if lines else None} must be {",".join(DCASE2025_HEADER)} '
+                        '(the dcase2025 format)')
+    rows, seen = [], {}
+    for lineno, row in lines[1:]:
+        where = f'{path}:{lineno}'
+        if tuple(row) in seen:
+            raise SELDError(f'{where}: {",".join(row)} duplicates line {seen[tuple(row)]} (a row listed twice)')
+        seen[tuple(row)] = lineno
+        if len(row) != len(DCASE2025_HEADER):
+            raise SELDError(f'{where}: {len(row)} fields {row}; a dcase2025 row is {",".join(DCASE2025_HEADER)}')
+        for name, text in zip(('frame', 'class', 'source'), row[:3]):
+            if not _is_int(text) or int(text) < 0:
+                raise SELDError(f'{where}: {name}={text!r} must be an integer >= 0')
+        frame, cls, track = (int(v) for v in row[:3])
+        if cls >= nb_classes:
+            raise SELDError(f'{where}: class={cls} is not a class index in [0, {nb_classes})')
+        if nb_frames is not None and frame >= nb_frames:
+            raise SELDError(f'{where}: frame={frame} is beyond the recording ({nb_frames} frames)')
+        if max_track is not None and track > max_track:
+            raise SELDError(f'{where}: source={track} is out of range (at most {max_track})')
+        try:
+            azi, dist = float(row[3]), float(row[4])
+        except ValueError as err:
+            raise SELDError(f'{where}: azimuth,distance={row[3:5]} must be numbers') from err
+        if not (math.isfinite(azi) and math.isfinite(dist)):
+            raise SELDError(f'{where}: azimuth,distance={row[3:5]} must be finite numbers')
+        _check_angles(where, azi, 0.0)
+        if dist < 0:
+            raise SELDError(f'{where}: distance={row[4]} must be >= 0 (cm)')
+        if row[5] not in ('0', '1'):
+            raise SELDError(f'{where}: onscreen={row[5]!r} must be 0 or 1')
+        rows.append((frame, cls, track, azi, dist, int(row[5])))
+    if not rows:
+        return Instances.empty()._replace(dist=np.zeros(0), onscreen=np.zeros(0, dtype=np.int64))
+    arr = np.array(rows, dtype=np.float64)
+    azi = np.deg2rad(arr[:, 3])
+    vec = np.stack([np.cos(azi), np.sin(azi), np.zeros_like(azi)], axis=1)
+    return Instances(arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2].astype(np.int64), vec,
+                     arr[:, 4] / 100.0, arr[:, 5].astype(np.int64))
+
+
+def as_dcase2025(inst: Instances) -> Instances:
+    """Instances as a ``dcase2025`` file holds them once written (``dcase_outputs.write_instances``) and read back
+    (:func:`read_instances`): the azimuth ``atan2(y, x)`` rounded to whole degrees (halves to even), the distance to
+    whole cm, on-screen 0 where not given. The 2025 baseline scores its written files, so a run scores these.
+
+    Parameters
+    ----------
+    inst : Instances, 2-D or 3-D vectors, ``dist`` in metres
+
+    Returns
+    -------
+    inst : Instances with vectors ``(cos azi, sin azi, 0)``, ``dist`` in metres, ``onscreen``
+    """
+    vec = np.asarray(inst.vec, dtype=np.float64)
+    azi = np.deg2rad(np.round(np.rad2deg(np.arctan2(vec[:, 1], vec[:, 0]))))
+    dist = None if inst.dist is None else np.round(np.asarray(inst.dist, dtype=np.float64) * 100) / 100.0
+    onscreen = np.zeros(vec.shape[0], np.int64) if inst.onscreen is None else np.asarray(inst.onscreen, np.int64)
+    return inst._replace(vec=np.stack([np.cos(azi), np.sin(azi), np.zeros_like(azi)], axis=1), dist=dist,
+                         onscreen=onscreen)
+
+
 #: Field counts of each DCASE format's rows (see :func:`read_instances`).
 FIELD_COUNTS = {'dcase2019': (4,), 'dcase2020': (5, 6), 'dcase2024': (5, 6, 7)}
 
@@ -302,7 +381,7 @@ def infer_dcase_format(path: str | os.PathLike, *, hint: str | None = None) -> s
     7: ``dcase2024`` (Cartesian with a distance). 6 fields are a dcase2020 Cartesian row or a dcase2024 polar row
     with a distance (STARSS23 metadata): ``hint='dcase2024'`` (the prediction format) reads them as dcase2024;
     otherwise an error asks for the format (reading ``azi,ele,dist`` as ``x,y,z`` would be silently wrong). A
-    count that fits ``hint`` gives ``hint``.
+    count that fits ``hint`` gives ``hint``. A file whose first line is the ``dcase2025`` header is ``dcase2025``.
 
     Raises
     ------
@@ -312,6 +391,11 @@ def infer_dcase_format(path: str | os.PathLike, *, hint: str | None = None) -> s
     rows = _read_rows(path)
     if rows and rows[0][1][:len(DESC_HEADER)] == DESC_HEADER:
         raise SELDError(f'{path}:1: a tut2018 description (its header), not headerless DCASE metadata')
+    if rows and rows[0][1] == DCASE2025_HEADER:
+        return 'dcase2025'
+    if hint == 'dcase2025':
+        raise SELDError(f'{path}:1: no dcase2025 header ({",".join(DCASE2025_HEADER)}), but the prediction format '
+                        'is dcase2025; give the reference format (--ref-format)')
     data = [(i, r) for i, r in rows if not (i == 1 and not _is_int(r[0]))]
     if not data:  # no event: any format reads it alike
         return hint if hint in FIELD_COUNTS else 'dcase2020'
@@ -357,7 +441,7 @@ def read_reference(path: str | os.PathLike, *, fmt: str, classes: Sequence[str],
     -------
     ref : Events (tut2018: seconds, distances in metres) or Instances at ``frame_rate`` with ``dist`` in METRES:
         ``dcase2024`` metadata (STARSS23) gives distances in cm, divided by 100 here, as the official 2024 scoring
-        reads its references (``cm2m=True``).
+        reads its references (``cm2m=True``); ``dcase2025`` files are read in metres by :func:`read_instances`.
     """
     if fmt == 'tut2018':
         return read_desc_file(path, classes=classes, naming=naming, max_time_s=duration_s)
@@ -509,8 +593,9 @@ def write_csv(path: str | os.PathLike, sed: np.ndarray, doa: np.ndarray, *, fmt:
         dcase2024 only: distances in metres, written as a sixth column (``frame,class,source,azi,ele,dist``),
         at ``frame_rate`` (``out_frame_rate`` must then be ``frame_rate``).
     """
-    if fmt not in FORMAT_FRAME_RATE:
-        raise ValueError(f'fmt={fmt!r} must be one of {tuple(FORMAT_FRAME_RATE)} (tut2018 is read, not written)')
+    if fmt not in FORMAT_FRAME_RATE or fmt == 'dcase2025':
+        raise ValueError(f'fmt={fmt!r} must be one of dcase2019, dcase2020, dcase2024 (tut2018 is read, not written; '
+                         'dcase2025 is written by dcase_outputs.write_instances)')
     if dist is not None:
         dist = np.asarray(dist, dtype=np.float64)
         if fmt != 'dcase2024' or dist.shape != np.shape(sed) or (out_frame_rate is not None

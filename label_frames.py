@@ -66,12 +66,14 @@ class Instances(NamedTuple):
     track : np.ndarray [shape=(n,)], int64 - track / source id as written in the file
     vec : np.ndarray [shape=(n, 3) or (n, 2)], float64 - direction (Cartesian, unit for file input)
     dist : np.ndarray [shape=(n,)], float64, or None - source distance where the file has one
+    onscreen : np.ndarray [shape=(n,)], int64 in {0, 1}, or None - on-screen flag where the file has one (DCASE 2025)
     """
     frame: np.ndarray
     cls: np.ndarray
     track: np.ndarray
     vec: np.ndarray
     dist: np.ndarray | None = None
+    onscreen: np.ndarray | None = None
 
     @classmethod
     def empty(cls, k: int = 3) -> 'Instances':
@@ -158,7 +160,8 @@ def check_instances(inst: Instances, *, nb_frames: int, nb_classes: int, name: s
     if cls.size and (cls.min() < 0 or cls.max() >= nb_classes):
         raise ValueError(f'{name}: class indices must be in [0, {nb_classes}), found {cls.min()}..{cls.max()}')
     dist = None if inst.dist is None else np.asarray(inst.dist, dtype=np.float64)
-    return Instances(frame, cls, np.asarray(inst.track, dtype=np.int64), vec, dist)
+    onscreen = None if inst.onscreen is None else np.asarray(inst.onscreen, dtype=np.int64)
+    return Instances(frame, cls, np.asarray(inst.track, dtype=np.int64), vec, dist, onscreen)
 
 
 def instances_to_matrices(inst: Instances, *, nb_classes: int, nb_frames: int | None = None,
@@ -332,8 +335,10 @@ def upsample_instances(inst: Instances, *, factor: int, nb_frames: int | None = 
         keep = new_frame < int(nb_frames)
         rows, new_frame = rows[keep], new_frame[keep]
     dist = None if inst.dist is None else np.asarray(inst.dist, dtype=np.float64)[rows]
+    onscreen = None if inst.onscreen is None else np.asarray(inst.onscreen, dtype=np.int64)[rows]
     return Instances(new_frame, np.asarray(inst.cls, dtype=np.int64)[rows],
-                     np.asarray(inst.track, dtype=np.int64)[rows], np.asarray(inst.vec, dtype=np.float64)[rows], dist)
+                     np.asarray(inst.track, dtype=np.int64)[rows], np.asarray(inst.vec, dtype=np.float64)[rows], dist,
+                     onscreen)
 
 
 def instance_layers(inst: Instances, *, nb_classes: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""SELD metric definitions: the SELDnet paper's and each DCASE year's (2019-2024), as functions of frame-wise
+"""SELD metric definitions: the SELDnet paper's and each DCASE year's (2019-2025), as functions of frame-wise
 matrices or DOA instance lists that return counts, and of accumulated counts that return scores.
 
 docs/metrics.md is the reference: the conventions (shapes, units, segments), every definition with its source,
@@ -14,17 +14,20 @@ import numpy as np
 
 from doa_matching import group_rows, match_groups, unique_inverse
 from label_frames import Instances, as_sed, check_instances, doa_vectors, matrices_to_instances
+from metric_dcase2025 import fold_azimuth, frame_level_counts_2025, frame_level_scores_2025, match_folded  # noqa: F401
 from utils import SELDError, angular_distance_deg
 
 DEFINITIONS = ('seld2018', 'seld2018_legacy', 'dcase2019', 'dcase2020', 'dcase2020_corrected', 'dcase2021',
-               'dcase2022', 'dcase2024')
+               'dcase2022', 'dcase2024', 'dcase2025')
 #: Definitions scored when none are named (dcase2024 is added where reference and prediction have distances).
 DEFAULT_DEFINITIONS = ('seld2018', 'dcase2019', 'dcase2020', 'dcase2021', 'dcase2022')
+#: Definitions that need distances in the reference and the prediction.
+DISTANCE_DEFINITIONS = ('dcase2024', 'dcase2025')
 #: Every definition that needs no distances.
-NO_DISTANCE_DEFINITIONS = tuple(d for d in DEFINITIONS if d != 'dcase2024')
+NO_DISTANCE_DEFINITIONS = tuple(d for d in DEFINITIONS if d not in DISTANCE_DEFINITIONS)
 AVERAGES = ('micro', 'macro')
 #: Each year's default class averaging (the others pool counts by definition).
-DEFAULT_AVERAGE = {'dcase2021': 'micro', 'dcase2022': 'macro', 'dcase2024': 'macro'}
+DEFAULT_AVERAGE = {'dcase2021': 'micro', 'dcase2022': 'macro', 'dcase2024': 'macro', 'dcase2025': 'macro'}
 #: The SELDnet paper's model frame rate, fs / hop = 44100 / 256.
 PAPER_FRAME_RATE = 44100 / 256
 EPS = float(np.finfo(float).eps)  # the official codes' eps, kept where it changes a value (2024 relative distance)
@@ -655,9 +658,10 @@ def definition_counts(ref_sed: np.ndarray, ref_doa: np.ndarray, pred_sed: np.nda
                                  segment_activity(pred, frames_per_segment=fps, legacy=True))
             out[name] = dict(seg, **dcase2019_doa_counts(matrices_to_instances(ref, ref_doa),
                                                          matrices_to_instances(pred, pred_doa), nb_frames=T))
-        elif name == 'dcase2024':
+        elif name in DISTANCE_DEFINITIONS:
+            counter = frame_level_counts if name == 'dcase2024' else frame_level_counts_2025
             try:
-                out[name] = frame_level_counts(ref_instances, pred_instances, nb_frames=T, nb_classes=C,
+                out[name] = counter(ref_instances, pred_instances, nb_frames=T, nb_classes=C,
                                                doa_threshold=doa_threshold, dist_threshold=dist_threshold,
                                                reldist_threshold=reldist_threshold)
             except ValueError as err:
@@ -691,14 +695,17 @@ def definition_scores(name: str, counts: dict[str, Any], *, average: str | None 
         (seld2018 also ``doa_missing``: the reference-active (frame, class) pairs not predicted active, which its
         ``doa_error`` leaves out); dcase2020, dcase2020_corrected, dcase2021, dcase2022: ``error_rate, f_score,
         localization_error, localization_recall, seld_score``; dcase2024: ``error_rate, f_score, doa_error,
-        distance_error, relative_distance_error, localization_recall, seld_score``. Angles in degrees, F and
-        recalls in [0, 1].
+        distance_error, relative_distance_error, localization_recall, seld_score``; dcase2025: ``f_score,
+        f_score_onscreen, doa_error, distance_error, relative_distance_error, onscreen_accuracy, f_error``. Angles
+        in degrees, F and recalls in [0, 1].
     """
     n = counts
     if name in _SEGMENT_LA:
         return location_aware_scores(n, definition=name, average=average)
     if name == 'dcase2024':
         return frame_level_scores(n, average=average)
+    if name == 'dcase2025':
+        return frame_level_scores_2025(n, average=average or DEFAULT_AVERAGE['dcase2025'])
     er = error_rate(substitutions=n['substitutions'], deletions=n['deletions'], insertions=n['insertions'],
                     n_ref=n['n_ref'])
     f = f_score(tp=n['tp'], fp=n['fp'], fn=n['fn'])

@@ -31,7 +31,10 @@ output             shape                       values
 ``seldnet``        (4 * classes,)              SED, then x, y, z blocks (:func:`cls_feature_class.instances_to_labels`)
 ``accdoa``         (3 * classes,)              ``activity * (x, y, z)``: the x block, then y, then z (2021)
 ``multi_accdoa``   (6, 1 + 3, classes)         :func:`adpit_labels` with x, y, z (2022-2023)
-``multi_accddoa``  (6, 1 + 4, classes)         :func:`adpit_labels` with x, y, z, distance in metres (2024)
+``multi_accddoa``  (6, 1 + 4, classes)         :func:`adpit_labels` with x, y, z, distance in metres (2024); with
+                                               ``azi_only``: x, y (the unit vector of the azimuth), distance in
+                                               metres, on-screen flag (2025: ``process_labels_adpit`` of
+                                               DCASE2025_seld_baseline; the flag 0 where the reference has none)
 =================  ==========================  =======================================================================
 
 ``seldnet`` and ``accdoa`` have one vector per class: two instances of one class in a frame give the one listed
@@ -222,7 +225,7 @@ def output_instances(ref: label_frames.Events | label_frames.Instances, *, nb_fr
 
 def output_target(ref: label_frames.Events | label_frames.Instances, *, output: str, nb_classes: int,
                   nb_frames: int, frame_rate: float, label_rate: float | None = None,
-                  where: str = 'reference') -> np.ndarray:
+                  where: str = 'reference', azi_only: bool = False) -> np.ndarray:
     """The target of one recording for ``output`` at the output rate (module docstring).
 
     Parameters
@@ -238,6 +241,9 @@ def output_target(ref: label_frames.Events | label_frames.Instances, *, output: 
         Frames per second of an instance-list reference.
     where : str
         What to name in errors (the metadata file).
+    azi_only : bool
+        ``multi_accddoa``: the 2025 values x, y, distance, on-screen (module docstring); the other outputs ignore it
+        (SELDnet's azimuth-only DOA is taken from its x, y blocks by ``cls_feature_class.split_label``).
 
     Returns
     -------
@@ -263,6 +269,10 @@ def output_target(ref: label_frames.Events | label_frames.Instances, *, output: 
     if output == 'multi_accddoa':
         if inst.dist is None:
             raise SELDError(f'{where}: no distances: output=multi_accddoa needs metadata with a distance column '
-                            f'(the DCASE 2024 STARSS23 labels, or events in seconds)')
-        values = np.column_stack([values, inst.dist])
+                            f'(the DCASE 2024 STARSS23 labels, the DCASE 2025 stereo set, or events in seconds)')
+        if azi_only:
+            onscreen = np.zeros(inst.frame.size) if inst.onscreen is None else inst.onscreen
+            values = np.column_stack([label_frames.unit(vec[:, :2]), inst.dist, onscreen])
+        else:
+            values = np.column_stack([values, inst.dist])
     return adpit_labels(inst.frame, inst.cls, values, nb_frames=nb_frames, nb_classes=nb_classes)

@@ -37,7 +37,8 @@ DEFAULTS: dict[str, Any] = dict(
 
     # ---- dataset ------------------------------------------------------------------------------
     dataset='ansim',         # TUT-2018: ansim | resim (FOA, 4 ch) | cansim | cresim (circular array, 8 ch) | real (FOA);
-                             # DCASE: tau2019sse | tau2020sse_nigens | tau2021sse_nigens | starss22 | starss23 (datasets.py)
+                             # DCASE: tau2019sse | tau2020sse_nigens | tau2021sse_nigens | starss22 | starss23 (datasets.py);
+                             # the 2025 stereo set: dcase25_task3 (2 ch, format=stereo)
     format=None,             # foa | mic (DCASE sets: FOA or the tetrahedral array, 4 ch); None = the dataset's first (foa)
     overlap=1,               # TUT-2018: maximum number of overlapping sound events (folder name): 1, 2 or 3
     split=1,                 # TUT-2018: cross-validation split (folder name); tau2019sse: the test split 1-4; others: 1
@@ -174,14 +175,13 @@ TASKS: dict[str, dict[str, Any]] = {
                                t_pool_size=[5, 1, 1], pool_size=[4, 4, 2], nb_cnn2d_filt=64, rnn_size=[128, 128],
                                fnn_size=[128], nb_self_attn_layers=2, nb_heads=8, dropout_rate=0.05, bn_momentum=0.9,
                                sequence_length=250, batch_size=128, nb_epochs=250, patience=250, learning_rate=0.001),
-    # 2025 trains on the stereo STARSS23 set, which datasets.py does not have yet: until it does, this entry takes 2
-    # capsules of the STARSS23 tetrahedral array (format=mic, channels 0 and 1) as the stereo pair. The official
-    # model reads 251 frames per 5-s chunk (its pooling drops the last); 250 here.
-    'dcase2025_baseline': dict(dataset='starss23', format='mic', channels=[0, 1], features='logmel_stereo',  # DCASE 2025 baseline: stereo, (x, y, distance) per track
+    # 2025: the DCASE2025 Stereo SELD set (datasets.py: dcase25_task3). The official model reads 251 frames per 5-s
+    # clip (its pooling drops the last); 250 here. It keeps the epoch of the best F (dcase2025/f_error = 1 - F).
+    'dcase2025_baseline': dict(dataset='dcase25_task3', features='logmel_stereo',  # DCASE 2025: stereo, x, y, distance
                                output='multi_accddoa', azi_only=True, t_pool_size=[5, 1, 1], pool_size=[4, 4, 2],
                                nb_cnn2d_filt=64, rnn_size=[128, 128], fnn_size=[128], nb_self_attn_layers=2,
                                nb_heads=8, dropout_rate=0.05, bn_momentum=0.9, sequence_length=250, batch_size=256,
-                               nb_epochs=200, patience=200, learning_rate=0.001),
+                               nb_epochs=200, patience=200, learning_rate=0.001, early_stop_metric='dcase2025/f_error'),
     '999': dict(quick_test=True, nb_epochs=2),                # quick test: 2 epochs on 2 batches
 }
 
@@ -348,7 +348,8 @@ def get_params(task_id: str = '1', overrides: dict[str, Any] | list[str] | None 
     if params['format'] is None:
         params['format'] = spec.audio_formats[0]
     if params['early_stop_metric'] is None:
-        params['early_stop_metric'] = f'{spec.metric}/seld_score'
+        # dcase2025 has no SELD score: its baseline keeps the best F (f_error = 1 - F)
+        params['early_stop_metric'] = f'{spec.metric}/{"f_error" if spec.metric == "dcase2025" else "seld_score"}'
     _validate(params)
     if params['patience'] is None:
         params['patience'] = max(10, int(0.1 * params['nb_epochs']))  # the paper's 10 %; a short run is not cut short
@@ -466,6 +467,8 @@ def _validate(p: dict[str, Any]) -> None:
 
     metric = p['early_stop_metric']
     definition, slash, name = metric.partition('/')
+    if datasets.SPECS[p['dataset']].metric == 'dcase2025':  # scored beside the defaults (seld.scoring_info)
+        METRIC_DEFINITIONS = (*METRIC_DEFINITIONS, 'dcase2025')
     if slash and (definition not in METRIC_DEFINITIONS or not name):
         raise _fail('early_stop_metric', metric, f"must be '<definition>/<metric>' with a definition of "
                     f"{', '.join(METRIC_DEFINITIONS)} (e.g. seld2018/seld_score), or a loss (loss, sed_loss, doa_loss)")

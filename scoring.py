@@ -22,7 +22,7 @@ from utils import SELDError
 
 #: Frame rate of each DCASE definition's grid (seld2018 and seld2018_legacy: the prediction's rate).
 GRID_RATE = {'dcase2019': 50.0, 'dcase2020': 10.0, 'dcase2020_corrected': 10.0, 'dcase2021': 10.0,
-             'dcase2022': 10.0, 'dcase2024': 10.0}
+             'dcase2022': 10.0, 'dcase2024': 10.0, 'dcase2025': 10.0}
 
 
 # ==================================================================================================
@@ -46,9 +46,9 @@ class SELDMetrics:
     definitions : sequence of str
         Any of :data:`DEFINITIONS` (default: all but dcase2024, which needs distances).
     average : {'micro', 'macro'}, optional
-        Class averaging of dcase2021, dcase2022, dcase2024 (default: each year's).
+        Class averaging of dcase2021, dcase2022, dcase2024, dcase2025 (default: each year's).
     dist_threshold, reldist_threshold : float
-        dcase2024: absolute (metres) and relative distance error thresholds.
+        dcase2024, dcase2025: absolute (metres) and relative distance error thresholds.
 
     Examples
     --------
@@ -169,9 +169,9 @@ class SELDScorer:
     segment_len_s : float
         Segment length in seconds on every grid.
     average : {'micro', 'macro'}, optional
-        Class averaging of dcase2021, dcase2022, dcase2024 (default: each year's).
+        Class averaging of dcase2021, dcase2022, dcase2024, dcase2025 (default: each year's).
     dist_threshold, reldist_threshold : float
-        dcase2024 distance thresholds (metres; relative).
+        dcase2024 and dcase2025 distance thresholds (metres; relative).
 
     Examples
     --------
@@ -250,7 +250,8 @@ class SELDScorer:
             for name in m.definitions:
                 out[name] = dict(frame_rate=g, frames='nb_frames (given)' if rate is None else
                                  f'label_frames.nb_frames_at(duration_s, frame_rate={g:g})',
-                                 frames_per_segment=None if name == 'dcase2024' else m.frames_per_segment,
+                                 frames_per_segment=(None if name in ('dcase2024', 'dcase2025')
+                                                     else m.frames_per_segment),
                                  reference=ref, prediction=pred)
         return {name: out[name] for name in self.definitions}
 
@@ -350,15 +351,18 @@ class SELDScorer:
         C = len(self.classes)
         try:
             pred = check_instances(pred, nb_frames=nb_frames, nb_classes=C, name='prediction')
+            if pred.vec.shape[1] == 2:  # azimuth-only (the 2025 output): elevation 0, as written to a file
+                pred = pred._replace(vec=np.concatenate([pred.vec, np.zeros((pred.vec.shape[0], 1))], axis=1))
             inputs = []  # every grid's input first, so that a bad file leaves the accumulators as they were
             for rate, metrics in self._grids:
                 T = nb_frames if rate is None else nb_frames_at(duration_s, frame_rate=rate)
                 g = metrics.frame_rate
                 ref_g = self._reference_at(stem, ref, rate, T, nb_frames)
                 pred_g = pred if rate is None else self._prediction_at(pred, g, T, nb_frames)
-                if 'dcase2024' in metrics.definitions and (ref_g.dist is None or pred_g.dist is None):
-                    raise SELDError(f'{stem}: dcase2024 needs distances in both the reference and the prediction '
-                                    f'(the {"reference" if ref_g.dist is None else "prediction"} has none)')
+                for name in (n for n in metrics.definitions if n in ('dcase2024', 'dcase2025')):
+                    if ref_g.dist is None or pred_g.dist is None:
+                        raise SELDError(f'{stem}: {name} needs distances in both the reference and the prediction '
+                                        f'(the {"reference" if ref_g.dist is None else "prediction"} has none)')
                 inputs.append((metrics, *instances_to_matrices(ref_g, nb_classes=C, nb_frames=T, same_class='last'),
                                *instances_to_matrices(pred_g, nb_classes=C, nb_frames=T, same_class='last'),
                                ref_g, pred_g))

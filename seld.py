@@ -104,6 +104,8 @@ def scoring_info(fc: Any, params: dict[str, Any]) -> dict[str, Any]:
     metrics, fmt = list(metric_definitions.DEFAULT_DEFINITIONS), spec.output_format
     if out.output == 'multi_accddoa' and spec.meta_format == 'dcase2024':  # predictions with distances
         metrics, fmt = metrics + ['dcase2024'], 'dcase2024'
+    if out.output == 'multi_accddoa' and spec.meta_format == 'dcase2025':  # the 2025 stereo set's own metric
+        metrics = metrics + ['dcase2025']
     return dict(format=fmt, frame_rate=out.output_rate if spec.label_rate is None else spec.label_rate,
                 classes=list(fc.classes), dataset=spec.name, model_frame_rate=out.output_rate,
                 reference=dict(format=spec.meta_format, naming=fc.dataset.naming, frame_rate=spec.label_rate),
@@ -181,6 +183,8 @@ def _evaluate_accdoa(model: Any, gen: Any, params: dict[str, Any], info: dict[st
         duration = file_info['duration_s'] if full else n / gen.output_rate  # quick test
         inst = dcase_outputs.decode(out, output=gen.output, nb_classes=fc.nb_classes, azi_only=params['azi_only'],
                                     thresh_unify=params['thresh_unify'])
+        if info['format'] == 'dcase2025':  # scored as written (whole degrees and cm), as the 2025 baseline scores
+            inst = formats.as_dcase2025(inst)
         scorer.add_instances(stem, _cut(ref, duration, fc.label_rate), inst, duration_s=duration, nb_frames=n)
         predictions.append(dict(stem=stem, instances=inst, nb_frames=n, duration_s=duration, output=out))
     y_true = np.concatenate([t for _, t in targets])[None]

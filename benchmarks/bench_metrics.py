@@ -74,7 +74,7 @@ def on_grids(rs, rd, ps, pd) -> dict:
     ev = label_frames.Events(inst.cls[first], inst.frame[first] / RATE, inst.frame[last] / RATE, azi, ele,
                         np.ones(first.size), [])
     s = scoring.SELDScorer(classes=[str(c) for c in range(C)], prediction_rate=RATE,
-                      definitions=md.DEFINITIONS[:-1])
+                      definitions=md.NO_DISTANCE_DEFINITIONS)
     s.add('hour', ev, ps, pd, duration_s=rs.shape[0] / RATE, nb_frames=rs.shape[0])
     return s.results()
 

@@ -29,6 +29,12 @@ folder                     project definition          official code used, as th
                                                        ``parameters.py`` defaults: frame level, distances,
                                                        ``lad_doa_thresh=20``, ``lad_dist_thresh=inf``,
                                                        ``lad_reldist_thresh=1``, ``average='macro'``
+``DCASE2025_seld_baseline``  ``dcase2025`` (macro)     ``metrics.py`` ``SELDMetrics`` with the ``parameters.py``
+                                                       defaults (``lad_doa_thresh=20``, ``lad_dist_thresh=inf``,
+                                                       ``lad_reldist_thresh=1``, ``average='macro'``), once with
+                                                       ``req_onscreen=False`` (every score) and once with ``True``
+                                                       (``f_score_onscreen``); files read by ``utils.py``
+                                                       ``load_labels`` and ``organize_labels``
 =========================  ==========================  ==========================================================
 
 For 2020 to 2024 the recordings are written as CSV files in that year's formats (reference metadata polar with
@@ -37,7 +43,11 @@ with distances in metres for 2023/2024). The official side reads them with the o
 (``load_output_format_file``, ``convert_output_format_*``, ``segment_labels`` / ``organize_labels``); the project
 side reads the same files with :func:`formats.read_instances` (the 2024 reference distances divided by 100, as the
 official ``cm2m=True`` and the project's scoring command do). 2019 is scored in memory, as ``seld.py`` does
-(recordings of whole seconds, so that concatenating them keeps the 1-s blocks).
+(recordings of whole seconds, so that concatenating them keeps the 1-s blocks). 2025: ``10 x --files`` clips of 5 s
+(50 frames, as the Stereo SELD set) in the ``dcase2025`` format on both sides (header, azimuth in integer degrees,
+folded to the front for the reference, distances in cm, on-screen flags: the reference's set within 45 degrees of
+the front, the prediction's wrong for 20 % of its events), read by :func:`formats.read_instances` (metres) and by
+the official ``load_labels`` (cm: its ``distance_error`` is divided by 100 here to compare in metres).
 
 How the official code is loaded
 -------------------------------
@@ -45,6 +55,11 @@ How the official code is loaded
   ``embed``, never called) and use ``np.float`` / ``np.NaN``, which NumPy 2 removed: while the official code runs,
   a stub ``IPython`` module is provided if none is installed, and ``np.float`` / ``np.NaN`` are set if missing
   (both undone at the end).
+* 2025's ``metrics.py`` imports ``utils.py``, which imports PyTorch, OpenCV and TensorBoard: only its functions
+  ``load_labels``, ``organize_labels``, ``fold_az_angle``, ``least_distance_between_gt_pred``,
+  ``convert_polar_to_cartesian`` and ``jackknife_estimation`` are executed (parsed with ``ast``, with ``numpy``,
+  ``scipy.stats``, ``linear_sum_assignment`` and ``warnings``), as a module ``utils`` that ``metrics.py`` imports
+  (the project's own ``utils`` module is put back right after).
 * ``cls_feature_class.py`` imports librosa, scikit-learn (``sklearn.externals.joblib`` in 2019/2020, gone from
   current scikit-learn), matplotlib, and in 2024 OpenCV and the video-feature module. Only its ``class
   FeatureClass`` statement is executed (parsed from the file with ``ast``), with ``numpy`` as ``np``; the instance
@@ -98,12 +113,13 @@ REPOS = {
     'seld-dcase2022': (2022, 'SELD_evaluation_metrics.py', 'cls_feature_class.py'),
     'seld-dcase2023': (2023, 'SELD_evaluation_metrics.py', 'cls_feature_class.py'),
     'DCASE2024_seld_baseline': (2024, 'SELD_evaluation_metrics.py', 'cls_feature_class.py'),
+    'DCASE2025_seld_baseline': (2025, 'metrics.py', 'utils.py'),
 }
 #: Project definition scored against each year's code.
 DEFINITION = {2019: 'dcase2019', 2020: 'dcase2020', 2021: 'dcase2021', 2022: 'dcase2022', 2023: 'dcase2022',
-              2024: 'dcase2024'}
-#: Classes of each year's dataset (TAU 2019: 11, TAU-NIGENS 2020: 14, 2021: 12, STARSS22/23: 13).
-NB_CLASSES = {2019: 11, 2020: 14, 2021: 12, 2022: 13, 2023: 13, 2024: 13}
+              2024: 'dcase2024', 2025: 'dcase2025'}
+#: Classes of each year's dataset (TAU 2019: 11, TAU-NIGENS 2020: 14, 2021: 12, STARSS22/23 and stereo: 13).
+NB_CLASSES = {2019: 11, 2020: 14, 2021: 12, 2022: 13, 2023: 13, 2024: 13, 2025: 13}
 #: Project reader format of each year's files (2023 and 2024 files carry distances).
 READ_FORMAT = {2020: 'dcase2020', 2021: 'dcase2020', 2022: 'dcase2020', 2023: 'dcase2024', 2024: 'dcase2024'}
 LABEL_FRAMES_1S = 10  # label_hop_len_s = 0.1 in every year's parameter file
@@ -160,6 +176,39 @@ def feature_class(path: str) -> Any:
     obj = object.__new__(ns['FeatureClass'])
     obj._nb_label_frames_1s = LABEL_FRAMES_1S
     return obj
+
+
+#: The functions of the 2025 ``utils.py`` that its ``metrics.py`` needs (module docstring).
+UTILS_2025 = ('load_labels', 'organize_labels', 'fold_az_angle', 'least_distance_between_gt_pred',
+              'convert_polar_to_cartesian', 'jackknife_estimation')
+
+
+def import_metrics_2025(root: str) -> types.ModuleType:
+    """The 2025 ``metrics.py`` with a ``utils`` module of the official functions it uses (module docstring)."""
+    from scipy import stats
+    from scipy.optimize import linear_sum_assignment
+
+    path = os.path.join(root, 'utils.py')
+    with open(path, encoding='utf-8') as fh:
+        tree = ast.parse(fh.read(), filename=path)
+    nodes = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in UTILS_2025]
+    if {n.name for n in nodes} != set(UTILS_2025):
+        raise ImportError(f'{path}: missing {sorted(set(UTILS_2025) - {n.name for n in nodes})}')
+    official_utils = types.ModuleType('utils')
+    official_utils.__dict__.update(np=np, stats=stats, linear_sum_assignment=linear_sum_assignment, warnings=warnings,
+                                   os=os)
+    exec(compile(ast.Module(body=nodes, type_ignores=[]), path, 'exec'), official_utils.__dict__)
+    ours = sys.modules.get('utils')
+    sys.modules['utils'] = official_utils
+    try:
+        mod = import_file(os.path.join(root, 'metrics.py'), 'official_dcase2025_metrics')
+    finally:
+        if ours is not None:
+            sys.modules['utils'] = ours
+        else:
+            sys.modules.pop('utils', None)
+    mod.official_utils = official_utils
+    return mod
 
 
 def commit_of(folder: str) -> str:
@@ -377,6 +426,58 @@ def run_segment_or_frame(year: int, mod: types.ModuleType, fc: Any, rng: np.rand
     return res, o, info
 
 
+def _fold(azi: np.ndarray) -> np.ndarray:
+    a = (azi + 180.0) % 360.0 - 180.0
+    return np.where(a > 90, 180 - a, np.where(a < -90, -180 - a, a))
+
+
+def write_2025(path: str, frame: np.ndarray, cls: np.ndarray, track: np.ndarray, azi: np.ndarray, dist_cm: np.ndarray,
+               onscreen: np.ndarray) -> None:
+    """``frame,class,source,azimuth,distance,onscreen`` with its header, integers (the 2025 files)."""
+    with open(path, 'w', encoding='utf-8') as fh:
+        fh.write('frame,class,source,azimuth,distance,onscreen\n')
+        for row in zip(frame, cls, track, azi, dist_cm, onscreen):
+            fh.write(','.join(str(int(round(float(x)))) for x in row) + '\n')
+
+
+def run_2025(mod: types.ModuleType, rng: np.random.Generator, nb_files: int, tmp: str) -> tuple[dict, dict, str]:
+    C, T, rate = NB_CLASSES[2025], 50, 10.0
+    ours = scoring.SELDMetrics(nb_classes=C, frame_rate=rate, doa_threshold=THRESHOLD, definitions=('dcase2025',))
+    kw = dict(doa_threshold=THRESHOLD, dist_threshold=float('inf'), reldist_threshold=1.0, nb_classes=C,
+              average='macro')
+    off, off_on = mod.SELDMetrics(req_onscreen=False, **kw), mod.SELDMetrics(req_onscreen=True, **kw)
+    u = mod.official_utils
+    n_ref = n_pred = 0
+    nb_clips = 10 * nb_files
+    for f in range(nb_clips):
+        ref, pred = simulate(rng, T, C, rate)
+        r_az = _fold(ref['azi'])
+        r_on = (np.abs(r_az) <= 45).astype(np.int64)
+        p_az = np.rad2deg(np.arctan2(pred['vec'][:, 1], pred['vec'][:, 0]))
+        # the predicted flag: the reference's rule on the predicted azimuth, flipped for 20 % of the rows
+        p_on = (np.abs(_fold(p_az)) <= 45).astype(np.int64) ^ (rng.random(p_az.size) < 0.2)
+        ref_path, pred_path = (os.path.join(tmp, f'2025_{side}_{f}.csv') for side in ('ref', 'pred'))
+        write_2025(ref_path, ref['frame'], ref['cls'], ref['track'], r_az, ref['dist_cm'], r_on)
+        write_2025(pred_path, pred['frame'], pred['cls'], np.zeros(pred['frame'].size), p_az, pred['dist'] * 100,
+                   p_on)
+        n_ref, n_pred = n_ref + ref['frame'].size, n_pred + pred['frame'].size
+        ri = formats.read_instances(ref_path, fmt='dcase2025', nb_classes=C, nb_frames=T)
+        pi = formats.read_instances(pred_path, fmt='dcase2025', nb_classes=C, nb_frames=T)
+        rs, rd = label_frames.instances_to_matrices(ri, nb_classes=C, nb_frames=T)
+        ps, pd = label_frames.instances_to_matrices(pi, nb_classes=C, nb_frames=T)
+        ours.evaluate(rs, rd, ps, pd, ref_instances=ri, pred_instances=pi)
+        gt = u.organize_labels(u.load_labels(ref_path, convert_to_cartesian=False), T)
+        pr = u.organize_labels(u.load_labels(pred_path, convert_to_cartesian=False), T)
+        off.update_seld_scores(pr, gt)
+        off_on.update_seld_scores(pr, gt)
+    f, ang, dist, rel, on_acc, _ = off.compute_seld_scores()
+    f_on = off_on.compute_seld_scores()[0]
+    o = dict(f_score=f, f_score_onscreen=f_on, doa_error=ang, distance_error=dist / 100, relative_distance_error=rel,
+             onscreen_accuracy=on_acc)
+    info = f'{nb_clips} clips of {T} frames at 10 fps, {C} classes, {n_ref} reference / {n_pred} predicted rows'
+    return ours.results()['dcase2025'], o, info
+
+
 # ==================================================================================================
 # Main
 # ==================================================================================================
@@ -412,11 +513,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f'- {folder}: skipped, not found: {", ".join(missing)}')
                 continue
             found += 1
-            mod = import_file(paths[0], f'official_{folder.replace("-", "_")}_metrics')
             rng = np.random.default_rng([args.seed, year])
-            if year == 2019:
+            if year == 2025:
+                ours, off, info = run_2025(import_metrics_2025(root), rng, args.files, tmp)
+            elif year == 2019:
+                mod = import_file(paths[0], f'official_{folder.replace("-", "_")}_metrics')
                 ours, off, info = run_2019(mod, rng, args.files)
             else:
+                mod = import_file(paths[0], f'official_{folder.replace("-", "_")}_metrics')
                 ours, off, info = run_segment_or_frame(year, mod, feature_class(paths[1]), rng, args.files, tmp,
                                                        args.baseline_length)
             print(f'- {folder} at {commit_of(root)}: {info}')

@@ -1,4 +1,4 @@
-"""Synthesize look-alikes of the DCASE SELD development sets (2019-2024) in the layouts datasets.py reads.
+"""Synthesize look-alikes of the DCASE SELD development sets (2019-2025) in the layouts datasets.py reads.
 
 The real development sets are recordings (STARSS) or syntheses from measured room responses and recorded sound
 events (TAU 2019-2021) that cannot be downloaded here. This module makes SYNTHETIC stand-ins with the same file
@@ -8,6 +8,7 @@ labels, training, prediction files, scoring) runs on every layout. Run it throug
     python synthesize_dataset.py dataset=tau2020sse_nigens dataset_dir=data/tau2020sse_nigens
     python synthesize_dataset.py dataset=starss23 format=mic dist=true nb_per_fold=2
     python synthesize_dataset.py dataset=tau2019sse sound_bank=../shared/data/dcase2016_task2_train
+    python synthesize_dataset.py dataset=dcase25_task3 dataset_dir=data/dcase25_task3
 
 Keys (default) | ``dataset`` (tau2019sse, tau2020sse_nigens, tau2021sse_nigens, starss22, starss23) |
 ``format`` (foa; or mic) | ``dataset_dir`` (data/{dataset}) | ``nb_per_fold`` (4; STARSS 3: recordings per fold,
@@ -18,7 +19,8 @@ recording lasts clip_len_s; STARSS 40: lengths uniform in [clip_len_s, clip_len_
 probability that an event meeting active events takes one of their classes; 2019/2020: 0, no same-class
 overlaps) | ``interferers`` (0; 2021+: unlabelled directional interferers per recording) | ``dist`` (false;
 starss23: the DCASE 2024 distance column) | ``seed`` (0) | ``sound_bank`` (builtin) | ``n_jobs`` (1) |
-``progress`` (true). An unknown key is an error listing the valid ones.
+``progress`` (true). An unknown key is an error listing the valid ones. ``dcase25_task3`` (the 2025 Stereo SELD
+set): ``format`` stereo, ``clip_len_s`` 5, ``nb_per_fold`` 4, distances always written (``dist`` is not used).
 
 On-disk layout (``<dataset_dir>/``; ``{fmt}`` is foa or mic)
 -------------------------------------------------------------
@@ -31,6 +33,10 @@ On-disk layout (``<dataset_dir>/``; ``{fmt}`` is foa or mic)
     (``fold{k}_room{r}_mix{nnn}``) and the same under ``metadata_dev/``.
 ``starss22``, ``starss23`` (24 kHz): ``{fmt}_dev/dev-train-{sony,tau}/fold3_room{r}_mix{nnn}.wav``,
     ``dev-test-{sony,tau}/fold4_...`` and the same under ``metadata_dev/``.
+``dcase25_task3`` (24 kHz, 2 channels): ``stereo_dev/dev-train-{sony,tau}/fold3_room{r}_mix{nnn}.wav``,
+    ``dev-test-{sony,tau}/fold4_...`` and the same under ``metadata_dev/``: 5-s clips of the STARSS-like FOA scenes
+    converted to stereo, with ``dcase2025`` metadata (:mod:`synth.stereo`: the panning law, the folded azimuths,
+    the on-screen flag). No synthetic fold 1 (``dev-train-synth``) is made.
 2020+ metadata: headerless rows ``frame,class,track,azi,ele`` (``,dist`` in cm with ``dist=true``), integers,
 sorted by frame then track, one row per 100 ms frame in which an event is active for at least one sample. The
 track is the event's index in the recording in order of onset (as the real sets enumerate them), so two
@@ -91,16 +97,19 @@ from synth.scenes import (Event, active_mask, add_noise, distance_sampler, doa_g
                           mix_events, plan_clip, room_model, sphere_doa_picker, tut2018_text)
 from synth.sound_bank import DatasetBank, load_sound_bank
 from synth.spatial import ShoeboxModel, diffuse_noise, tetra_positions
+from synth.stereo import foa_to_stereo, stereo_rows, stereo_text
 from utils import SELDError
 
 GENERATOR_VERSION = 1
 FORMATS = ('foa', 'mic')
+STEREO = 'dcase25_task3'                       # the stereo set: FOA scenes converted by synth.stereo
 LABEL_RATE = 10                                # frames per second of the 2020+ metadata
 SPEEDS_DEG_S = (10.0, 20.0, 40.0)              # moving sources (as TAU-NIGENS 2020/2021)
-ELE_LIMIT_DEG = {'tau2020sse_nigens': 45, 'tau2021sse_nigens': 45, 'starss22': 60, 'starss23': 60}
-MAX_OVERLAP = {'tau2019sse': 2, 'tau2020sse_nigens': 2, 'tau2021sse_nigens': 3, 'starss22': 3, 'starss23': 3}
+ELE_LIMIT_DEG = {'tau2020sse_nigens': 45, 'tau2021sse_nigens': 45, 'starss22': 60, 'starss23': 60, STEREO: 60}
+MAX_OVERLAP = {'tau2019sse': 2, 'tau2020sse_nigens': 2, 'tau2021sse_nigens': 3, 'starss22': 3, 'starss23': 3,
+               STEREO: 3}
 OV_IN_NAME = ('tau2019sse', 'tau2020sse_nigens')
-SAME_CLASS_DATASETS = ('tau2021sse_nigens', 'starss22', 'starss23')
+SAME_CLASS_DATASETS = ('tau2021sse_nigens', 'starss22', 'starss23', STEREO)
 SIDE_DIR = 'synthesis'
 
 #: (sub-folder, fold, room numbers, sound-bank part) of each layout.
@@ -112,14 +121,16 @@ FOLDS: dict[str, list[tuple[str, int, tuple[int, ...], str]]] = {
     'starss22': [('dev-train-sony', 3, (21, 22), 'train'), ('dev-train-tau', 3, (1, 2), 'train'),
                  ('dev-test-sony', 4, (23, 24), 'test'), ('dev-test-tau', 4, (3, 4), 'test')],
 }
-FOLDS['starss23'] = FOLDS['starss22']
+FOLDS['starss23'] = FOLDS[STEREO] = FOLDS['starss22']
 
 
 def cli_defaults(dataset: str) -> dict[str, Any]:
     """The command-line keys and defaults for one DCASE dataset (module docstring)."""
     starss = dataset.startswith('starss')
-    return dict(dataset=dataset, format='foa', dataset_dir='data/{dataset}', nb_per_fold=3 if starss else 4,
-                clip_len_s=20.0, clip_len_max_s=40.0 if starss else 0.0, overlap=MAX_OVERLAP.get(dataset, 3),
+    stereo = dataset == STEREO
+    return dict(dataset=dataset, format='stereo' if stereo else 'foa', dataset_dir='data/{dataset}',
+                nb_per_fold=3 if starss else 4, clip_len_s=5.0 if stereo else 20.0,
+                clip_len_max_s=40.0 if starss else 0.0, overlap=MAX_OVERLAP.get(dataset, 3),
                 db=30.0, reverb=True, moving=0.0 if dataset == 'tau2019sse' else 0.5,
                 same_class=0.1 if dataset in SAME_CLASS_DATASETS else 0.0, interferers=0, dist=False, seed=0,
                 sound_bank='builtin', n_jobs=1, progress=True)
@@ -174,7 +185,7 @@ def synthesize_recording(*, bank: DatasetBank, dataset: str, fmt: str, sub: str,
 
     Returns
     -------
-    audio : np.ndarray [shape=(nb_samples, 4)], float in [-0.99, 0.99]
+    audio : np.ndarray [shape=(nb_samples, 4)] (stereo: 2), float in [-0.99, 0.99]
     events : list of Event, labelled, in onset order (index = track)
     unlabelled : list of Event, the interferers
     info : dict
@@ -183,6 +194,7 @@ def synthesize_recording(*, bank: DatasetBank, dataset: str, fmt: str, sub: str,
     fs = SPECS[dataset].fs
     scene_rng, noise_rng, interferer_rng = (np.random.default_rng([seed, _crc(dataset), _crc(sub), fold, index, s])
                                             for s in (0, 1, 3))
+    stereo, fmt = fmt == 'stereo', 'foa' if fmt == 'stereo' else fmt  # stereo: the FOA scene, converted at the end
     mics = tetra_positions() if fmt == 'mic' else None
     room_info, model = _room(dataset, room, seed, fs, fmt) if reverb else (None, None)
     if dataset == 'tau2019sse':
@@ -201,6 +213,8 @@ def synthesize_recording(*, bank: DatasetBank, dataset: str, fmt: str, sub: str,
              if unlabelled else None)
     noise = diffuse_noise(noise_rng, nb_samples=nb_samples, fs=fs, fmt=fmt, mics=mics)
     audio, info = add_noise(mix, noise, active=active_mask(events, nb_samples), db=db, fmt=fmt, unlabelled=extra)
+    if stereo:  # the L/R gains are at most 1: the mix stays within [-0.99, 0.99]
+        audio = foa_to_stereo(audio)
     info['room'] = room_info
     return audio, events, unlabelled, info
 
@@ -248,6 +262,8 @@ def frame_rows(events: list[Event], *, fs: int, dist: bool = False) -> np.ndarra
 def _metadata_text(dataset: str, events: list[Event], *, fs: int, dist: bool) -> str:
     if dataset == 'tau2019sse':
         return tut2018_text(events, fs)
+    if dataset == STEREO:
+        return stereo_text(stereo_rows(frame_rows(events, fs=fs, dist=True)))
     return ''.join(','.join(map(str, row)) + '\n' for row in frame_rows(events, fs=fs, dist=dist).tolist())
 
 
@@ -272,8 +288,8 @@ def _validate(p: dict[str, Any]) -> None:
     name = p['dataset']
     if name not in DCASE_DATASETS:
         raise SELDError(f"dataset={name!r}: must be one of {', '.join(DCASE_DATASETS)}")
-    if p['format'] not in FORMATS:
-        raise SELDError(f"format={p['format']!r}: must be foa or mic")
+    if (name == STEREO) != (p['format'] == 'stereo') or (name != STEREO and p['format'] not in FORMATS):
+        raise SELDError(f"format={p['format']!r}: must be " + ('stereo' if name == STEREO else 'foa or mic'))
     check_integers(*((key, p[key], low) for key, low in (('nb_per_fold', 1), ('seed', 0), ('interferers', 0))))
     check_clip_len(p['clip_len_s'])
     if p['clip_len_max_s'] and not p['clip_len_s'] <= p['clip_len_max_s'] <= 3600.0:
@@ -295,7 +311,7 @@ def _validate(p: dict[str, Any]) -> None:
     if name not in SAME_CLASS_DATASETS and p['interferers']:
         raise SELDError(f"interferers={p['interferers']}: {name} has no directional interferers (2021 and later "
                         f"have them); use interferers=0")
-    if p['dist'] and name != 'starss23':
+    if p['dist'] and name not in ('starss23', STEREO):
         raise SELDError(f"dist=true: only starss23 (its DCASE 2024 release) has a distance column, not {name}")
     check_n_jobs(p['n_jobs'])
 
@@ -339,8 +355,8 @@ def _command(p: dict[str, Any]) -> str:
     return command_line({k: p[k] for k in keys})
 
 
-def synthesize(*, dataset: str, dataset_dir: str | os.PathLike = 'data/{dataset}', format: str = 'foa',
-               nb_per_fold: int | None = None, clip_len_s: float = 20.0, clip_len_max_s: float | None = None,
+def synthesize(*, dataset: str, dataset_dir: str | os.PathLike = 'data/{dataset}', format: str | None = None,
+               nb_per_fold: int | None = None, clip_len_s: float | None = None, clip_len_max_s: float | None = None,
                overlap: int | None = None, db: float = 30.0, reverb: bool = True, moving: float | None = None,
                same_class: float | None = None, interferers: int = 0, dist: bool = False, seed: int = 0,
                sound_bank: str | os.PathLike = 'builtin', n_jobs: int = 1, progress: bool = True) -> dict[str, Any]:
@@ -348,16 +364,16 @@ def synthesize(*, dataset: str, dataset_dir: str | os.PathLike = 'data/{dataset}
 
     Parameters
     ----------
-    dataset : {'tau2019sse', 'tau2020sse_nigens', 'tau2021sse_nigens', 'starss22', 'starss23'}
+    dataset : {'tau2019sse', 'tau2020sse_nigens', 'tau2021sse_nigens', 'starss22', 'starss23', 'dcase25_task3'}
     dataset_dir : str or path
         Output folder (``{dataset}`` is replaced by the name); may hold the other format of the same scenes.
-    format : {'foa', 'mic'}
-        FOA or the tetrahedral array (free field).
+    format : {'foa', 'mic', 'stereo'}
+        FOA or the tetrahedral array (free field); ``stereo`` for dcase25_task3 (its only one). None: the first.
     nb_per_fold : int >= 1
         Recordings per fold (STARSS: per sub-folder). None: 4 (STARSS 3).
     clip_len_s, clip_len_max_s : float
-        Recording length in seconds; with ``clip_len_max_s`` > ``clip_len_s`` uniform in between, whole 100 ms
-        (None: 0, STARSS 40; 0 = fixed).
+        Recording length in seconds (None: 20, dcase25_task3 5); with ``clip_len_max_s`` > ``clip_len_s`` uniform
+        in between, whole 100 ms (None: 0, STARSS 40; 0 = fixed).
     overlap : int
         Maximum number of simultaneous labelled events (2019/2020: 1-2, recordings alternate ov1 .. ov<overlap>;
         else 1-3). None: the dataset's maximum.
@@ -430,7 +446,8 @@ def synthesize(*, dataset: str, dataset_dir: str | os.PathLike = 'data/{dataset}
     def info(old: dict[str, Any] | None, nb_events: dict[str, int]) -> dict[str, Any]:
         out = {'synthetic': True, 'generator': 'synthesize_dataset.py (synth/dcase.py)',
                'generator_version': GENERATOR_VERSION, 'dataset': name, 'format': '+'.join(formats),
-               'formats': formats, 'fs': spec.fs, 'nb_channels': 4, 'classes': list(spec.classes),
+               'formats': formats, 'fs': spec.fs, 'nb_channels': 2 if name == STEREO else 4,
+               'classes': list(spec.classes),
                'class_sounds': bank.describe(), 'sound_bank': bank.name, 'metadata_format': spec.meta_format,
                'label_rate': spec.label_rate, 'scene': scene, 'nb_recordings': len(plan),
                'nb_events': sum(nb_events.values()),
@@ -455,14 +472,15 @@ def _readme(info: dict[str, Any]) -> str:
     spec = SPECS[info['dataset']]
     fmt_text = {'foa': 'foa_dev/: FOA (ACN W,Y,Z,X; SN3D)',
                 'mic': 'mic_dev/: 4 omni mics of the tetrahedral array in FREE FIELD (the real array is on a rigid '
-                       'sphere: this models only the delays between the capsules)'}
+                       'sphere: this models only the delays between the capsules)',
+                'stereo': 'stereo_dev/: coincident left/right cardioids made from the FOA scene (synth/stereo.py)'}
     scene = info['scene']
     lines = [
         f"SYNTHETIC DATA - not recorded, not the {info['dataset']} development set.",
         '',
         f"Made by synthesize_dataset.py (synth/dcase.py, generator version {GENERATOR_VERSION}) as a look-alike "
         f"of {info['dataset']} in its on-disk layout (file names, folders, folds, {spec.fs} Hz, 16-bit PCM, "
-        f"4 channels, {spec.meta_format} metadata in metadata_dev/).",
+        f"{info['nb_channels']} channels, {spec.meta_format} metadata in metadata_dev/).",
         *[f'  {fmt_text[f]}' for f in info['formats']],
         f"Classes in index order: {', '.join(info['classes'])}.",
         'The sounds are SYNTHETIC STAND-INS for these classes: '

@@ -120,8 +120,8 @@ def test_generator_round_trips_targets_and_rejects_bad_settings(accddoa):
         gen.get_labels()
     with pytest.raises(SELDError, match=r'sequence_length=52: must be a multiple of prod\(t_pool_size\)=5'):
         DataGenerator(dict(accddoa, sequence_length=52), split='test')
-    with pytest.raises(SELDError, match='azi_only=true: output=multi_accddoa'):
-        DataGenerator(dict(accddoa, azi_only=True), split='test')
+    with pytest.raises(SELDError, match='azi_only=true: output=accdoa'):  # multi_accddoa: the 2025 targets
+        DataGenerator(dict(accddoa, output='accdoa', azi_only=True), split='test')
     with pytest.raises(SELDError, match=r'target of shape \(20, 6, 5, 13\), expected \(20, 6, 4, 13\)'):
         DataGenerator(dict(accddoa, output='multi_accdoa'), split='test')  # features made for another output
     fc = FeatureClass(accddoa)

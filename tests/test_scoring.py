@@ -125,7 +125,7 @@ def test_scorer_instances_reference_upsampled_and_refused():
     rs, rd, _, _ = random_file(rng, 30, 3, p=0.4)
     ref = label_frames.matrices_to_instances(rs, rd)
     s = scoring.SELDScorer(classes=['a', 'b', 'c'], prediction_rate=10.0, reference_rate=10.0,
-                      definitions=md.DEFINITIONS[:-1], average='micro')
+                      definitions=md.NO_DISTANCE_DEFINITIONS, average='micro')
     s.add('x', ref, rs, rd, duration_s=3.0, nb_frames=30)
     for name, vals in s.results().items():
         assert vals['f_score'] == 1.0 and vals['error_rate'] == 0.0, name
@@ -155,7 +155,7 @@ def test_scorer_scores_predictions_as_written():
     res = []
     for doa in (pd, pd2):
         s = scoring.SELDScorer(classes=list('abc'), prediction_rate=10.0, reference_rate=10.0,
-                          definitions=md.DEFINITIONS[:-1])
+                          definitions=md.NO_DISTANCE_DEFINITIONS)
         s.add('f', ev, ps, doa, duration_s=20.0, nb_frames=T)
         res.append(scoring.flatten_results(s.results()))
     assert res[0] == pytest.approx(res[1], rel=1e-12, nan_ok=True)
@@ -257,7 +257,7 @@ def test_cli_scores_a_dcase2020_run_against_metadata_dev(tmp_path):
     classes = [f'class{i}' for i in range(C)]
     meta, pred_dir = tmp_path / 'metadata_dev', tmp_path / 'run' / 'predictions'
     pred_dir.mkdir(parents=True)
-    definitions = [d for d in md.DEFINITIONS if d != 'dcase2024']
+    definitions = list(md.NO_DISTANCE_DEFINITIONS)
     scorer = scoring.SELDScorer(classes=classes, prediction_rate=10.0, reference_rate=10.0, definitions=definitions)
     files = {}
     for sub, stem, dur in (('dev-train', 'fold3_room1_mix001', 5.0), ('dev-test', 'fold4_room2_mix001', 6.0),
