@@ -122,9 +122,15 @@ def test_generator_round_trips_targets_and_rejects_bad_settings(accddoa):
         DataGenerator(dict(accddoa, sequence_length=52), split='test')
     with pytest.raises(SELDError, match='azi_only=true: output=accdoa'):  # multi_accddoa: the 2025 targets
         DataGenerator(dict(accddoa, output='accdoa', azi_only=True), split='test')
-    with pytest.raises(SELDError, match=r'target of shape \(20, 6, 5, 13\), expected \(20, 6, 4, 13\)'):
-        DataGenerator(dict(accddoa, output='multi_accdoa'), split='test')  # features made for another output
+    with pytest.raises(SELDError, match=r'_multi_accdoa_x5: no normalized features/labels; run'):
+        DataGenerator(dict(accddoa, output='multi_accdoa'), split='test')  # each output's targets: a folder of its own
     fc = FeatureClass(accddoa)
+    np.save(fc.paths(gen.stems[0])['target'], np.zeros((20, 6, 4, C), np.float32))  # a target of another layout
+    try:
+        with pytest.raises(SELDError, match=r'target of shape \(20, 6, 4, 13\), expected \(20, 6, 5, 13\)'):
+            DataGenerator(accddoa, split='test')
+    finally:
+        np.save(fc.paths(gen.stems[0])['target'], stored[0][1])
     os.rename(fc.target_dir, fc.target_dir + '.away')
     try:
         with pytest.raises(SELDError, match='no target for output=multi_accddoa; run `python batch_feature_extraction'):
