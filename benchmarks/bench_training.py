@@ -185,7 +185,22 @@ def thread_settings() -> str:
     if backend == 'torch':
         import torch
         return f'torch threads {torch.get_num_threads()}'
-    return 'XLA default threads'
+    flags = os.environ.get('XLA_FLAGS', '')
+    return f'XLA threads: {flags}' if 'intra_op' in flags else 'XLA default threads'
+
+
+def limit_threads(threads: int) -> None:
+    """``--peer-threads``: the thread pools of this process's library (before any op runs; JAX's flags are set by
+    :func:`run_variant` in the environment)."""
+    if not threads:
+        return
+    if 'torch' in sys.modules:
+        import torch
+        torch.set_num_threads(threads)
+    if 'tensorflow' in sys.modules:
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
 def peer_batch(batch: int) -> tuple:
@@ -199,7 +214,7 @@ def peer_batch(batch: int) -> tuple:
     return x, y
 
 
-def official_child(official: str, steps: int, batch: int) -> None:
+def official_child(official: str, steps: int, batch: int, threads: int = 0) -> None:
     """Time the official DCASE 2023 training step (module docstring) in this process; print its RESULT line."""
     t_start = time.perf_counter()
     import torch
@@ -207,6 +222,7 @@ def official_child(official: str, steps: int, batch: int) -> None:
     import compare_official_baselines as cob
     from compare_official_metrics import import_file, legacy_environment
     t_import = time.perf_counter() - t_start
+    limit_threads(threads)
     folder = os.path.join(official, cob.REPOS[2023])
     torch.manual_seed(0)
     x, y = peer_batch(batch)
@@ -246,9 +262,9 @@ def official_child(official: str, steps: int, batch: int) -> None:
                                       learning_rate=lr)))
 
 
-def child(variant: str, steps: int, *, official: str | None = None, batch: int = 16) -> None:
+def child(variant: str, steps: int, *, official: str | None = None, batch: int = 16, threads: int = 0) -> None:
     if variant == OFFICIAL_PEER:
-        official_child(official, steps, batch)
+        official_child(official, steps, batch, threads)
         return
     t_start = time.perf_counter()
     xla = variant.endswith('-xla')
@@ -260,6 +276,8 @@ def child(variant: str, steps: int, *, official: str | None = None, batch: int =
     import keras
     import keras_model
     t_import = time.perf_counter() - t_start
+    if base == OURS_PEER:
+        limit_threads(threads)  # keras has loaded its backend's library; no op has run yet
     keras.utils.set_random_seed(0)
     if base == OURS_PEER:  # the official model's batch, features transposed to ours (frames, bands, maps)
         x, y = peer_batch(batch)
@@ -306,12 +324,18 @@ def child(variant: str, steps: int, *, official: str | None = None, batch: int =
 
 
 def run_variant(variant: str, steps: int, backend: str | None = None, *, official: str | None = None,
-                batch: int = 16) -> dict:
+                batch: int = 16, threads: int = 0) -> dict:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', **({'KERAS_BACKEND': backend} if backend else {}))
+    if threads:
+        env['OMP_NUM_THREADS'] = str(threads)
+        if threads == 1:  # XLA's CPU thread pool can only be turned off, not sized
+            env['XLA_FLAGS'] = (env.get('XLA_FLAGS', '') +
+                                ' --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1').strip()
     if variant.removesuffix('-xla').endswith('noonednn'):
         env['TF_ENABLE_ONEDNN_OPTS'] = '0'
     t0 = time.perf_counter()
-    peer = ['--peer-batch', str(batch)] + (['--peer-official', official] if official else [])
+    peer = ['--peer-batch', str(batch), '--peer-threads', str(threads)] + (['--peer-official', official] if official
+                                                                            else [])
     out = subprocess.run([sys.executable, os.path.abspath(__file__), '--child', variant, '--steps', str(steps)] + peer,
                          capture_output=True, text=True, cwd=ROOT, env=env)
     if out.returncode:
@@ -336,10 +360,13 @@ def main() -> None:
                     help='folder holding a clone of seld-dcase2023: time its PyTorch training step beside ours '
                          f'({OURS_PEER}) at the same batch and sequence (module docstring)')
     ap.add_argument('--peer-batch', type=int, default=16, help='batch size of the peer comparison (default 16)')
+    ap.add_argument('--peer-threads', type=int, default=0,
+                    help='threads of every peer-comparison process (PyTorch, TensorFlow; JAX: 1 only); default 0: '
+                         'each library\'s default (one per core)')
     ap.add_argument('--child', default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        child(args.child, args.steps, official=args.peer_official, batch=args.peer_batch)
+        child(args.child, args.steps, official=args.peer_official, batch=args.peer_batch, threads=args.peer_threads)
         return
     import keras  # the backend of KERAS_BACKEND (no tensors here: the children time the steps)
     import numpy as np
@@ -400,7 +427,8 @@ def main() -> None:
     for k, (b, v) in ((k, job) for k in range(args.rounds) for job in jobs):
         is_peer = v.removesuffix('-xla') in (OURS_PEER, OFFICIAL_PEER)
         batch = args.peer_batch if is_peer else B
-        r = run_variant(v, args.steps, b if args.backends else None, official=peer, batch=args.peer_batch)
+        r = run_variant(v, args.steps, b if args.backends else None, official=peer, batch=args.peer_batch,
+                        threads=args.peer_threads if is_peer else 0)
         r['variant'] = v = label(b, v)
         r['round'], r['batch'] = k, batch
         runs[v].append(r)
