@@ -30,7 +30,8 @@ x 7 maps, FOA log-mel + intensity vectors; targets: 50 label frames of Multi-ACC
   with PyTorch's default threads (one per core, as TensorFlow's intra-op pool), eager;
 * ``dcase2023_baseline``  ours: ``keras_model.get_model`` with task-id ``dcase2023_baseline``'s parameters
   (``compare_official_baselines.ours_model``), ``keras_model.compile_model`` (Adam at the task's learning rate,
-  ``losses.adpit_mse``), ``train_on_batch``; under each of ``--backends``.
+  ``losses.adpit_mse``) and, as seld.py, ``cpu_kernels.use_fused_batchnorm`` (``fused_batchnorm=auto``: TensorFlow's
+  fused BatchNorm kernel on a TensorFlow CPU), ``train_on_batch``; under each of ``--backends``.
 
 The official model and its loss are loaded with compare_official_baselines.py's helpers (nothing of the official
 code is copied here). Both get the same seeded random features and targets (``random_multitrack``: 0 to 4
@@ -295,12 +296,16 @@ def child(variant: str, steps: int, *, official: str | None = None, batch: int =
         model = cob.ours_model(2023)
         keras_model.compile_model(model, learning_rate=parameter.get_params(OURS_PEER)['learning_rate'],
                                   jit_compile=jit)
+        import cpu_kernels  # as seld.py trains it (fused_batchnorm=auto: on a TensorFlow CPU only)
+        fused = cpu_kernels.use_fused_batchnorm(model, enable=parameter.get_params(OURS_PEER)['fused_batchnorm'])
     elif base in REFERENCES:
         model = reference_model(**REFERENCES[base], jit_compile=jit)
     else:
         model = keras_model.get_model(nb_frames=T, nb_bins=BINS, nb_channels=CH, nb_classes=NC, jit_compile=jit,
                                       gru_type='original' if base == 'project-original' else 'cudnn',
                                       mixed_precision=PRECISION.get(base.rsplit('-', 1)[-1], 'none'))
+    if base != OURS_PEER:
+        fused = None
     if base == 'project-fusedbn':  # cpu_kernels.py: TensorFlow's fused BatchNorm training kernel
         import cpu_kernels
         cpu_kernels.use_fused_batchnorm(model, enable=True)
@@ -320,7 +325,8 @@ def child(variant: str, steps: int, *, official: str | None = None, batch: int =
     print('RESULT ' + json.dumps(dict(variant=variant, backend=keras.backend.backend(), params=model.count_params(),
                                       import_s=t_import, build_s=t_build, first_step_s=t_first, steps=times,
                                       peak_flops=peak, check_max_abs_diff=check, load=(load_before, load_after),
-                                      threads=thread_settings(), jit_compile=bool(model.jit_compile))))
+                                      threads=thread_settings(), jit_compile=bool(model.jit_compile),
+                                      fused_batchnorm=fused)))
 
 
 def run_variant(variant: str, steps: int, backend: str | None = None, *, official: str | None = None,
@@ -441,7 +447,9 @@ def main() -> None:
               + f'{v:26s} params {r["params"]:,} | first step {r["first_step_s"]:5.1f} s (build {r["build_s"]:.1f} s, '
               f'imports {r["import_s"]:.1f} s) | {1 / step:.3f} steps/s = {batch / step:5.2f} seq/s '
               f'({step:.2f} s/step, median of {len(r["steps"])}: {" ".join(f"{s:.2f}" for s in r["steps"])}) | '
-              f'{flops}({r["threads"]}, jit_compile {r["jit_compile"]}) | load average '
+              f'{flops}({r["threads"]}, jit_compile {r["jit_compile"]}'
+              + (f', fused BatchNorm in {r["fused_batchnorm"]} layers' if r.get('fused_batchnorm') else '')
+              + ') | load average '
               f'{r["load"][0]:.2f} -> {r["load"][1]:.2f}'
               + (f' | max |project - reference| forward {r["check_max_abs_diff"]:.1e}'
                  if r['check_max_abs_diff'] is not None else ''), flush=True)
