@@ -68,6 +68,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT]
 
+from utils import SELDError, run_cli  # noqa: E402
+
 B, T, BINS, CH, NC = 16, 512, 256, 4, 11
 FILT, POOL, RNN, FNN = 64, (8, 8, 2), (128, 128), (128,)
 VARIANTS = ('reference', 'ref+dense', 'project', 'project-fusedbn', 'project-original', 'project-inter1',
@@ -385,18 +387,18 @@ def main() -> None:
         variants = args.variants.split(',') if args.variants else ([] if peer else ['ref+dense', 'project'])
     unknown = [v for v in variants if v.removesuffix('-xla') not in VARIANTS + (OURS_PEER,)]
     if unknown:
-        raise SystemExit(f'unknown variants {unknown}; choose from {", ".join(VARIANTS + (OURS_PEER,))} '
-                         f'(each also with -xla)')
+        raise SELDError(f'--variants: unknown {unknown}; choose from {", ".join(VARIANTS + (OURS_PEER,))} '
+                        f'(each also with -xla)')
     if peer:
         import importlib.util
 
         from compare_official_baselines import REPOS
         clone = os.path.join(peer, REPOS[2023])
         if not os.path.isfile(os.path.join(clone, 'seldnet_model.py')):
-            raise SystemExit(f'--peer-official {peer}: no {REPOS[2023]}/seldnet_model.py there (a clone of '
-                             f'github.com/sharathadavanne/seld-dcase2023)')
+            raise SELDError(f'--peer-official {peer}: no {REPOS[2023]}/seldnet_model.py there (a clone of '
+                            f'github.com/sharathadavanne/seld-dcase2023)')
         if importlib.util.find_spec('torch') is None:
-            raise SystemExit('--peer-official needs PyTorch (the official model is a PyTorch program)')
+            raise SELDError('--peer-official needs PyTorch (the official model is a PyTorch program)')
         if not any(v.removesuffix('-xla') == OURS_PEER for v in variants):
             variants.append(OURS_PEER)
     jobs = [(b, v) for b in backends for v in variants if b == 'tensorflow' or v.removesuffix('-xla') not in TF_ONLY]
@@ -491,4 +493,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(lambda argv: main())
