@@ -27,7 +27,7 @@ x 7 maps, FOA log-mel + intensity vectors; targets: 50 label frames of Multi-ACC
 * ``official-dcase2023``  the official ``SeldModel`` from the clone as ``train_seldnet.py`` builds it (its own
   ``parameters.py`` defaults, task 3: FOA + Multi-ACCDOA), trained as its ``train_epoch`` does: ``torch.optim.Adam``
   (its ``lr``), ``MSELoss_ADPIT``, ``zero_grad`` / forward / ``backward`` / ``step`` / ``loss.item()``, on the CPU
-  with PyTorch's default threads (one per core, as TensorFlow's intra-op pool), eager;
+  with PyTorch's default threads (one per core, as TensorFlow's intra-op pool) or ``--peer-threads``, eager;
 * ``dcase2023_baseline``  ours: ``keras_model.get_model`` with task-id ``dcase2023_baseline``'s parameters
   (``compare_official_baselines.ours_model``), ``keras_model.compile_model`` (Adam at the task's learning rate,
   ``losses.adpit_mse``) and, as seld.py, ``cpu_kernels.use_fused_batchnorm`` (``fused_batchnorm=auto``: TensorFlow's
@@ -37,6 +37,11 @@ The official model and its loss are loaded with compare_official_baselines.py's 
 code is copied here). Both get the same seeded random features and targets (``random_multitrack``: 0 to 4
 instances of a class per frame). Without ``--variants`` only these two run; the printout ends with the steps/s of
 each and the ratio ours / official per backend (>1: ours is faster), per round and the median over rounds.
+``--peer-threads N`` gives every one of these processes N threads (PyTorch ``set_num_threads``, TensorFlow's intra-
+and inter-op pools; JAX: N = 1 only, by ``XLA_FLAGS``); by default each library takes its own (one per core). On
+a machine whose cores are busy with other work, PyTorch's default OpenMP threads wait at every parallel region for
+the one that has no core, and TensorFlow's work-stealing pool does not (benchmarks/README.md: the official step
+took 1.5-5.2 s with 2 threads, 0.8-1.3 s with 1, at a load of 5-6 on 2 cores): compare at ``--peer-threads 1`` there.
 
 It runs under the Keras backend of ``KERAS_BACKEND`` (TensorFlow by default, JAX or PyTorch), or under each of
 ``--backends`` in turn within one run (so that they meet the same machine load); the TensorFlow-only variants are
@@ -54,7 +59,8 @@ bench_streaming.py).
     python benchmarks/bench_training.py [--steps 5] [--quick] [--variants reference,project,...] [--rounds 2]
     KERAS_BACKEND=jax python benchmarks/bench_training.py --quick
     python benchmarks/bench_training.py --steps 3 --variants project --backends tensorflow,jax,torch
-    python benchmarks/bench_training.py --peer-official DIR --backends tensorflow,jax,torch --steps 5 --rounds 2
+    python benchmarks/bench_training.py --peer-official DIR --backends tensorflow,jax,torch --steps 3 --rounds 2 \
+        [--peer-threads 1] [--peer-batch 16]
 """
 from __future__ import annotations
 
