@@ -265,7 +265,8 @@ def official_child(official: str, steps: int, batch: int, threads: int = 0) -> N
     params = sum(t.numel() for t in model.parameters())
     stats = sum(t.numel() for n, t in model.named_buffers() if n.endswith(('running_mean', 'running_var')))
     print('RESULT ' + json.dumps(dict(variant=OFFICIAL_PEER, backend=f'torch {torch.__version__}',
-                                      params=params + stats, import_s=t_import, build_s=t_build, first_step_s=t_first, steps=times,
+                                      params=params + stats, import_s=t_import, build_s=t_build,
+                                      first_step_s=t_first, steps=times,
                                       peak_flops=None, check_max_abs_diff=None, load=(load_before, load_after),
                                       threads=f'torch threads {torch.get_num_threads()}', jit_compile=False,
                                       learning_rate=lr)))
