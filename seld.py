@@ -355,6 +355,7 @@ def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
     from cls_feature_class import FeatureClass
 
     fc = FeatureClass(params)
+    scoring_info(fc, params)  # what cannot be scored is refused before any training
     if not os.path.exists(fc.scaler_file):
         raise SELDError(f'{fc.feat_label_dir}: no features for these parameters; run '
                         f'`python batch_feature_extraction.py {params["task_id"]}` (with the same key=value '

@@ -72,10 +72,12 @@ def test_device_line_says_where_training_runs():
     assert ('GPU' in line.split(' on ', 1)[1]) and (bool(names) or 'no GPU found' in line)
 
 
-def test_seld_refuses_features_it_cannot_train_on():
+def test_seld_refuses_an_output_it_cannot_score_before_training():
     import seld
     from utils import SELDError
 
-    params = parameter.get_params('999', ['features=logmel_iv', 'feat_label_dir=no/such/folder'])
-    with pytest.raises(SELDError, match='features=logmel_iv: seld.py trains SELDnet on features=magphase'):
+    params = parameter.get_params('999', ['features=logmel_iv', 'output=multi_accdoa', 't_pool_size=4,1,1',
+                                          'pool_size=4,4,2', 'feat_label_dir=no/such/folder'])
+    with pytest.raises(SELDError, match="output=multi_accdoa: the DCASE baselines' outputs are scored on datasets "
+                                        "with 100 ms frame metadata"):
         seld.train(params, 'job')
