@@ -17,6 +17,12 @@ Usage::
                         ``class,onset_s,offset_s,azimuth_deg,elevation_deg`` (mean direction of the run)
     <stem>.png          spectrogram of channel 1, SED and DOA versus time (plots.plot_seld_output)
 
+A run of a DCASE baseline (``features=`` other than ``magphase``, ``output=accdoa|multi_accdoa|multi_accddoa``,
+``t_pool_size``) is predicted the same way at its output rate (100 ms); its ``<stem>.csv`` is in its year's format
+with every decoded instance (``dcase_outputs.write_instances``: ``dcase2020``, with distances ``dcase2024``, stereo
+``dcase2025``; ``--format`` applies to SELDnet runs), the threshold applies to the ACCDOA vectors' length, and the
+event list and figure hold one direction per class and frame.
+
 A file of any length is processed whole, with the training features' framing and frame count (a file
 shorter than one window of the TUT-2018 framing is zero-padded to one window), computed and predicted in
 blocks of ``batch_size`` sequences of ``sequence_length`` frames (the last sequence zero-padded as in
@@ -83,10 +89,21 @@ class Run:
         SED probability above which a class is active (the run's ``sed_threshold``).
     azi_only : bool
         DOA output is (x, y) per class.
-    mean, scale : np.ndarray [shape=(nb_bins, 2*nb_channels)], float32
+    mean, scale : np.ndarray [shape=(nb_bins, nb_maps)], float32
         The feature scaler.
     params : dict
         The run's resolved parameters.
+    features : str
+        The run's ``features=`` (``magphase``: the paper's; the DCASE baselines': :mod:`dcase_features`).
+    nb_maps : int
+        Feature maps (``2*nb_channels`` for ``magphase``); ``nb_bins`` is then the bins or mel bands.
+    audio_format : str
+        ``foa``, ``mic`` or ``stereo`` (what the DCASE features of the channels are).
+    output : str
+        ``seldnet`` (``sed_out``, ``doa_out``) or an ACCDOA-family output (``accdoa_out``, decoded by
+        :func:`dcase_outputs.decode` with the run's ``thresh_unify``).
+    frames_per_output : int
+        Feature frames per output frame (``prod(t_pool_size)``).
     """
     folder: str
     model: Any
@@ -103,6 +120,11 @@ class Run:
     mean: np.ndarray
     scale: np.ndarray
     params: dict[str, Any]
+    features: str = 'magphase'
+    nb_maps: int = 0
+    audio_format: str = 'foa'
+    output: str = 'seldnet'
+    frames_per_output: int = 1
 
     @property
     def nb_classes(self) -> int:
@@ -158,24 +180,30 @@ def read_run_settings(run_folder: str | os.PathLike) -> dict[str, Any]:
                         framing=framing, nb_channels=int(feat['nb_channels']),
                         nb_bins=int(feat['nb_bins']), sequence_length=int(p['sequence_length']),
                         batch_size=int(p['batch_size']), threshold=float(p['sed_threshold']),
-                        azi_only=bool(p['azi_only']), params=p)
+                        azi_only=bool(p['azi_only']), params=p, features=str(feat.get('features', 'magphase')),
+                        audio_format=str(feat.get('format', 'foa')), output=str(p.get('output', 'seldnet')),
+                        frames_per_output=int(feat.get('frames_per_output', 1)))
+        if settings['features'] != 'magphase':  # (mel bands, maps) of the DCASE features
+            settings['nb_bins'], settings['nb_maps'] = (int(v) for v in feat['feature_shape'])
+        else:
+            settings['nb_maps'] = 2 * settings['nb_channels']
     except (KeyError, TypeError, ValueError, OverflowError) as err:
         raise SELDError(f'{params_file}: missing or invalid entry {err} (expected the "params" and "features" '
                         f'written by seld.py)') from err
-    kind = (p.get('features', 'magphase'), p.get('output', 'seldnet'), p.get('t_pool_size'))
-    if kind != ('magphase', 'seldnet', None):
-        raise SELDError(f'{params_file}: features={kind[0]}, output={kind[1]}, t_pool_size={kind[2]}: predict.py runs '
-                        f'SELDnet models (features=magphase, output=seldnet, no time pooling); a DCASE baseline '
-                        f"run's predictions are the files seld.py wrote in its predictions/ folder")
     rules = [('features.fs', framing.fs, framing.fs >= 1000, 'must be a sample rate in Hz >= 1000'),
              ('features.hop_len', framing.hop_len, 1 <= framing.hop_len <= framing.nfft, 'must be in 1 .. nfft'),
              ('features.win_len', framing.win_len, 1 <= framing.win_len <= framing.nfft, 'must be in 1 .. nfft'),
              ('features.nfft', framing.nfft, 16 <= framing.nfft <= 65536 and framing.nfft % 2 == 0,
               'must be an even number of samples, 16 .. 65536'),
-             ('features.nb_bins', settings['nb_bins'], settings['nb_bins'] == framing.nfft // 2, 'must be nfft/2'),
+             ('features.nb_bins', settings['nb_bins'],
+              settings['nb_bins'] == framing.nfft // 2 or settings['features'] != 'magphase', 'must be nfft/2'),
+             ('features.frames_per_output', settings['frames_per_output'], settings['frames_per_output'] >= 1,
+              'must be >= 1'),
              ('features.nb_channels', settings['nb_channels'], settings['nb_channels'] >= 1, 'must be >= 1'),
              ('features.classes', settings['classes'], len(settings['classes']) >= 1, 'must not be empty'),
-             ('params.sequence_length', settings['sequence_length'], settings['sequence_length'] >= 1, 'must be >= 1'),
+             ('params.sequence_length', settings['sequence_length'],
+              settings['sequence_length'] >= 1 and settings['sequence_length'] % settings['frames_per_output'] == 0,
+              'must be a multiple of features.frames_per_output, >= 1'),
              ('params.batch_size', settings['batch_size'], settings['batch_size'] >= 1, 'must be >= 1'),
              ('params.sed_threshold', settings['threshold'], 0 < settings['threshold'] < 1,
               'must be strictly between 0 and 1')]
@@ -205,25 +233,31 @@ def load_run(run_folder: str | os.PathLike) -> Run:
         not agree with each other (model input and outputs, scaler shape, feature description).
     """
     s = read_run_settings(run_folder)
-    folder, nb_bins, nb_channels = s['folder'], s['nb_bins'], s['nb_channels']
+    folder, nb_bins = s['folder'], s['nb_bins']
     params_file = os.path.join(folder, 'params.json')
     scaler_file = os.path.join(folder, 'scaler.npz')
     mean, scale = load_scaler(scaler_file, hint='copy scaler.npz again from the feature folder of the run '
                                                 '(params.json: features.feat_label_dir)')
-    if mean.shape != (nb_bins, 2 * nb_channels) or scale.shape != mean.shape:
+    nb_maps = s['nb_maps']
+    if mean.shape != (nb_bins, nb_maps) or scale.shape != mean.shape:
         raise SELDError(f'{scaler_file}: shape {mean.shape} does not match the features of {params_file} '
-                        f'({nb_bins} bins, {2 * nb_channels} maps)')
+                        f'({nb_bins} bins, {nb_maps} maps)')
     runtime.import_keras()  # Keras and its backend: loaded only now, so argument and file errors are reported fast
     import keras_model
 
     model_file = os.path.join(folder, 'model.keras')
     model = keras_model.load_model(model_file)
-    expected_in = (s['sequence_length'], nb_bins, 2 * nb_channels)
+    expected_in = (s['sequence_length'], nb_bins, nb_maps)
     got_in = tuple(model.input_shape[1:])
     if len(got_in) != 3 or any(g is not None and g != e for g, e in zip(got_in, expected_in)):
         raise SELDError(f'{model_file}: input shape {got_in} does not match {params_file} '
-                        f'(sequence_length, bins, 2*channels) = {expected_in}')
-    expected_out = dict(sed_out=len(s['classes']), doa_out=(2 if s['azi_only'] else 3) * len(s['classes']))
+                        f'(sequence_length, bins, maps) = {expected_in}')
+    C = len(s['classes'])
+    if s['output'] == 'seldnet':
+        expected_out = dict(sed_out=C, doa_out=(2 if s['azi_only'] else 3) * C)
+    else:  # tracks x values per track x classes (keras_model.py)
+        values = 3 + (s['output'] == 'multi_accddoa') - (s['output'] == 'multi_accddoa' and s['azi_only'])
+        expected_out = dict(accdoa_out=(1 if s['output'] == 'accdoa' else 3) * values * C)
     got_out = {name: out.shape[-1] for name, out in zip(model.output_names, model.outputs)}
     if got_out != expected_out:
         raise SELDError(f'{model_file}: outputs {got_out} do not match the {len(s["classes"])} classes of '
@@ -272,7 +306,10 @@ def predict_audio(run: Run, audio: np.ndarray) -> dict[str, np.ndarray]:
         ``sed_prob`` np.ndarray [shape=(frames, classes)], float32 - SED probabilities;
         ``doa`` np.ndarray [shape=(frames, 3*classes) or (frames, 2*classes)], float32 - the network's
         DOA output in blocks [x.., y.., z..] (meaningful only where the class is active);
-        ``spec`` np.ndarray [shape=(frames, nfft/2)], float32 - STFT magnitude of channel 1.
+        ``spec`` np.ndarray [shape=(frames, bins)], float32 - the first feature map (STFT magnitude of channel 1,
+        or the log-mel of channel 1).
+        For an ACCDOA-family run, ``output`` [shape=(output frames, values)] (the model's ``accdoa_out``) replaces
+        ``sed_prob`` and ``doa``; with time pooling, output frames are ``ceil(frames / frames_per_output)``.
     """
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 2 or audio.shape[1] != run.nb_channels:
@@ -280,21 +317,34 @@ def predict_audio(run: Run, audio: np.ndarray) -> dict[str, np.ndarray]:
     if not run.framing.centered and audio.shape[0] < run.nfft + run.hop_len:  # at least one frame
         audio = np.pad(audio, ((0, run.nfft + run.hop_len - audio.shape[0]), (0, 0)))
     n = run.framing.nb_frames(audio.shape[0])
-    T = run.sequence_length
+    T, p = run.sequence_length, run.frames_per_output
     block = T * run.batch_size
-    sed, doa, spec = [], [], []
+    whole = None
+    if run.features != 'magphase':  # the DCASE features are whole-recording (the log-mel's top_db): computed once
+        from cls_feature_class import _frames
+
+        import dcase_features
+        whole = dcase_features.compute(_frames(audio, run.framing, None)[0], window=run.framing.window(),
+                                       features=run.features, fs=run.fs, audio_format=run.audio_format)
+    names = ('sed_out', 'doa_out') if run.output == 'seldnet' else ('accdoa_out',)
+    outs: dict[str, list] = {k: [] for k in names}
+    spec = []
     for f0 in range(0, n, block):
         f1 = min(f0 + block, n)
-        feat = extract_features(audio, framing=run.framing, first_frame=f0, nb_frames=f1 - f0)
+        feat = (extract_features(audio, framing=run.framing, first_frame=f0, nb_frames=f1 - f0) if whole is None
+                else whole[f0:f1])
         spec.append(feat[..., 0].copy())
         x = (feat - run.mean) / run.scale
         nb_seq = -(-(f1 - f0) // T)
         x = np.pad(x, ((0, nb_seq * T - (f1 - f0)), (0, 0), (0, 0)))
-        out = run.model.predict_on_batch(x.reshape(nb_seq, T, run.nb_bins, 2 * run.nb_channels))
-        sed.append(np.asarray(out['sed_out']).reshape(nb_seq * T, -1)[:f1 - f0])
-        doa.append(np.asarray(out['doa_out']).reshape(nb_seq * T, -1)[:f1 - f0])
-    return dict(sed_prob=np.concatenate(sed).astype(np.float32), doa=np.concatenate(doa).astype(np.float32),
-                spec=np.concatenate(spec).astype(np.float32))
+        out = run.model.predict_on_batch(x.reshape(nb_seq, T, run.nb_bins, run.nb_maps))
+        for k in names:  # output frames: T / p per sequence; those of the real frames kept
+            outs[k].append(np.asarray(out[k]).reshape(nb_seq * (T // p), -1)[:-(-(f1 - f0) // p)])
+    result = {k: np.concatenate(v).astype(np.float32) for k, v in outs.items()}
+    spec = np.concatenate(spec).astype(np.float32)
+    if run.output != 'seldnet':
+        return dict(output=result['accdoa_out'], spec=spec)
+    return dict(sed_prob=result['sed_out'], doa=result['doa_out'], spec=spec)
 
 
 def predict_file(run: Run, path: str | os.PathLike, *, threshold: float | None = None,
@@ -325,10 +375,22 @@ def predict_file(run: Run, path: str | os.PathLike, *, threshold: float | None =
     threshold = run.threshold if threshold is None else float(threshold)
     audio, _, notes = read_audio(path, fs=run.fs, nb_channels=run.nb_channels, channels=channels)
     out = predict_audio(run, audio)
-    out.update(sed=(out['sed_prob'] > threshold).astype(np.float32), frame_rate=run.frame_rate,
+    if run.output != 'seldnet':  # decoded as the baselines do; class-wise matrices for the event list and figure
+        import dcase_outputs
+
+        inst = dcase_outputs.decode(out['output'], output=run.output, nb_classes=run.nb_classes,
+                                    azi_only=run.azi_only, threshold=threshold,
+                                    thresh_unify=float(run.params.get('thresh_unify', 15.0)))
+        sed, doa = label_frames.instances_to_matrices(
+            inst._replace(vec=inst.vec[:, :2] if run.azi_only else inst.vec), nb_classes=run.nb_classes,
+            nb_frames=len(out['output']))
+        out.update(instances=inst, sed_prob=sed, doa=doa.astype(np.float32),
+                   instances_format='dcase2025' if run.azi_only else
+                   'dcase2024' if run.output == 'multi_accddoa' else 'dcase2020')
+    out.update(sed=(out['sed_prob'] > threshold).astype(np.float32), frame_rate=run.frame_rate / run.frames_per_output,
                nb_frames=int(out['sed_prob'].shape[0]), nb_samples=int(audio.shape[0]), fs=run.fs,
                duration_s=audio.shape[0] / run.fs, classes=list(run.classes), path=path, notes=notes,
-               threshold=threshold)
+               threshold=threshold, frames_per_output=run.frames_per_output)
     return out
 
 
@@ -389,13 +451,20 @@ def write_outputs(result: dict[str, Any], *, out_dir: str, fmt: str = 'dcase2019
     paths = dict(csv=os.path.join(out_dir, stem + '.csv'), events_csv=os.path.join(out_dir, stem + '_events.csv'),
                  figure=os.path.join(out_dir, stem + '.png'))
     fr = result['frame_rate']
-    out_rate = fr if fmt == 'dcase2019' else formats.FORMAT_FRAME_RATE[fmt]
-    formats.write_csv(paths['csv'], result['sed'], result['doa'], fmt=fmt, frame_rate=fr,
-                                 out_frame_rate=out_rate, angle_decimals=0)
+    if 'instances' in result:  # an ACCDOA-family run: its year's format, every instance (dcase_outputs.py)
+        import dcase_outputs
+
+        dcase_outputs.write_instances(paths['csv'], result['instances'], fmt=result['instances_format'])
+    else:
+        out_rate = fr if fmt == 'dcase2019' else formats.FORMAT_FRAME_RATE[fmt]
+        formats.write_csv(paths['csv'], result['sed'], result['doa'], fmt=fmt, frame_rate=fr,
+                          out_frame_rate=out_rate, angle_decimals=0)
     events = events_of(result['sed'], result['doa'], frame_rate=fr)
     write_events_csv(paths['events_csv'], events, classes=result['classes'])
-    plots.plot_seld_output(paths['figure'], spec=result['spec'], classes=result['classes'], frame_rate=fr,
-                           pred_sed=result['sed'], pred_doa=result['doa'], fs=result['fs'],
+    p = result.get('frames_per_output', 1)  # the figure at the features' rate
+    plots.plot_seld_output(paths['figure'], spec=result['spec'], classes=result['classes'], frame_rate=fr * p,
+                           pred_sed=np.repeat(result['sed'], p, axis=0)[:len(result['spec'])],
+                           pred_doa=np.repeat(result['doa'], p, axis=0)[:len(result['spec'])], fs=result['fs'],
                            title=f'{os.path.basename(result["path"])}: SELDnet prediction '
                                  f'(threshold {result["threshold"]:g})')
     return dict(paths, events=events)
@@ -544,11 +613,12 @@ def _main(argv: list[str]) -> int:
         nb_events += len(written['events']['cls'])
         seconds += result['duration_s']
     bar.close()
-    rate = (f'{run.frame_rate:.2f} frames/s (model frame rate)' if args.format == 'dcase2019'
-            else '10 frames/s (100 ms)')
+    fmt = args.format if run.output == 'seldnet' else 'the run\'s year\'s format'
+    native = args.format == 'dcase2019' and run.output == 'seldnet' and run.frames_per_output == 1
+    rate = f'{run.frame_rate:.2f} frames/s (model frame rate)' if native else '10 frames/s (100 ms)'
     threshold = run.threshold if args.threshold is None else args.threshold
     print(f'predict: {len(files)} file(s), {seconds:.1f} s of audio, {nb_events} event(s) at threshold '
-          f'{threshold:g}; {args.format} CSVs at {rate}, events and figures in {out_dir} ({time.time() - t0:.1f} s)')
+          f'{threshold:g}; {fmt} CSVs at {rate}, events and figures in {out_dir} ({time.time() - t0:.1f} s)')
     return 0
 
 

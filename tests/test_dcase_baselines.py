@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import batch_feature_extraction
+import formats
 import dcase_outputs
 import parameter
 import scoring
@@ -58,6 +59,10 @@ def params_for(data, output: str, *, task: str | None = None, **kw):
     over = dict(TINY, dataset_dir=data[dataset], feat_label_dir=os.path.join(data['root'], 'feat'),
                 model_dir=os.path.join(data['root'], 'runs'), **kw)
     return parameter.get_params(task, over)
+
+
+def fc_classes(params) -> int:
+    return FeatureClass(params).nb_classes
 
 
 def oracle_output(target: np.ndarray, output: str) -> np.ndarray:
@@ -140,3 +145,21 @@ def test_a_baseline_trains_writes_its_format_and_the_scoring_command_agrees(data
             # last digits, 4e-11 relative measured)
             assert (value is None and np.isnan(expected)) or value == pytest.approx(expected, rel=1e-9, abs=1e-12), \
                 (name, key)
+    # predict.py on a test recording: the model's output from the audio is the one from the stored features, and
+    # its files are written (the CSV in the year's format)
+    import predict
+
+    run_ = predict.load_run(run)
+    gen = DataGenerator(params, split='test')
+    pred = run_.model.predict(gen, verbose=0)
+    stored = (dict(gen.split_outputs(pred['accdoa_out'])) if params['output'] != 'seldnet'
+              else {stem: sed for stem, sed, _ in gen.split_predictions(pred)})
+    result = predict.predict_file(run_, gen.recordings[0].wav)
+    got = result['output'] if params['output'] != 'seldnet' else result['sed_prob']
+    np.testing.assert_allclose(got, stored[gen.stems[0]], atol=1e-4)
+    assert result['frame_rate'] == 10
+    written = predict.write_outputs(result, out_dir=os.path.join(run, 'inference'))
+    assert all(os.path.exists(written[k]) for k in ('csv', 'events_csv', 'figure'))
+    if params['output'] != 'seldnet':
+        back = formats.read_instances(written['csv'], fmt=END_TO_END[task][1], nb_classes=fc_classes(params))
+        assert len(back.frame) == len(result['instances'].frame)
