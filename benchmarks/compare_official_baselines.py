@@ -538,6 +538,15 @@ def compare_outputs(folder: str, year: int, *, seed: int) -> list[tuple[str, flo
 
 
 # ==================================================================================================
+def find_clones(official: str, repos: dict[int, str]) -> dict[int, str]:
+    """``{year: folder}`` of the clones of ``repos`` under ``official``; each one missing is printed as skipped."""
+    found = {y: os.path.join(official, r) for y, r in repos.items() if os.path.isdir(os.path.join(official, r))}
+    for y, r in repos.items():
+        if y not in found:
+            print(f'{y}: {r} not found under {official}: skipped')
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--official', required=True, help='folder of the clones of the official repositories')
@@ -547,11 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--seconds', type=float, default=1.0, help='length of the synthesized excerpts')
     ap.add_argument('--seed', type=int, default=0)
     args = ap.parse_args(argv)
-    found = {y: os.path.join(args.official, r) for y, r in REPOS.items()
-             if os.path.isdir(os.path.join(args.official, r))}
-    for y, r in REPOS.items():
-        if y not in found:
-            print(f'{y}: {r} not found under {args.official}: skipped')
+    found = find_clones(args.official, REPOS)
     if not found:
         return 2
     has_torch = importlib.util.find_spec('torch') is not None

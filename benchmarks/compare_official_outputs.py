@@ -66,7 +66,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from compare_official_baselines import exec_parts  # noqa: E402
+from compare_official_baselines import exec_parts, find_clones  # noqa: E402
 from compare_official_metrics import _random_units, _rotate, legacy_environment  # noqa: E402
 from dcase_outputs import PAIRS, decode, layout, write_instances  # noqa: E402
 from label_frames import Instances  # noqa: E402
@@ -321,11 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--frames', type=int, default=2000, help='frames of each random output')
     ap.add_argument('--seed', type=int, default=0)
     args = ap.parse_args(argv)
-    found = {y: os.path.join(args.official, r) for y, r in REPOS.items()
-             if os.path.isdir(os.path.join(args.official, r))}
-    for y, r in REPOS.items():
-        if y not in found:
-            print(f'{y}: {r} not found under {args.official}: skipped')
+    found = find_clones(args.official, REPOS)
     if not found:
         return 2
     has_torch = importlib.util.find_spec('torch') is not None
