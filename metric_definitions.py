@@ -18,7 +18,7 @@ from metric_dcase2025 import fold_azimuth, frame_level_counts_2025, frame_level_
 from utils import SELDError, angular_distance_deg
 
 DEFINITIONS = ('seld2018', 'seld2018_legacy', 'dcase2019', 'dcase2020', 'dcase2020_corrected', 'dcase2021',
-               'dcase2022', 'dcase2024', 'dcase2025')
+               'dcase2022', 'dcase2024', 'dcase2024_nodist', 'dcase2025')
 #: Definitions scored when none are named (dcase2024 is added where reference and prediction have distances).
 DEFAULT_DEFINITIONS = ('seld2018', 'dcase2019', 'dcase2020', 'dcase2021', 'dcase2022')
 #: Definitions that need distances in the reference and the prediction.
@@ -27,7 +27,8 @@ DISTANCE_DEFINITIONS = ('dcase2024', 'dcase2025')
 NO_DISTANCE_DEFINITIONS = tuple(d for d in DEFINITIONS if d not in DISTANCE_DEFINITIONS)
 AVERAGES = ('micro', 'macro')
 #: Each year's default class averaging (the others pool counts by definition).
-DEFAULT_AVERAGE = {'dcase2021': 'micro', 'dcase2022': 'macro', 'dcase2024': 'macro', 'dcase2025': 'macro'}
+DEFAULT_AVERAGE = {'dcase2021': 'micro', 'dcase2022': 'macro', 'dcase2024': 'macro', 'dcase2024_nodist': 'macro',
+                   'dcase2025': 'macro'}
 #: The SELDnet paper's model frame rate, fs / hop = 44100 / 256.
 PAPER_FRAME_RATE = 44100 / 256
 EPS = float(np.finfo(float).eps)  # the official codes' eps, kept where it changes a value (2024 relative distance)
@@ -501,26 +502,29 @@ def location_aware_scores(counts: dict[str, Any], *, definition: str = 'dcase202
 
 
 # ==================================================================================================
-# Frame-level location-aware detection with distances (dcase2024)
+# Frame-level location-aware detection with distances (dcase2024), or without (dcase2024_nodist)
 # ==================================================================================================
 _FL_FIELDS = ('tp', 'fp', 'fp_spatial', 'fn', 'n_ref', 'de_tp', 'de_fn', 'angle_sum', 'dist_sum', 'reldist_sum')
 
 
 def frame_level_counts(ref: Instances, pred: Instances, *, nb_frames: int, nb_classes: int,
                        doa_threshold: float = 20.0, dist_threshold: float = math.inf,
-                       reldist_threshold: float = 1.0) -> dict[str, Any]:
+                       reldist_threshold: float = 1.0, distances: bool = True) -> dict[str, Any]:
     """Per-class counts of the DCASE 2024 frame-level metrics for one file (docs/metrics.md).
 
     Parameters
     ----------
     ref, pred : Instances
-        At the label rate (100-ms frames), both with ``dist`` in metres.
+        At the label rate (100-ms frames), both with ``dist`` in metres when ``distances``.
     nb_frames : int
     nb_classes : int
     doa_threshold : float
         Degrees; a matched pair farther is a spatial FP.
     dist_threshold, reldist_threshold : float
         Absolute (metres) and relative distance errors above which a matched pair is a spatial FP.
+    distances : bool
+        False: ``dcase2024_nodist``, the official code's ``eval_dist=False`` (distances, where given, are ignored;
+        the distance sums stay 0).
 
     Returns
     -------
@@ -532,15 +536,19 @@ def frame_level_counts(ref: Instances, pred: Instances, *, nb_frames: int, nb_cl
     ref = check_instances(ref, nb_frames=T, nb_classes=C, name='ref')
     pred = check_instances(pred, nb_frames=T, nb_classes=C, name='pred')
     for name, inst in (('reference', ref), ('prediction', pred)):
-        if inst.dist is None:
-            raise ValueError(f'dcase2024: the {name} has no distances (the 2024 metric needs them on both sides)')
+        if distances and inst.dist is None:
+            raise ValueError(f'dcase2024: the {name} has no distances (the 2024 metric needs them on both sides; '
+                             f'dcase2024_nodist scores without)')
     rkey, pkey = ref.frame * C + ref.cls, pred.frame * C + pred.cls
     n_ref = np.bincount(rkey, minlength=T * C)
     n_pred = np.bincount(pkey, minlength=T * C)
-    m = match_groups(rkey, ref.vec, pkey, pred.vec, angle=angle_dcase2024)
-    d_ref = ref.dist[m['ref_row']]
-    d_err = np.abs(d_ref - pred.dist[m['pred_row']])
-    rel = d_err / (d_ref + EPS)
+    m = match_groups(rkey, ref.vec, pkey, pred.vec, angle=angle_dcase2024)  # by angle only, as the official code
+    if distances:
+        d_ref = ref.dist[m['ref_row']]
+        d_err = np.abs(d_ref - pred.dist[m['pred_row']])
+        rel = d_err / (d_ref + EPS)
+    else:
+        d_err = rel = np.zeros(m['ref_row'].shape)
     miss = (m['dist'] > doa_threshold) | (d_err > dist_threshold) | (rel > reldist_threshold)
     both = (n_ref > 0) & (n_pred > 0)
     k = np.where(both, np.minimum(n_ref, n_pred), 0)
@@ -558,7 +566,8 @@ def frame_level_counts(ref: Instances, pred: Instances, *, nb_frames: int, nb_cl
     return per_class
 
 
-def frame_level_scores(counts: dict[str, Any], *, average: str | None = None) -> dict[str, float]:
+def frame_level_scores(counts: dict[str, Any], *, average: str | None = None,
+                       distances: bool = True) -> dict[str, float]:
     """DCASE 2024 scores from (accumulated) :func:`frame_level_counts`.
 
     Parameters
@@ -566,12 +575,16 @@ def frame_level_scores(counts: dict[str, Any], *, average: str | None = None) ->
     counts : dict
     average : {'micro', 'macro'}, optional
         Default 'macro' (the 2024 default).
+    distances : bool
+        As the counts were made. True: SELD = mean(1 - F, DOA / 180, relative distance error) per class (the 2024
+        score); False (``dcase2024_nodist``, the official ``eval_dist=False``): mean(ER, 1 - F, DOA / 180, 1 - LR) per
+        class, and no distance errors.
 
     Returns
     -------
     scores : dict
         ``error_rate, f_score, doa_error`` (degrees), ``distance_error`` (metres), ``relative_distance_error``
-        (NaN where nothing was matched), ``localization_recall, seld_score``.
+        (NaN where nothing was matched; with ``distances=False`` left out), ``localization_recall, seld_score``.
     """
     average = average or DEFAULT_AVERAGE['dcase2024']
     if average not in AVERAGES:
@@ -584,6 +597,10 @@ def frame_level_scores(counts: dict[str, Any], *, average: str | None = None) ->
     f_c = _ratio(c['tp'], c['tp'] + c['fp_spatial'] + 0.5 * (c['fp'] + c['fn']), 0.0)
     ang_c, dist_c, rel_c = (_ratio(c[k], c['de_tp'], np.nan) for k in ('angle_sum', 'dist_sum', 'reldist_sum'))
     lr_c = _ratio(c['de_tp'], c['de_tp'] + c['de_fn'], 0.0)
+    if not distances:  # ER is one number, repeated per class as the official code does
+        seld_c = _nanmean(np.stack(np.broadcast_arrays(er, 1.0 - f_c, ang_c / 180.0, 1.0 - lr_c)), axis=0)
+        return dict(error_rate=er, f_score=float(f_c.mean()), doa_error=float(_nanmean(ang_c)),
+                    localization_recall=float(lr_c.mean()), seld_score=float(seld_c.mean()))
     seld_c = _nanmean(np.stack([1.0 - f_c, ang_c / 180.0, rel_c]), axis=0)
     return dict(error_rate=er, f_score=float(f_c.mean()), doa_error=float(_nanmean(ang_c)),
                 distance_error=float(_nanmean(dist_c)), relative_distance_error=float(_nanmean(rel_c)),
@@ -666,6 +683,9 @@ def definition_counts(ref_sed: np.ndarray, ref_doa: np.ndarray, pred_sed: np.nda
                                                reldist_threshold=reldist_threshold)
             except ValueError as err:
                 raise SELDError(str(err)) from err
+        elif name == 'dcase2024_nodist':
+            out[name] = frame_level_counts(ref_instances, pred_instances, nb_frames=T, nb_classes=C,
+                                           doa_threshold=doa_threshold, distances=False)
         else:
             rule = _segment_rule(name)
             if prep is None:
@@ -695,15 +715,16 @@ def definition_scores(name: str, counts: dict[str, Any], *, average: str | None 
         (seld2018 also ``doa_missing``: the reference-active (frame, class) pairs not predicted active, which its
         ``doa_error`` leaves out); dcase2020, dcase2020_corrected, dcase2021, dcase2022: ``error_rate, f_score,
         localization_error, localization_recall, seld_score``; dcase2024: ``error_rate, f_score, doa_error,
-        distance_error, relative_distance_error, localization_recall, seld_score``; dcase2025: ``f_score,
+        distance_error, relative_distance_error, localization_recall, seld_score``; dcase2024_nodist: ``error_rate,
+        f_score, doa_error, localization_recall, seld_score``; dcase2025: ``f_score,
         f_score_onscreen, doa_error, distance_error, relative_distance_error, onscreen_accuracy, f_error``. Angles
         in degrees, F and recalls in [0, 1].
     """
     n = counts
     if name in _SEGMENT_LA:
         return location_aware_scores(n, definition=name, average=average)
-    if name == 'dcase2024':
-        return frame_level_scores(n, average=average)
+    if name in ('dcase2024', 'dcase2024_nodist'):
+        return frame_level_scores(n, average=average, distances=name == 'dcase2024')
     if name == 'dcase2025':
         return frame_level_scores_2025(n, average=average or DEFAULT_AVERAGE['dcase2025'])
     er = error_rate(substitutions=n['substitutions'], deletions=n['deletions'], insertions=n['insertions'],

@@ -22,7 +22,7 @@ from utils import SELDError
 
 #: Frame rate of each DCASE definition's grid (seld2018 and seld2018_legacy: the prediction's rate).
 GRID_RATE = {'dcase2019': 50.0, 'dcase2020': 10.0, 'dcase2020_corrected': 10.0, 'dcase2021': 10.0,
-             'dcase2022': 10.0, 'dcase2024': 10.0, 'dcase2025': 10.0}
+             'dcase2022': 10.0, 'dcase2024': 10.0, 'dcase2024_nodist': 10.0, 'dcase2025': 10.0}
 
 
 # ==================================================================================================
@@ -250,7 +250,7 @@ class SELDScorer:
             for name in m.definitions:
                 out[name] = dict(frame_rate=g, frames='nb_frames (given)' if rate is None else
                                  f'label_frames.nb_frames_at(duration_s, frame_rate={g:g})',
-                                 frames_per_segment=(None if name in ('dcase2024', 'dcase2025')
+                                 frames_per_segment=(None if name in ('dcase2024', 'dcase2024_nodist', 'dcase2025')
                                                      else m.frames_per_segment),
                                  reference=ref, prediction=pred)
         return {name: out[name] for name in self.definitions}

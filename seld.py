@@ -106,6 +106,8 @@ def scoring_info(fc: Any, params: dict[str, Any]) -> dict[str, Any]:
         metrics, fmt = metrics + ['dcase2024'], 'dcase2024'
     if out.output == 'multi_accddoa' and spec.meta_format == 'dcase2025':  # the 2025 stereo set's own metric
         metrics = metrics + ['dcase2025']
+    elif spec.label_rate is not None and 'dcase2024' not in metrics:  # 2024's frame-level grid, without distances
+        metrics = metrics + ['dcase2024_nodist']
     return dict(format=fmt, frame_rate=out.output_rate if spec.label_rate is None else spec.label_rate,
                 classes=list(fc.classes), dataset=spec.name, model_frame_rate=out.output_rate,
                 reference=dict(format=spec.meta_format, naming=fc.dataset.naming, frame_rate=spec.label_rate),

@@ -29,6 +29,7 @@ folder                     project definition          official code used, as th
                                                        ``parameters.py`` defaults: frame level, distances,
                                                        ``lad_doa_thresh=20``, ``lad_dist_thresh=inf``,
                                                        ``lad_reldist_thresh=1``, ``average='macro'``
+``DCASE2024_seld_baseline``  ``dcase2024_nodist``      the same, ``eval_dist=False`` (on the same files)
 ``DCASE2025_seld_baseline``  ``dcase2025`` (macro)     ``metrics.py`` ``SELDMetrics`` with the ``parameters.py``
                                                        defaults (``lad_doa_thresh=20``, ``lad_dist_thresh=inf``,
                                                        ``lad_reldist_thresh=1``, ``average='macro'``), once with
@@ -357,9 +358,9 @@ def run_2019(mod: types.ModuleType, rng: np.random.Generator, nb_files: int) -> 
 
 
 def run_segment_or_frame(year: int, mod: types.ModuleType, fc: Any, rng: np.random.Generator, nb_files: int,
-                         tmp: str, baseline_length: bool) -> tuple[dict, dict, str]:
+                         tmp: str, baseline_length: bool, eval_dist: bool = True) -> tuple[dict, dict, str]:
     C, rate = NB_CLASSES[year], 10.0
-    definition = DEFINITION[year]
+    definition = DEFINITION[year] if eval_dist else 'dcase2024_nodist'
     with_dist = year >= 2023
     ours = scoring.SELDMetrics(nb_classes=C, frame_rate=rate, doa_threshold=THRESHOLD, definitions=(definition,))
     if year == 2020:
@@ -369,7 +370,7 @@ def run_segment_or_frame(year: int, mod: types.ModuleType, fc: Any, rng: np.rand
     elif year in (2022, 2023):
         off = mod.SELDMetrics(nb_classes=C, doa_threshold=THRESHOLD, average='macro')
     else:
-        off = mod.SELDMetrics(nb_classes=C, doa_threshold=THRESHOLD, average='macro', eval_dist=True,
+        off = mod.SELDMetrics(nb_classes=C, doa_threshold=THRESHOLD, average='macro', eval_dist=eval_dist,
                               dist_threshold=float('inf'), reldist_threshold=1.0)
     n_ref = n_pred = 0
     lengths = []
@@ -402,7 +403,7 @@ def run_segment_or_frame(year: int, mod: types.ModuleType, fc: Any, rng: np.rand
         else:
             nb = max(gt.keys()) if baseline_length else T
         if year == 2024:
-            off.update_seld_scores(fc.organize_labels(pr, nb), fc.organize_labels(gt, nb), eval_dist=True)
+            off.update_seld_scores(fc.organize_labels(pr, nb), fc.organize_labels(gt, nb), eval_dist=eval_dist)
         else:
             off.update_seld_scores(fc.segment_labels(pr, nb), fc.segment_labels(gt, nb))
     res = ours.results()[definition]
@@ -417,6 +418,9 @@ def run_segment_or_frame(year: int, mod: types.ModuleType, fc: Any, rng: np.rand
     elif year in (2022, 2023):
         er, f, le, lr, seld, _ = off.compute_seld_scores()
         o = dict(error_rate=er, f_score=f, localization_error=le, localization_recall=lr, seld_score=seld)
+    elif not eval_dist:
+        er, f, ang, lr, seld, _ = off.compute_seld_scores()
+        o = dict(error_rate=er, f_score=f, doa_error=ang, localization_recall=lr, seld_score=seld)
     else:
         er, f, ang, dist, rel, lr, seld, _ = off.compute_seld_scores()
         o = dict(error_rate=er, f_score=f, doa_error=ang, distance_error=dist, relative_distance_error=rel,
@@ -523,10 +527,16 @@ def main(argv: list[str] | None = None) -> int:
                 mod = import_file(paths[0], f'official_{folder.replace("-", "_")}_metrics')
                 ours, off, info = run_segment_or_frame(year, mod, feature_class(paths[1]), rng, args.files, tmp,
                                                        args.baseline_length)
+                if year == 2024:  # the same files again, scored without distances (eval_dist=False)
+                    rng = np.random.default_rng([args.seed, year])
+                    nodist = run_segment_or_frame(year, mod, feature_class(paths[1]), rng, args.files, tmp,
+                                                  args.baseline_length, eval_dist=False)
             print(f'- {folder} at {commit_of(root)}: {info}')
-            label = f'{DEFINITION[year]} / {folder}'
-            for metric, value in off.items():
-                rows.append((label, metric, float(ours[metric]), float(value), difference(ours[metric], value)))
+            for label, (o_ours, o_off) in [(f'{DEFINITION[year]} / {folder}', (ours, off))] + (
+                    [(f'dcase2024_nodist / {folder}', nodist[:2])] if year == 2024 else []):
+                for metric, value in o_off.items():
+                    rows.append((label, metric, float(o_ours[metric]), float(value),
+                                 difference(o_ours[metric], value)))
     if not found:
         print(f'no official repository found under {args.official} (expected folders: {", ".join(REPOS)})')
         return 2

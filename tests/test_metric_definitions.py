@@ -250,6 +250,22 @@ def test_hand_dcase2024():
     # no distance on one side: refused
     with pytest.raises(ValueError, match='distances'):
         md.frame_level_counts(ri, pi._replace(dist=None), nb_frames=3, nb_classes=3)
+    # dcase2024_nodist (the official eval_dist=False), the same files without distances: f1 c1 is now a TP
+    # (8.1e-4 deg), so c1: TP 2, FP_sp 0 -> F_c1 = 2 / (2 + 0.5) = 0.8; c0 unchanged 1/2.5; c2 0 -> F = 1.2 / 3.
+    # Angles and LR as above. ER counts spatial misses as FPs: f1 now has 1 FP (c0) -> I 1; f0 D 1, f2 S 1 -> 3/6.
+    # SELD per class nanmean(ER, 1 - F_c, DOA_c / 180, 1 - LR_c): c0 (1/2 + 0.6 + 20/180 + 0), c1 (1/2 + 0.2 +
+    # le1/180 + 1/3), c2 (1/2 + 1 + 1) / 3 (its DOA is NaN).
+    no = [x._replace(dist=None) for x in (ri, pi)]
+    cn = md.frame_level_counts(*no, nb_frames=3, nb_classes=3, distances=False)
+    np.testing.assert_allclose(cn['tp'], [1, 2, 0])
+    np.testing.assert_allclose(cn['fp_spatial'], [1, 0, 0])
+    er = 3 / 6
+    assert md.frame_level_scores(cn, distances=False) == pytest.approx(dict(
+        error_rate=er, f_score=1.2 / 3, doa_error=(20 + le1) / 2, localization_recall=5 / 9,
+        seld_score=np.mean([(er + 0.6 + 20 / 180) / 4, (er + 0.2 + le1 / 180 + 1 / 3) / 4, (er + 2) / 3])))
+    # distances given are ignored: the same counts
+    cd = md.frame_level_counts(ri, pi, nb_frames=3, nb_classes=3, distances=False)
+    assert all(np.array_equal(cn[k], cd[k]) for k in cn)
 
 
 # ==================================================================================================
