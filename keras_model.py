@@ -114,7 +114,7 @@ def get_model(*, nb_frames: int | None, nb_bins: int, nb_channels: int, nb_class
               dropout_rate: float = 0.0, nb_cnn2d_filt: int = 64, pool_size: Sequence[int] = (8, 8, 2),
               rnn_size: Sequence[int] = (128, 128), fnn_size: Sequence[int] = (128,), gru_type: str = 'cudnn',
               bn_momentum: float = 0.99, sync_batchnorm: bool = False, mixed_precision: str = 'none',
-              loss_weights: Sequence[float] = (1.0, 50.0),
+              loss_weights: Sequence[float] = (1.0, 50.0), doa_loss: str = 'mse',
               learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3,
               jit_compile: bool | str = 'auto', compile: bool = True, nb_maps: int | None = None,
               output: str = 'seldnet', t_pool_size: Sequence[int] | None = None, nb_self_attn_layers: int = 0,
@@ -152,7 +152,7 @@ def get_model(*, nb_frames: int | None, nb_bins: int, nb_channels: int, nb_class
         ``distribute=mirrored|multiworker``).
     mixed_precision : {'none', 'mixed_bfloat16', 'mixed_float16'}
         Dtype policy of the layers (see :func:`precision`); the outputs are float32 under every policy.
-    loss_weights, learning_rate, jit_compile
+    loss_weights, doa_loss, learning_rate, jit_compile
         Passed to :func:`compile_model` (``learning_rate``: a number or a schedule, :func:`learning_rate`).
     compile : bool
     nb_maps : int or None
@@ -261,7 +261,8 @@ def get_model(*, nb_frames: int | None, nb_bins: int, nb_channels: int, nb_class
             outputs = {'accdoa_out': activation(h, 'accdoa_out', 'linear' if output == 'multi_accddoa' else 'tanh')}
         model = keras.Model(inputs=spec_start, outputs=outputs, name=output)
         if compile:
-            compile_model(model, loss_weights=loss_weights, learning_rate=learning_rate, jit_compile=jit_compile)
+            compile_model(model, loss_weights=loss_weights, doa_loss=doa_loss, learning_rate=learning_rate,
+                          jit_compile=jit_compile)
     return model
 
 
@@ -328,12 +329,13 @@ def learning_rate(lr_schedule: str = 'constant', *, peak: float = 1e-3, total_st
         alpha=0.0, warmup_target=float(peak) if warmup_steps else None, warmup_steps=int(warmup_steps))
 
 
-def compile_model(model: keras.Model, *, loss_weights: Sequence[float] = (1.0, 50.0),
+def compile_model(model: keras.Model, *, loss_weights: Sequence[float] = (1.0, 50.0), doa_loss: str = 'mse',
                   learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3,
                   jit_compile: bool | str = 'auto', optimizer: keras.optimizers.Optimizer | None = None) -> None:
     """Adam (or ``optimizer``, e.g. a loaded model's, with its state) and the loss of the model's output, which
-    :func:`get_model` gives as the model's name: ``seldnet``: binary cross-entropy for ``sed_out`` and mean squared
-    error for ``doa_out``, weighted by ``loss_weights``; ``accdoa``: :func:`losses.accdoa_mse`; ``multi_accdoa``,
+    :func:`get_model` gives as the model's name: ``seldnet``: binary cross-entropy for ``sed_out`` and, for
+    ``doa_out``, mean squared error (``doa_loss='mse'``) or the DCASE 2020 baseline's masked loss
+    (``'masked_mse'``: :func:`losses.masked_doa_mse`), weighted by ``loss_weights``; ``accdoa``: :func:`losses.accdoa_mse`; ``multi_accdoa``,
     ``multi_accddoa``: :func:`losses.adpit_mse` on the values per track that the output has (``loss_weights`` is
     then unused).
 
@@ -352,7 +354,8 @@ def compile_model(model: keras.Model, *, loss_weights: Sequence[float] = (1.0, 5
         model.compile(optimizer=optimizer, loss={'accdoa_out': loss}, jit_compile=jit_compile)
         return
     model.compile(optimizer=optimizer,
-                  loss={'sed_out': 'binary_crossentropy', 'doa_out': 'mse'},
+                  loss={'sed_out': 'binary_crossentropy',
+                        'doa_out': losses.masked_doa_mse if doa_loss == 'masked_mse' else 'mse'},
                   loss_weights={'sed_out': float(loss_weights[0]), 'doa_out': float(loss_weights[1])},
                   jit_compile=jit_compile)
 

@@ -1,5 +1,7 @@
 """Losses of the DCASE Task 3 baselines' outputs, in ``keras.ops`` (every Keras backend).
 
+* :func:`masked_doa_mse` (2020, ``doa_loss='masked_mse'``): the DOA head's squared error over the reference-active
+  classes, the official ``masked_mse`` with its quirks (see the function).
 * :func:`accdoa_mse` (2021, and 2025's single-ACCDOA audio model): the mean squared error between the output and
   the activity-coupled target ``activity * (x, y, z)`` of every class (``torch.nn.MSELoss()``).
 * :func:`adpit_mse` (2022-2025): Multi-ACCDOA with Auxiliary Duplicating Permutation Invariant Training, the
@@ -18,7 +20,7 @@
   through the first pattern that reaches it, as the official ``torch.min(...).indices`` selects. ``elements`` is
   the output's values per track (``y_pred.shape[-1] / (3 * classes)``) unless given.
 
-Both Keras losses are registered as ``seld>accdoa_mse`` and ``seld>adpit_mse``: a saved model compiled with them
+The Keras losses are registered as ``seld>masked_doa_mse``, ``seld>accdoa_mse`` and ``seld>adpit_mse``: a saved model compiled with them
 loads in safe mode, with its optimizer, where this module is imported (keras_model.py imports it); plain Keras loads
 it with ``compile=False``.
 
@@ -38,6 +40,39 @@ PATTERNS = ((0, 0, 0),
             (3, 4, 5), (3, 5, 4), (4, 3, 5), (4, 5, 3), (5, 3, 4), (5, 4, 3))
 GROUPS = (0,) + (1,) * 6 + (2,) * 6
 NB_TRACKS = 3
+
+
+@keras.saving.register_keras_serializable(package='seld')
+def masked_doa_mse(y_true, y_pred):
+    """The DCASE 2020 baseline's DOA loss (seld-dcase2020 ``keras_model.masked_mse``), on SELDnet's DOA head.
+
+    ``sqrt(sum(mask * (y_true - y_pred) ** 2)) / sum(mask)`` over the WHOLE batch (a root of the sum, divided by the
+    count: the official formula, not a mean of squares). The official mask is the reference SED ``>= 0.5`` of each
+    class, repeated three times in place (``repeat_elements(sed, 3, -1)``: ``[c0 c0 c0 c1 c1 c1 ...]``) and laid
+    over the DOA target ``[x_0 .. x_{C-1}, y_0 .., z_0 ..]``, so element ``j`` is masked by class ``j // 3`` rather
+    than its own (``j % C``): a quirk of the official code, kept. Here a class is active where its reference DOA
+    vector is non-zero (the labels hold unit vectors where active, zeros elsewhere and in padding: the same mask).
+
+    Parameters
+    ----------
+    y_true, y_pred : tensor [shape=(batch, frames, 3 * classes)]
+
+    Returns
+    -------
+    loss : tensor [shape=(batch, frames)]
+        The batch's one value in every frame (Keras' mean of it, with the generator's sample weights that average
+        1, is that value). A batch with no active class gives 0 (the official code divides 0 by 0) and a zero
+        gradient: where the sum is 0 the root is not differentiated (its argument is floored at 1e-30).
+    """
+    y_true = ops.cast(y_true, y_pred.dtype)
+    nb_classes = y_true.shape[-1] // 3
+    vec = ops.reshape(y_true, (-1, ops.shape(y_true)[1], 3, nb_classes))
+    active = ops.cast(ops.any(ops.not_equal(vec, 0), axis=2), y_pred.dtype)  # (batch, frames, classes)
+    mask = ops.repeat(active, 3, axis=-1)  # the official repeat_elements (docstring)
+    total = ops.sum(ops.square(y_true - y_pred) * mask)
+    root = ops.where(total > 0, ops.sqrt(ops.maximum(total, 1e-30)), 0.0)
+    loss = root / ops.maximum(ops.sum(mask), 1.0)
+    return ops.broadcast_to(loss, ops.shape(y_pred)[:-1])
 
 
 @keras.saving.register_keras_serializable(package='seld')

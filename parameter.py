@@ -83,6 +83,7 @@ DEFAULTS: dict[str, Any] = dict(
     rnn_size=[128, 128],     # units per bidirectional GRU layer (one entry per layer)
     fnn_size=[128],          # units per time-distributed dense layer before each output
     loss_weights=[1.0, 50.0],  # [SED binary cross-entropy, DOA mean squared error]
+    doa_loss='mse',          # mse | masked_mse: the DCASE 2020 baseline's DOA loss, over the reference-active classes (losses.py)
     learning_rate=0.001,     # Adam learning rate (the peak of a schedule)
     lr_schedule='constant',  # constant (the paper's) | cosine: linear warm-up over lr_warmup_epochs, then a half cosine
                              # to 0 at nb_epochs (keras_model.learning_rate)
@@ -153,11 +154,11 @@ TASKS: dict[str, dict[str, Any]] = {
     # The DCASE Task 3 baselines (keras_model.py: their models; each official parameters.py: their settings). 20-ms
     # feature frames pooled in time to 100-ms labels; sequence_length counts feature frames; patience = nb_epochs as
     # the official code. 2020/2021 were Keras 2 code: its GRU (gru_type=original) and BatchNorm; 2022+ PyTorch:
-    # bn_momentum=0.9 is torch's momentum=0.1. Not reproduced: 2020's masked DOA loss (plain MSE here) and 2024's
-    # fine-tuning from the 2023 model (trained from scratch here); 2024's early stopping uses the dataset's metric.
+    # bn_momentum=0.9 is torch's momentum=0.1. Not reproduced: 2024's fine-tuning from the 2023 model (trained from
+    # scratch here); 2024's early stopping uses the dataset's metric.
     'dcase2020_baseline': dict(dataset='tau2020sse_nigens', features='logmel_iv2020', output='seldnet', crnn='dcase2020',  # DCASE 2020 baseline: SELDnet heads, FOA
                                t_pool_size=[5, 1, 1], pool_size=[4, 4, 2], nb_cnn2d_filt=64, rnn_size=[128, 128],
-                               fnn_size=[128], gru_type='original', dropout_rate=0.0, loss_weights=[1.0, 1000.0],
+                               fnn_size=[128], gru_type='original', dropout_rate=0.0, loss_weights=[1.0, 1000.0], doa_loss='masked_mse',
                                sequence_length=300, batch_size=256, nb_epochs=50, patience=50, learning_rate=0.001),
     'dcase2021_baseline': dict(dataset='tau2021sse_nigens', features='logmel_iv2021', output='accdoa', crnn='dcase2020',  # DCASE 2021 baseline: ACCDOA, FOA
                                t_pool_size=[5, 1, 1], pool_size=[4, 4, 2], nb_cnn2d_filt=64, rnn_size=[128, 128],
@@ -193,7 +194,8 @@ CHOICES = dict(gru_type=('cudnn', 'original'), lr_schedule=('constant', 'cosine'
                distribute=('none', 'mirrored', 'multiworker', 'dataparallel'),
                mixed_precision=('none', 'mixed_bfloat16', 'mixed_float16'),
                stage=('all', 'stats', 'features'), features=dcase_features.FEATURES,
-               output=('seldnet', 'accdoa', 'multi_accdoa', 'multi_accddoa'), crnn=(None, 'seldnet', 'dcase2020', 'dcase2022'))
+               output=('seldnet', 'accdoa', 'multi_accdoa', 'multi_accddoa'), crnn=(None, 'seldnet', 'dcase2020', 'dcase2022'),
+               doa_loss=('mse', 'masked_mse'))
 _TRUE, _FALSE = ('1', 'true', 'yes', 'on'), ('0', 'false', 'no', 'off')
 #: Largest FFT size accepted (2**16 samples: 1.4 s at 48 kHz).
 MAX_NFFT = 65536
@@ -452,6 +454,9 @@ def _validate(p: dict[str, Any]) -> None:
                         f"nb_epochs={p['nb_epochs']}")
     if len(p['loss_weights']) != 2 or any(w < 0 for w in p['loss_weights']) or not any(p['loss_weights']):
         raise SELDError(f"loss_weights={p['loss_weights']}: must be [sed_weight, doa_weight], both >= 0, not both 0")
+    if p['doa_loss'] != 'mse' and p['output'] != 'seldnet':
+        raise SELDError(f"doa_loss={p['doa_loss']}: only for output=seldnet (its DOA head); output={p['output']} "
+                        f"has its own loss")
     if p['augment'] and p['features'] != 'magphase':  # augmentation.py transforms magnitude and phase maps only
         raise SELDError(f"augment=true: the spatial augmentation works on features=magphase; "
                         f"features={p['features']} needs augment=false")

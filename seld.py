@@ -374,7 +374,9 @@ def train(params: dict[str, Any], job_id: str) -> dict[str, Any]:
 def _check_same_run(old: dict[str, Any], params: dict[str, Any], *, run_dir: str, job_id: str,
                     params_file: str) -> None:
     """Refuse to resume a run with parameters that change what is trained (:data:`RESUMABLE_CHANGES` may change,
-    :data:`LOCATION_KEYS` are ignored, other ``*_dir`` keys are compared as resolved paths)."""
+    :data:`LOCATION_KEYS` are ignored, other ``*_dir`` keys are compared as resolved paths). A key that the run's
+    record lacks (added to the project after the run started) is the same if it has its default now: a new key's
+    default keeps what the code did before it."""
     if not isinstance(old, dict) or not isinstance(old.get('params'), dict):
         raise SELDError(f'{params_file}: not the parameter record of a run (no "params" object); restore the file or '
                         f'delete the run folder')
@@ -383,6 +385,8 @@ def _check_same_run(old: dict[str, Any], params: dict[str, Any], *, run_dir: str
 
     def same(k: str) -> bool:
         a, b = old.get(k), params.get(k)
+        if k not in old and k in parameter.DEFAULTS and b == parameter.DEFAULTS[k]:
+            return True
         if k.endswith('_dir') and isinstance(a, str) and isinstance(b, str):
             return os.path.realpath(a) == os.path.realpath(b)
         return a == b
@@ -593,7 +597,7 @@ def _build_or_resume(params: dict[str, Any], run_dir: str, fc: Any, *, steps_per
         # TensorFlow CPU, which on JAX would mean running eagerly): compile again for this backend, keeping the
         # optimizer and its state.
         keras_model.compile_model(model, optimizer=model.optimizer, loss_weights=params['loss_weights'],
-                                  jit_compile=params['jit_compile'])
+                                  doa_loss=params['doa_loss'], jit_compile=params['jit_compile'])
         print(f'resuming after epoch {state["epoch"]} (best {params["early_stop_metric"]} {state["best"]:.4f} at '
               f'epoch {state["best_epoch"]})')
     else:
@@ -606,7 +610,7 @@ def _build_or_resume(params: dict[str, Any], run_dir: str, fc: Any, *, steps_per
             fnn_size=params['fnn_size'], gru_type=params['gru_type'], bn_momentum=params['bn_momentum'],
             sync_batchnorm=sync_batchnorm,
             mixed_precision=params['mixed_precision'], loss_weights=params['loss_weights'],
-            learning_rate=keras_model.learning_rate(
+            doa_loss=params['doa_loss'], learning_rate=keras_model.learning_rate(
                 params['lr_schedule'], peak=params['learning_rate'], total_steps=params['nb_epochs'] * steps_per_epoch,
                 warmup_steps=round(params['lr_warmup_epochs'] * steps_per_epoch)),
             jit_compile=params['jit_compile'])

@@ -44,7 +44,9 @@ Losses
 ------
 With PyTorch installed: on seeded random outputs and multi-track targets (up to 3 instances of one class per
 frame), ``losses.adpit_mse`` against ``MSELoss_ADPIT`` (``seldnet_model.py``, 2022-2024; 2024 with distances) and
-``SELDLossADPIT`` (``loss.py``, 2025, audio), and ``losses.accdoa_mse`` against ``torch.nn.MSELoss``.
+``SELDLossADPIT`` (``loss.py``, 2025, audio), and ``losses.accdoa_mse`` against ``torch.nn.MSELoss``. 2020 (no
+PyTorch needed): ``losses.masked_doa_mse`` against the official Keras 2 ``masked_mse`` of ``keras_model.py``, executed
+with ``keras.ops`` under the Keras 2 backend names it calls, on random 14-class batches.
 
 Parameters and model outputs
 ----------------------------
@@ -313,7 +315,37 @@ def random_multitrack(rng: np.random.Generator, *, batch: int, frames: int, clas
     return np.stack(out).astype(np.float32)
 
 
+def masked_mse_2020(folder: str, *, seed: int) -> list[tuple[str, float, float]]:
+    """The official Keras 2 ``masked_mse`` (seld-dcase2020 ``keras_model.py``) executed with Keras 3's ``ops``
+    under the Keras 2 backend names it calls (``repeat_elements``, ``cast``, ``sqrt``, ``sum``, ``square``), against
+    :func:`losses.masked_doa_mse` on random batches of the 2020 layout (14 classes, SED then x, y, z blocks)."""
+    import types
+
+    import losses
+    from keras import ops
+
+    backend = types.SimpleNamespace(repeat_elements=lambda x, rep, axis: ops.repeat(x, rep, axis=axis),
+                                    cast=ops.cast, sqrt=ops.sqrt, sum=ops.sum, square=ops.square)
+    official = exec_parts(os.path.join(folder, 'keras_model.py'), {'masked_mse'},
+                          dict(keras=types.SimpleNamespace(backend=backend)))['masked_mse']
+    rng, C, rows = np.random.default_rng(seed), 14, []
+    for b, t in ((4, 60), (2, 10)):
+        act = rng.random((b, t, C)) < 0.3
+        vec = rng.normal(size=(b, t, 3, C))
+        doa = (vec / np.linalg.norm(vec, axis=2, keepdims=True) * act[:, :, None, :]).reshape(b, t, 3 * C)
+        out = rng.uniform(-1, 1, size=(b, t, 4 * C))
+        y_gt = np.concatenate([act, doa], axis=-1).astype(np.float32)  # the official doa_concat target
+        ref = float(ops.convert_to_numpy(official(y_gt, out.astype(np.float32))))
+        mine = float(ops.convert_to_numpy(ops.mean(losses.masked_doa_mse(doa.astype(np.float32),
+                                                                          out[:, :, C:].astype(np.float32)))))
+        rows.append((f'masked DOA loss (official masked_mse, Keras 3 ops), batch {b} x {t} frames', abs(ref - mine),
+                     abs(ref)))
+    return rows
+
+
 def compare_losses(folder: str, year: int, *, seed: int) -> list[tuple[str, float, float]]:
+    if year == 2020:
+        return masked_mse_2020(folder, seed=seed)
     import torch
 
     import losses
@@ -331,7 +363,8 @@ def compare_losses(folder: str, year: int, *, seed: int) -> list[tuple[str, floa
         values, elements = 4, 3  # our targets (act, x, y, dist, on-screen), outputs (x, y, dist); the official
         # audio loss takes (act, x, y, dist): the on-screen value is left out of its targets, ours ignores it
     else:
-        return [('loss: Keras 2 mse (2020: masked, 2021: ACCDOA), no official PyTorch loss', math.nan, math.nan)]
+        return [('loss: Keras 2 ACCDOA mse, no official PyTorch loss (the ACCDOA row of 2022+ is the same MSE)',
+                 math.nan, math.nan)]
     C = 13
     for b, t in ((4, 50), (2, 10)):
         target = random_multitrack(rng, batch=b, frames=t, classes=C, values=values)
@@ -570,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
                                   ('loss', lambda: compare_losses(folder, year, seed=args.seed)),
                                   ('parameters', lambda: compare_parameters(folder, year, has_torch)),
                                   ('outputs', lambda: compare_outputs(folder, year, seed=args.seed))):
-                if what in ('loss', 'outputs') and not has_torch:
+                if what in ('loss', 'outputs') and not has_torch and not (what == 'loss' and year == 2020):
                     rows.append((f'{what}: skipped (PyTorch is not installed)', math.nan, math.nan))
                     continue
                 try:

@@ -40,6 +40,47 @@ def test_accdoa_is_the_mean_squared_error():
     np.testing.assert_allclose(ops.convert_to_numpy(losses.accdoa_mse(t, o)), [[(0.25 + 1.0) / 6]], rtol=1e-6)
 
 
+def test_masked_doa_mse_by_hand_with_the_official_mask_layout():
+    # 2 classes, DOA layout [x0, x1, y0, y1, z0, z1]. Frame 0: class 0 active at (1, 0, 0), class 1 inactive.
+    # The official mask repeats each class's SED 3 times in place: [s0 s0 s0 s1 s1 s1] = [1 1 1 0 0 0], so it
+    # covers x0, x1, y0 (not x0, y0, z0). Frame 1: nothing active, masked out.
+    # sum = (1 - 0.5)^2 + (0 - 0.2)^2 + (0 - 0.1)^2 = 0.30 over 3 masked values -> sqrt(0.30) / 3 in every frame.
+    y_true = np.array([[[1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]]], np.float32)
+    y_pred = np.array([[[0.5, 0.2, 0.1, 0.3, 0.4, 0.6], [0.9, 0.9, 0.9, 0.9, 0.9, 0.9]]], np.float32)
+    loss = ops.convert_to_numpy(losses.masked_doa_mse(y_true, y_pred))
+    np.testing.assert_allclose(loss, np.full((1, 2), np.sqrt(0.30) / 3), rtol=1e-6)
+    # class 1 active at (0, 0, 1) too: mask [1 1 1 1 1 1]: every value, 6 of them
+    y_true[0, 0, 5] = 1.0
+    want = np.sqrt(0.25 + 0.04 + 0.01 + 0.09 + 0.16 + 0.16) / 6
+    np.testing.assert_allclose(ops.convert_to_numpy(losses.masked_doa_mse(y_true, y_pred)), np.full((1, 2), want),
+                               rtol=1e-6)
+    # nothing active: 0, with a finite gradient (the official code would divide 0 by 0)
+    zero = np.zeros_like(y_true)
+    assert float(ops.convert_to_numpy(ops.mean(losses.masked_doa_mse(zero, y_pred)))) == 0.0
+    if keras.backend.backend() != 'tensorflow':
+        return
+    import tensorflow as tf
+    v = tf.Variable(y_pred)
+    with tf.GradientTape() as tape:
+        val = ops.mean(losses.masked_doa_mse(zero, v))
+    assert np.isfinite(tape.gradient(val, v).numpy()).all()
+    assert keras.saving.get_registered_object('seld>masked_doa_mse') is losses.masked_doa_mse
+
+
+def test_dcase2020_baseline_compiles_the_masked_loss_and_others_refuse_it():
+    import keras_model
+    import parameter
+
+    p = parameter.get_params('dcase2020_baseline')
+    assert p['doa_loss'] == 'masked_mse' and parameter.get_params('1')['doa_loss'] == 'mse'
+    model = keras_model.get_model(nb_frames=50, nb_bins=64, nb_maps=7, nb_channels=4, nb_classes=3,
+                                  t_pool_size=[5, 1, 1], pool_size=[4, 4, 2], crnn='dcase2020', nb_cnn2d_filt=4,
+                                  rnn_size=[8], fnn_size=[8], doa_loss='masked_mse')
+    assert model.loss['doa_out'] is losses.masked_doa_mse
+    with pytest.raises(SELDError, match='doa_loss=masked_mse: only for output=seldnet'):
+        parameter.get_params('dcase2023_baseline', ['doa_loss=masked_mse'])
+
+
 def test_one_instance_every_track_aims_at_it():
     # targets A0 A0 A0 = X, X, X; the output's errors 0, 2, 1 over 9 values
     np.testing.assert_allclose(adpit(target({0: X}), output(X, Y, (0, 0, 0))), [[[3 / 9]]], rtol=1e-6)

@@ -17,6 +17,7 @@ import formats
 import keras_model
 import parameter
 import seld
+import utils
 from utils import SELDError
 
 import commands
@@ -94,6 +95,20 @@ def test_quick_run_writes_the_run_folder_and_resumes(tiny):
     # the same job-id with a different model is refused
     with pytest.raises(SELDError, match=r'other parameters \(batch_size\)'):
         seld.train(parameter.get_params('999', {**tiny_overrides(tiny), 'batch_size': 2}), 'e2e')
+    # a run recorded before a key existed (doa_loss here) resumes where the key has its default, and only there
+    params_file = os.path.join(run, 'params.json')
+
+    def drop_doa_loss() -> None:
+        record = utils.read_json(params_file)
+        del record['params']['doa_loss']
+        utils.write_json(params_file, record)
+
+    drop_doa_loss()
+    again = {**tiny_overrides(tiny), 'nb_epochs': 3, 'patience': 5}
+    seld.train(parameter.get_params('999', again), 'e2e')  # finished already: the test split is scored again
+    drop_doa_loss()
+    with pytest.raises(SELDError, match=r'other parameters \(doa_loss\)'):
+        seld.train(parameter.get_params('999', {**again, 'doa_loss': 'masked_mse'}), 'e2e')
     # a cosine schedule ends at nb_epochs, so it cannot be extended; its learning rate is logged every epoch
     cosine = {**tiny_overrides(tiny), 'lr_schedule': 'cosine', 'learning_rate': 0.002}
     seld.train(parameter.get_params('999', cosine), 'cos')
