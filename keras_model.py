@@ -335,9 +335,9 @@ def compile_model(model: keras.Model, *, loss_weights: Sequence[float] = (1.0, 5
     """Adam (or ``optimizer``, e.g. a loaded model's, with its state) and the loss of the model's output, which
     :func:`get_model` gives as the model's name: ``seldnet``: binary cross-entropy for ``sed_out`` and, for
     ``doa_out``, mean squared error (``doa_loss='mse'``) or the DCASE 2020 baseline's masked loss
-    (``'masked_mse'``: :func:`losses.masked_doa_mse`), weighted by ``loss_weights``; ``accdoa``: :func:`losses.accdoa_mse`; ``multi_accdoa``,
-    ``multi_accddoa``: :func:`losses.adpit_mse` on the values per track that the output has (``loss_weights`` is
-    then unused).
+    (``'masked_mse'``: :func:`losses.masked_doa_mse`), weighted by ``loss_weights``; ``accdoa``:
+    :func:`losses.accdoa_mse`; ``multi_accdoa``, ``multi_accddoa``: :func:`losses.adpit_mse` on the values per
+    track that the output has (``loss_weights`` is then unused).
 
     Keras' default reduction divides the weighted sum of the per-frame losses by every frame of the batch; the
     generator's sample weights (0 for padding, ``frames / real frames`` for a real frame) make that the mean over the

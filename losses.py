@@ -20,9 +20,9 @@
   through the first pattern that reaches it, as the official ``torch.min(...).indices`` selects. ``elements`` is
   the output's values per track (``y_pred.shape[-1] / (3 * classes)``) unless given.
 
-The Keras losses are registered as ``seld>masked_doa_mse``, ``seld>accdoa_mse`` and ``seld>adpit_mse``: a saved model compiled with them
-loads in safe mode, with its optimizer, where this module is imported (keras_model.py imports it); plain Keras loads
-it with ``compile=False``.
+The Keras losses are registered as ``seld>masked_doa_mse``, ``seld>accdoa_mse`` and ``seld>adpit_mse``: a saved
+model compiled with them loads in safe mode, with its optimizer, where this module is imported (keras_model.py
+imports it); plain Keras loads it with ``compile=False``.
 
 Output layout (the baselines' linear layer): ``y_pred[..., (track * elements + element) * classes + class]``,
 i.e. (batch, frames, 3 * elements * classes).

@@ -83,7 +83,7 @@ DEFAULTS: dict[str, Any] = dict(
     rnn_size=[128, 128],     # units per bidirectional GRU layer (one entry per layer)
     fnn_size=[128],          # units per time-distributed dense layer before each output
     loss_weights=[1.0, 50.0],  # [SED binary cross-entropy, DOA mean squared error]
-    doa_loss='mse',          # mse | masked_mse: the DCASE 2020 baseline's DOA loss, over the reference-active classes (losses.py)
+    doa_loss='mse',          # mse | masked_mse (the DCASE 2020 baseline's, over the active classes; losses.py)
     learning_rate=0.001,     # Adam learning rate (the peak of a schedule)
     lr_schedule='constant',  # constant (the paper's) | cosine: linear warm-up over lr_warmup_epochs, then a half cosine
                              # to 0 at nb_epochs (keras_model.learning_rate)

@@ -4,7 +4,7 @@ overlaps: what the DCASE lineage's features, output and model buy at the same co
 Usage::
 
     python benchmarks/equal_time.py [--minutes 15] [--nb-per-fold 16] [--same-class 0.3] [--batch-size 8]
-                                    [--arms seldnet,multi_accdoa,seldnet_iv] [--out runs/equal_time] [--seed 0]
+                                    [--arms seldnet,multi_accdoa[,seldnet_iv]] [--out runs/equal_time] [--seed 0]
 
 1. Synthesizes the STARSS23 look-alike (``synthesize_dataset.py dataset=starss23 same_class=0.3``, FOA, reverberant,
    moving sources, 20-40 s recordings, ``nb_per_fold`` per fold and sub-folder: fold 3 trains, fold 4 tests; a

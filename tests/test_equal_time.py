@@ -49,8 +49,8 @@ def test_table_rows():
 
 
 @pytest.mark.parametrize('args, what', [(['--arms', 'seldnet,nope'], '--arms'), (['--minutes', '0'], '--minutes'),
-                                        (['--nb-per-fold', '1'], '--nb-per-fold'), (['--same-class', '2'], '--same-class'),
-                                        (['--minutes', 'x'], 'invalid float')])
+                                        (['--nb-per-fold', '1'], '--nb-per-fold'),
+                                        (['--same-class', '2'], '--same-class'), (['--minutes', 'x'], 'invalid float')])
 def test_bad_arguments_are_one_line_errors(tmp_path, args, what):
     r = subprocess.run([sys.executable, os.path.join(ROOT, 'benchmarks', 'equal_time.py'), '--out', str(tmp_path),
                         *args], capture_output=True, text=True, cwd=ROOT)
