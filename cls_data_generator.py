@@ -46,7 +46,8 @@ import keras
 import numpy as np
 
 import augmentation
-from cls_feature_class import FeatureClass, load_scaler, split_label
+from cls_feature_class import FeatureClass, load_scaler
+from label_frames import split_label
 from file_checks import NpyFile, load_npy, npy_header
 from multitrack_labels import NB_DUMMY_TRACKS
 from utils import SELDError

@@ -37,11 +37,12 @@ Features and labels
 -------------------
 ``feat[..., c]`` is ``|S_c|`` and ``feat[..., C + c]`` is ``angle(S_c)``, with the frequency axis intact (the
 original stored ``(frames, bins*channels)`` and reshaped, folding pairs of neighbouring bins into the channel axis).
-Labels at the model frame rate: events in seconds (TUT-2018, 2019) are active in the frames of
-:func:`label_frames.event_frames`; frame metadata (2020+, 100 ms) maps model frame ``j`` to label frame
-``floor(j * label_rate / frame_rate)``. SELDnet has one output per class, so two instances of one class in the
-same frame become one target: the instance listed last in the metadata file (the DCASE 2020 baseline's rule:
-its label code overwrites earlier rows of the frame); the metric readers keep every instance.
+Labels at the model frame rate (:func:`label_frames.desc_to_labels`, :func:`label_frames.instances_to_labels`):
+events in seconds (TUT-2018, 2019) are active in the frames of :func:`label_frames.event_frames`; frame metadata
+(2020+, 100 ms) maps model frame ``j`` to label frame ``floor(j * label_rate / frame_rate)``. SELDnet has one
+output per class, so two instances of one class in the same frame become one target: the instance listed last in
+the metadata file (the DCASE 2020 baseline's rule: its label code overwrites earlier rows of the frame); the metric
+readers keep every instance.
 """
 from __future__ import annotations
 
@@ -409,87 +410,6 @@ def audio_feature_stats(audio: np.ndarray, *, nfft: int | None = None, hop_len: 
 
 
 # --------------------------------------------------------------------------------------------------
-# Labels
-# --------------------------------------------------------------------------------------------------
-def desc_to_labels(events: label_frames.Events, *, nb_classes: int, nb_frames: int, frame_rate: float) -> np.ndarray:
-    """Frame-wise SED and DOA targets of one file from its events in seconds.
-
-    An event is active in the frames of :func:`label_frames.event_frames` (``floor(start * frame_rate)`` to
-    ``ceil(end * frame_rate)`` inclusive, cut at the last frame). Its DOA target is the unit vector
-    ``(cos az cos el, sin az cos el, sin el)``; inactive classes have (0, 0, 0).
-
-    Parameters
-    ----------
-    events : label_frames.Events
-        As returned by :func:`formats.read_desc_file`.
-    nb_classes, nb_frames : int
-    frame_rate : float
-        Frames per second (``fs / hop_len``).
-
-    Returns
-    -------
-    label : np.ndarray [shape=(frames, 4*classes)], float32
-        ``[:, :C]`` SED activity in {0, 1}; ``[:, C:2C]``, ``[:, 2C:3C]``, ``[:, 3C:]`` x, y, z.
-    """
-    inst = label_frames.events_to_instances(events, frame_rate=frame_rate, nb_frames=nb_frames)
-    return instances_to_labels(inst, nb_classes=nb_classes, nb_frames=nb_frames)
-
-
-def instances_to_labels(inst: label_frames.Instances, *, nb_classes: int, nb_frames: int,
-                        frame_rate: float | None = None, label_rate: float | None = None) -> np.ndarray:
-    """Frame-wise targets of one file from instances, at the model frame rate.
-
-    Parameters
-    ----------
-    inst : label_frames.Instances
-        At ``label_rate`` (frame metadata) or already at the model rate (``label_rate`` None).
-    nb_classes, nb_frames : int
-        Classes and model frames.
-    frame_rate, label_rate : float, optional
-        Model frame ``j`` takes label frame ``floor(j * label_rate / frame_rate)``.
-
-    Returns
-    -------
-    label : np.ndarray [shape=(frames, 4*classes)], float32, as :func:`desc_to_labels`; two instances of one class
-        in one frame: the one listed last (module docstring).
-    """
-    if label_rate is None:
-        sed, doa = label_frames.instances_to_matrices(inst, nb_classes=nb_classes, nb_frames=nb_frames)
-        return np.concatenate([sed, doa], axis=1).astype(np.float32)
-    src = np.floor(np.arange(nb_frames) * label_rate / frame_rate + 1e-9).astype(np.int64)
-    n_label = int(src[-1]) + 1 if nb_frames else 0
-    keep = np.asarray(inst.frame) < n_label
-    sed, doa = label_frames.instances_to_matrices(
-        label_frames.Instances(*(None if a is None else np.asarray(a)[keep] for a in inst)),
-        nb_classes=nb_classes, nb_frames=n_label)
-    return np.concatenate([sed, doa], axis=1).astype(np.float32)[src]
-
-
-def split_label(label: np.ndarray, *, nb_classes: int, azi_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Split a stored label matrix into the network's targets.
-
-    Parameters
-    ----------
-    label : np.ndarray [shape=(..., 4*classes)]
-    azi_only : bool
-        Return (x, y) of the azimuth on the unit circle instead of (x, y, z).
-
-    Returns
-    -------
-    sed : np.ndarray [shape=(..., classes)]
-    doa : np.ndarray [shape=(..., 3*classes)] or [shape=(..., 2*classes)] if ``azi_only``
-    """
-    C = nb_classes
-    sed = label[..., :C]
-    if not azi_only:
-        return sed, label[..., C:]
-    xy = label[..., C:3 * C]
-    norm = np.hypot(xy[..., :C], xy[..., C:])
-    norm = np.concatenate([norm, norm], axis=-1)
-    return sed, np.divide(xy, norm, out=np.zeros_like(xy), where=norm > 0)
-
-
-# --------------------------------------------------------------------------------------------------
 # Streaming standard scaler (identical to sklearn's StandardScaler, fitted one file at a time)
 # --------------------------------------------------------------------------------------------------
 def feature_stats(feat: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
@@ -682,9 +602,9 @@ class FeatureClass:
         nb_frames = self.framing.nb_frames(audio.shape[0])
         ref = self.dataset.read_reference(rec, duration_s=duration)
         if isinstance(ref, label_frames.Events):
-            label = desc_to_labels(ref, nb_classes=self.nb_classes, nb_frames=nb_frames, frame_rate=self.frame_rate)
+            label = label_frames.desc_to_labels(ref, nb_classes=self.nb_classes, nb_frames=nb_frames, frame_rate=self.frame_rate)
         else:
-            label = instances_to_labels(ref, nb_classes=self.nb_classes, nb_frames=nb_frames,
+            label = label_frames.instances_to_labels(ref, nb_classes=self.nb_classes, nb_frames=nb_frames,
                                         frame_rate=self.frame_rate, label_rate=self.label_rate)
         out = self.output_layout
         target = None if not self.has_target else multitrack_labels.output_target(

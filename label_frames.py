@@ -1,4 +1,5 @@
-"""SELD labels in memory: event and instance records, the one label-framing rule and frame-rate conversion.
+"""SELD labels in memory: event and instance records, the one label-framing rule, frame-rate conversion and
+SELDnet's stored label matrix (SED, then x, y, z blocks per class: :func:`desc_to_labels`, :func:`split_label`).
 
 The records that the file readers of :mod:`formats` return, and the conversions between them, live here, below the
 file formats, the features, the datasets and the metrics, so that each of them uses the same records and the same
@@ -432,3 +433,83 @@ def resample_instances(inst: Instances, *, nb_classes: int, frame_rate: float, o
     dist = None if ev.dist is None else np.concatenate([o.dist for o, _ in outs])[order]
     return Instances(frame[order], cls[order], lay[order], np.concatenate([o.vec for o, _ in outs])[order], dist)
 
+# ==================================================================================================
+# The stored label matrix of SELDnet's two heads (cls_feature_class writes it, the generator splits it)
+# ==================================================================================================
+def desc_to_labels(events: Events, *, nb_classes: int, nb_frames: int, frame_rate: float) -> np.ndarray:
+    """Frame-wise SED and DOA targets of one file from its events in seconds.
+
+    An event is active in the frames of :func:`event_frames` (``floor(start * frame_rate)`` to
+    ``ceil(end * frame_rate)`` inclusive, cut at the last frame). Its DOA target is the unit vector
+    ``(cos az cos el, sin az cos el, sin el)``; inactive classes have (0, 0, 0).
+
+    Parameters
+    ----------
+    events : Events
+        As returned by :func:`formats.read_desc_file`.
+    nb_classes, nb_frames : int
+    frame_rate : float
+        Frames per second (``fs / hop_len``).
+
+    Returns
+    -------
+    label : np.ndarray [shape=(frames, 4*classes)], float32
+        ``[:, :C]`` SED activity in {0, 1}; ``[:, C:2C]``, ``[:, 2C:3C]``, ``[:, 3C:]`` x, y, z.
+    """
+    inst = events_to_instances(events, frame_rate=frame_rate, nb_frames=nb_frames)
+    return instances_to_labels(inst, nb_classes=nb_classes, nb_frames=nb_frames)
+
+
+def instances_to_labels(inst: Instances, *, nb_classes: int, nb_frames: int,
+                        frame_rate: float | None = None, label_rate: float | None = None) -> np.ndarray:
+    """Frame-wise targets of one file from instances, at the model frame rate.
+
+    Parameters
+    ----------
+    inst : Instances
+        At ``label_rate`` (frame metadata) or already at the model rate (``label_rate`` None).
+    nb_classes, nb_frames : int
+        Classes and model frames.
+    frame_rate, label_rate : float, optional
+        Model frame ``j`` takes label frame ``floor(j * label_rate / frame_rate)``.
+
+    Returns
+    -------
+    label : np.ndarray [shape=(frames, 4*classes)], float32, as :func:`desc_to_labels`; two instances of one class
+        in one frame: the one listed last (the DCASE 2020 baseline's rule: its label
+        code overwrites earlier rows of the frame; the metric readers keep every instance).
+    """
+    if label_rate is None:
+        sed, doa = instances_to_matrices(inst, nb_classes=nb_classes, nb_frames=nb_frames)
+        return np.concatenate([sed, doa], axis=1).astype(np.float32)
+    src = np.floor(np.arange(nb_frames) * label_rate / frame_rate + 1e-9).astype(np.int64)
+    n_label = int(src[-1]) + 1 if nb_frames else 0
+    keep = np.asarray(inst.frame) < n_label
+    sed, doa = instances_to_matrices(
+        Instances(*(None if a is None else np.asarray(a)[keep] for a in inst)),
+        nb_classes=nb_classes, nb_frames=n_label)
+    return np.concatenate([sed, doa], axis=1).astype(np.float32)[src]
+
+
+def split_label(label: np.ndarray, *, nb_classes: int, azi_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Split a stored label matrix into the network's targets.
+
+    Parameters
+    ----------
+    label : np.ndarray [shape=(..., 4*classes)]
+    azi_only : bool
+        Return (x, y) of the azimuth on the unit circle instead of (x, y, z).
+
+    Returns
+    -------
+    sed : np.ndarray [shape=(..., classes)]
+    doa : np.ndarray [shape=(..., 3*classes)] or [shape=(..., 2*classes)] if ``azi_only``
+    """
+    C = nb_classes
+    sed = label[..., :C]
+    if not azi_only:
+        return sed, label[..., C:]
+    xy = label[..., C:3 * C]
+    norm = np.hypot(xy[..., :C], xy[..., C:])
+    norm = np.concatenate([norm, norm], axis=-1)
+    return sed, np.divide(xy, norm, out=np.zeros_like(xy), where=norm > 0)

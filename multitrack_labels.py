@@ -28,7 +28,7 @@ The layouts, per output frame (:func:`target_shape`):
 =================  ==========================  =======================================================================
 output             shape                       values
 =================  ==========================  =======================================================================
-``seldnet``        (4 * classes,)              SED, then x, y, z blocks (:func:`cls_feature_class.instances_to_labels`)
+``seldnet``        (4 * classes,)              SED, then x, y, z blocks (:func:`label_frames.instances_to_labels`)
 ``accdoa``         (3 * classes,)              ``activity * (x, y, z)``: the x block, then y, then z (2021)
 ``multi_accdoa``   (6, 1 + 3, classes)         :func:`adpit_labels` with x, y, z (2022-2023)
 ``multi_accddoa``  (6, 1 + 4, classes)         :func:`adpit_labels` with x, y, z, distance in metres (2024); with
@@ -243,7 +243,7 @@ def output_target(ref: label_frames.Events | label_frames.Instances, *, output: 
         What to name in errors (the metadata file).
     azi_only : bool
         ``multi_accddoa``: the 2025 values x, y, distance, on-screen (module docstring); the other outputs ignore it
-        (SELDnet's azimuth-only DOA is taken from its x, y blocks by ``cls_feature_class.split_label``).
+        (SELDnet's azimuth-only DOA is taken from its x, y blocks by ``label_frames.split_label``).
 
     Returns
     -------

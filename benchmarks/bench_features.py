@@ -41,6 +41,7 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, 'tests')]
 
 import batch_feature_extraction as bfe  # noqa: E402
 import cls_feature_class as cfc  # noqa: E402
+import label_frames  # noqa: E402
 import parameter  # noqa: E402
 import tut_fixture  # noqa: E402
 import utils  # noqa: E402
@@ -177,7 +178,7 @@ def profile_project(params: dict) -> dict[str, float]:
             stats.append(cfc.audio_feature_stats(audio, framing=fc.framing))
         c = time.perf_counter()
         ref = fc.dataset.read_reference(r, duration_s=audio.shape[0] / fc.fs)
-        cfc.desc_to_labels(ref, nb_classes=fc.nb_classes, nb_frames=fc.framing.nb_frames(audio.shape[0]),
+        label_frames.desc_to_labels(ref, nb_classes=fc.nb_classes, nb_frames=fc.framing.nb_frames(audio.shape[0]),
                            frame_rate=fc.frame_rate)
         d = time.perf_counter()
         for k, v in zip(keys[:3], (b - a, c - b, d - c)):

@@ -325,7 +325,8 @@ def score_music(params: dict[str, Any], fcs: dict[str, Any], *, pred_root: str) 
     (predictions written to ``<pred_root>/<part>/predictions``)."""
     import music
     import seld
-    from cls_feature_class import split_label, stft
+    from cls_feature_class import stft
+    from label_frames import split_label
 
     row: dict[str, float] = {}
     array = music.array_of(params['dataset'])
@@ -407,7 +408,7 @@ def run_one(cell: Cell, method: str, *, scale: str, out: str, dataset_dirs: dict
 
 
 def _label_pairs(fc: Any) -> list[tuple[np.ndarray, ...]]:
-    from cls_feature_class import split_label
+    from label_frames import split_label
 
     out = []
     for rec in [r for r in fc.recordings() if r.part == 'test']:

@@ -239,7 +239,7 @@ def test_tut_events_framed_at_the_pooled_rate_and_a_new_output_redoes_the_target
     plain, aug = DataGenerator(p, split='train'), DataGenerator(dict(p, augment=True), split='train')
     transforms = augmentation.transforms_for('foa', nb_channels=4)
     for b in range(len(aug)):
-        (x0, y0, w0), (x1, y1, w1) = plain[b], aug[b]
+        (_, y0, _), (x1, y1, _) = plain[b], aug[b]
         for k, row in enumerate(aug._order[b * 4:(b + 1) * 4]):
             R = transforms[aug._transform_ids[row]].R
             rotated = np.einsum('ij,fjc->fic', R, y0[k].reshape(16, 3, 11).astype(np.float64)).reshape(16, 33)

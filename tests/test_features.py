@@ -98,7 +98,7 @@ def test_labels_hand_computed(tmp_path):
     csv.write_text(tut_fixture.HEADER + 'phone012.wav,0.1,0.2,0,90,2.0\nknock001.wav,0.15,0.3,30,180,1.5\n')
     desc = formats.read_desc_file(csv, classes=tut_fixture.CLASSES)
     fr = 44100 / 256  # 172.265625 frames per second
-    label = cfc.desc_to_labels(desc, nb_classes=11, nb_frames=100, frame_rate=fr)
+    label = label_frames.desc_to_labels(desc, nb_classes=11, nb_frames=100, frame_rate=fr)
     C = 11
     # phone (class 3): floor(0.1 * fr) = 17 .. ceil(0.2 * fr) = ceil(34.45) = 35, inclusive
     active = np.flatnonzero(label[:, 3])
@@ -111,7 +111,7 @@ def test_labels_hand_computed(tmp_path):
     np.testing.assert_allclose(label[40, [C, 2 * C, 3 * C]], [-np.sqrt(3) / 2, 0, 0.5], atol=1e-6)
     # inactive frames and classes: zero DOA target
     assert not label[0].any() and not label[60:].any()
-    sed, doa = cfc.split_label(label, nb_classes=C, azi_only=True)
+    sed, doa = label_frames.split_label(label, nb_classes=C, azi_only=True)
     np.testing.assert_allclose(doa[40, [0, C]], [-1, 0], atol=1e-6)  # azimuth-only: unit (x, y)
     # the framing rule's tolerance: 0.3 s at 10 frames/s is frame 3 (0.3 * 10 = 3.0000000000000004)
     first, last = label_frames.event_frames(np.array([0.3]), np.array([0.7]), frame_rate=10.0)
@@ -131,7 +131,7 @@ def test_labels_from_frame_metadata_hand_computed(tmp_path):
     ]) + '\n')
     inst = formats.read_instances(meta, fmt='dcase2020', nb_classes=6, nb_frames=4, max_track=9)
     assert inst.frame.tolist() == [0, 1, 1, 2, 2, 3] and inst.track.tolist() == [0, 0, 1, 1, 2, 0]
-    label = cfc.instances_to_labels(inst, nb_classes=6, nb_frames=20, frame_rate=50.0, label_rate=10.0)
+    label = label_frames.instances_to_labels(inst, nb_classes=6, nb_frames=20, frame_rate=50.0, label_rate=10.0)
     C = 6
     sed, vec = label[:, :C], label_frames.doa_vectors(label[:, C:], nb_classes=C)
     np.testing.assert_array_equal(np.flatnonzero(sed[:, 2]), list(range(0, 10)) + list(range(15, 20)))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import label_frames
-from cls_feature_class import desc_to_labels, instances_to_labels
+from label_frames import desc_to_labels, instances_to_labels
 from multitrack_labels import label_rate_factor, output_layout, output_target, target_shape
 from utils import SELDError
 

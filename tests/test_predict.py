@@ -23,7 +23,8 @@ import parameter
 import plots
 import predict
 import seld
-from cls_feature_class import desc_to_labels, spectrogram_features, stft
+from cls_feature_class import spectrogram_features, stft
+from label_frames import desc_to_labels
 from formats import read_desc_file
 from utils import SELDError, angular_distance_deg, sph2cart
 

@@ -6,15 +6,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import os
-import re
 import shlex
 import shutil
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
