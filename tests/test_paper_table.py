@@ -53,6 +53,21 @@ def test_cells_and_methods_select():
         paper_table.select_plan(None, 'seldnet,hirnn', {})
 
 
+def test_cpu_scale_trains_each_dataset_its_whole_budget(tmp_path):
+    """No early stopping at the cpu scale: patience is the dataset's epoch budget (SELDnet's first epochs detect
+    nothing); the baselines keep their own selection metric."""
+    for dataset, epochs in (('ansim', 20), ('resim', 20), ('cansim', 28), ('cresim', 28)):
+        for method in ('seldnet', 'sed_only', 'doa_only'):
+            p = paper_table.cell_params(paper_table.Cell(dataset, 1, 1, 30), method, scale='cpu', out=str(tmp_path),
+                                        dataset_dir=str(tmp_path / dataset), unseen_dir=None)
+            assert (p['nb_epochs'], p['patience']) == (epochs, epochs)
+            if method != 'seldnet':
+                assert p['early_stop_metric'] == {'sed_only': 'sed_loss', 'doa_only': 'doa_loss'}[method]
+    p = paper_table.cell_params(paper_table.Cell('ansim', 1, 1, 30), 'seldnet', scale='paper', out=str(tmp_path),
+                                dataset_dir=str(tmp_path / 'ansim'), unseen_dir=None)
+    assert (p['nb_epochs'], p['patience']) == (1000, 100)  # the paper's
+
+
 def test_azimuth_error_and_elevation_floor_by_hand():
     # 2 frames, 2 classes. Frame 0: class 0 at (az 30, el 20), predicted at (az 40, el -20): azimuth error 10.
     # Frame 1: class 1 at (az 170, el -40), predicted at (az -170, el 0): azimuth error 20 across the seam;
