@@ -68,7 +68,7 @@ Scales
            project on 2026-12-06 (a slow day), so the whole table takes hours there; the measured time is in the
            README ("Reproducing the paper"). How the budgets turned out is read off each run's ``metrics.csv``.
            No early stopping within the budget (``patience`` = the epoch budget, as the ``embedded`` task's; the
-           best validation epoch is still the model): every SELDnet curve starts with 6-8 epochs that detect
+           best validation epoch is still the model): every SELDnet curve starts with 5-11 epochs that detect
            nothing (validation SELD 0.93-0.98), which the default patience of 10 cannot tell from a plateau. With
            it, ANSIM ov1 at 10 dB stopped at epoch 11 with epoch 1 selected (F 0 on test), and three DOA-only runs
            stopped at epochs 12-19 (measured on 2026-12-06; those runs then resumed to their budget).
