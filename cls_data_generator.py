@@ -47,8 +47,8 @@ import numpy as np
 
 import augmentation
 from cls_feature_class import FeatureClass, load_scaler
-from label_frames import split_label
 from file_checks import NpyFile, load_npy, npy_header
+from label_frames import split_label
 from multitrack_labels import NB_DUMMY_TRACKS
 from utils import SELDError
 

@@ -179,7 +179,7 @@ def profile_project(params: dict) -> dict[str, float]:
         c = time.perf_counter()
         ref = fc.dataset.read_reference(r, duration_s=audio.shape[0] / fc.fs)
         label_frames.desc_to_labels(ref, nb_classes=fc.nb_classes, nb_frames=fc.framing.nb_frames(audio.shape[0]),
-                           frame_rate=fc.frame_rate)
+                                    frame_rate=fc.frame_rate)
         d = time.perf_counter()
         for k, v in zip(keys[:3], (b - a, c - b, d - c)):
             t[k] += v

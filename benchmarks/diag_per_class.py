@@ -34,9 +34,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from cls_feature_class import load_scaler  # noqa: E402
-from label_frames import split_label  # noqa: E402
 from formats import find_references, read_desc_file, read_format_file, read_instances  # noqa: E402
-from label_frames import doa_vectors, events_to_instances, instances_to_matrices, unit  # noqa: E402
+from label_frames import doa_vectors, events_to_instances, instances_to_matrices, split_label, unit  # noqa: E402
 from utils import SELDError, angular_distance_deg, cart2sph, run_cli  # noqa: E402
 
 

@@ -369,7 +369,8 @@ def test_azimuth_only_targets_follow_the_xy_block(layout):
     label = np.concatenate([active, xyz[..., 0], xyz[..., 1], xyz[..., 2]], axis=-1).astype(np.float32)
     for t in transforms(layout):
         full = A.apply_to_doa(label[:, C:], t, nb_classes=C)
-        _, expected = label_frames.split_label(np.concatenate([label[:, :C], full], axis=-1), nb_classes=C, azi_only=True)
+        _, expected = label_frames.split_label(np.concatenate([label[:, :C], full], axis=-1), nb_classes=C,
+                                               azi_only=True)
         _, azi = label_frames.split_label(label, nb_classes=C, azi_only=True)
         got = A.apply_to_doa(azi, t, nb_classes=C)
         assert got.shape == azi.shape and got.dtype == np.float32

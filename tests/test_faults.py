@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 
 import batch_feature_extraction
 import cls_feature_class as cfc
-import label_frames
 import datasets
+import label_frames
 import parameter
 import predict
 import utils
@@ -704,7 +704,7 @@ def test_training_on_2000_recordings_under_ulimit_256(tmp_path):
     recs = fc.recordings()
     ref = fc.dataset.read_reference(recs[0], duration_s=samples / fs)
     np.save(tmp_path / 'label.npy', label_frames.desc_to_labels(ref, nb_classes=fc.nb_classes, nb_frames=nb_frames,
-                                                       frame_rate=fc.frame_rate))
+                                                                frame_rate=fc.frame_rate))
     np.save(tmp_path / 'feat.npy', np.random.default_rng(0).standard_normal(
         (nb_frames, fc.framing.nb_bins, 8)).astype(np.float32))
     for rec in recs:

@@ -24,8 +24,8 @@ import plots
 import predict
 import seld
 from cls_feature_class import spectrogram_features, stft
-from label_frames import desc_to_labels
 from formats import read_desc_file
+from label_frames import desc_to_labels
 from utils import SELDError, angular_distance_deg, sph2cart
 
 import commands
